@@ -1,0 +1,58 @@
+"""The label schema: entity types of the ACL SciNER scheme and the BIO label map."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+ENTITY_TYPES: tuple[str, ...] = (
+    "MethodName",
+    "HyperparameterName",
+    "HyperparameterValue",
+    "MetricName",
+    "MetricValue",
+    "TaskName",
+    "DatasetName",
+)
+OUTSIDE = "O"
+IGNORE_INDEX = -100  # label id for word pieces / words that carry no training signal
+
+
+def bio_labels(entity_types: Iterable[str]) -> list[str]:
+    """``O`` first, then ``B-``/``I-`` per type in a stable order."""
+    labels = [OUTSIDE]
+    for etype in entity_types:
+        labels += [f"B-{etype}", f"I-{etype}"]
+    return labels
+
+
+def entity_types_in(tag_sequences: Iterable[Sequence[str]]) -> list[str]:
+    """Entity types used by the data, known SciNER types first, then others alphabetically."""
+    seen = {tag[2:] for tags in tag_sequences for tag in tags if tag != OUTSIDE}
+    known = [t for t in ENTITY_TYPES if t in seen]
+    return known + sorted(seen - set(known))
+
+
+def split_tag(tag: str) -> tuple[str, str | None]:
+    """``"B-TaskName"`` -> ``("B", "TaskName")``; ``"O"`` -> ``("O", None)``."""
+    if tag == OUTSIDE:
+        return OUTSIDE, None
+    prefix, _, etype = tag.partition("-")
+    return prefix, etype
+
+
+def is_valid_tag(tag: str) -> bool:
+    prefix, etype = split_tag(tag)
+    return prefix == OUTSIDE or (prefix in ("B", "I") and bool(etype))
+
+
+def repair_bio(tags: Sequence[str]) -> list[str]:
+    """Strict IOB2: an ``I-X`` that does not continue an ``X`` entity starts one."""
+    fixed: list[str] = []
+    prev = OUTSIDE
+    for tag in tags:
+        prefix, etype = split_tag(tag)
+        if prefix == "I" and split_tag(prev)[1] != etype:
+            tag = f"B-{etype}"
+        fixed.append(tag)
+        prev = tag
+    return fixed

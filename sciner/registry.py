@@ -1,0 +1,214 @@
+"""The MLflow model registry edge: register model folders, read and move aliases, fetch versions.
+
+Every candidate is logged as a run (params, metrics, tags, review artifacts) plus a models-from-code
+pyfunc whose artifact is the model folder (ONNX files, tokenizer, metadata; the PyTorch checkpoint
+stays on the trainer's disk), registered as a new version of ``settings.registered_model_name``.
+Aliases (``champion``, ``challenger``), not the deprecated stages, mark what serves.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sciner.model_dir import HF_DIR, METADATA_FILE
+from sciner.settings import Settings
+
+log = logging.getLogger(__name__)
+
+PYFUNC_CODE = Path(__file__).with_name("mlflow_model.py")
+MODEL_ARTIFACT_NAME = "model"
+
+
+class RegistryError(RuntimeError):
+    """The registry could not be reached or answered with an error."""
+
+
+@dataclass
+class RegisteredVersion:
+    name: str
+    version: str
+    run_id: str | None
+    tags: dict[str, str] = field(default_factory=dict)
+    metrics: dict[str, float] = field(default_factory=dict)
+    aliases: list[str] = field(default_factory=list)
+    description: str = ""
+    source: str = ""
+
+
+def client(settings: Settings):  # noqa: ANN201 - MlflowClient, imported lazily
+    import mlflow
+    from mlflow import MlflowClient
+
+    mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
+    return MlflowClient(tracking_uri=settings.mlflow_tracking_uri)
+
+
+def _pip_requirements() -> list[str]:
+    from importlib.metadata import version
+
+    return [
+        f"{pkg}=={version(pkg)}"
+        for pkg in ("onnxruntime", "tokenizers", "numpy", "pydantic", "pydantic-settings", "seqeval", "mlflow")
+    ]
+
+
+def _model_folder_copy(model_dir: Path, tmp: Path) -> Path:
+    """The model folder without the PyTorch checkpoint (kept locally; ONNX is what serves)."""
+    dest = tmp / "model_dir"
+    shutil.copytree(model_dir, dest, ignore=shutil.ignore_patterns(HF_DIR, ".*"))
+    return dest
+
+
+def register_model_dir(
+    settings: Settings,
+    model_dir: Path,
+    *,
+    run_name: str,
+    params: dict | None = None,
+    metrics: dict[str, float] | None = None,
+    tags: dict[str, str] | None = None,
+    artifacts: dict[str, Path] | None = None,
+    description: str = "",
+) -> RegisteredVersion:
+    """Log a run for ``model_dir`` and register it as a new model version (tags + description set)."""
+    import mlflow
+    from sciner.mlflow_model import MODEL_DIR_ARTIFACT
+
+    tags = {k: str(v) for k, v in (tags or {}).items()}
+    try:
+        client(settings)
+        mlflow.set_experiment(settings.experiment_name)
+        with mlflow.start_run(run_name=run_name) as run, tempfile.TemporaryDirectory() as tmp:
+            if params:
+                mlflow.log_params({k: _param(v) for k, v in params.items()})
+            if metrics:
+                mlflow.log_metrics({k: float(v) for k, v in metrics.items()})
+            if tags:
+                mlflow.set_tags(tags)
+            for dest, path in (artifacts or {}).items():
+                if Path(path).is_dir():
+                    mlflow.log_artifacts(str(path), artifact_path=dest)
+                else:
+                    mlflow.log_artifact(str(path), artifact_path=dest or None)
+            info = mlflow.pyfunc.log_model(
+                name=MODEL_ARTIFACT_NAME,
+                python_model=str(PYFUNC_CODE),
+                artifacts={MODEL_DIR_ARTIFACT: str(_model_folder_copy(Path(model_dir), Path(tmp)))},
+                pip_requirements=_pip_requirements(),
+                registered_model_name=settings.registered_model_name,
+            )
+            run_id = run.info.run_id
+        version = str(info.registered_model_version)
+        update_version(settings, version, tags=tags, description=description)
+    except RegistryError:
+        raise
+    except Exception as exc:  # MLflow raises many types for one meaning: the registry failed
+        raise RegistryError(f"registering {model_dir} at {settings.mlflow_tracking_uri} failed: {exc}") from exc
+    log.info("registered %s version %s (run %s)", settings.registered_model_name, version, run_id)
+    return RegisteredVersion(
+        settings.registered_model_name, version, run_id, tags, dict(metrics or {}), [], description
+    )
+
+
+def _param(value: object) -> str:
+    text = str(value)
+    return text if len(text) <= 6000 else text[:5997] + "..."
+
+
+def update_version(
+    settings: Settings, version: str, tags: dict[str, str] | None = None, description: str | None = None
+) -> None:
+    c = client(settings)
+    name = settings.registered_model_name
+    for key, value in (tags or {}).items():
+        c.set_model_version_tag(name, version, key, str(value))
+    if description is not None:
+        c.update_model_version(name, version, description=description)
+
+
+def get_version(settings: Settings, version: str) -> RegisteredVersion:
+    c = client(settings)
+    mv = c.get_model_version(settings.registered_model_name, str(version))
+    return _to_registered(c, mv)
+
+
+def _to_registered(c: object, mv: object) -> RegisteredVersion:
+    metrics: dict[str, float] = {}
+    run_id = getattr(mv, "run_id", None)
+    if run_id:
+        try:
+            metrics = dict(c.get_run(run_id).data.metrics)  # type: ignore[attr-defined]
+        except Exception:
+            metrics = {}
+    return RegisteredVersion(
+        name=mv.name,  # type: ignore[attr-defined]
+        version=str(mv.version),  # type: ignore[attr-defined]
+        run_id=run_id,
+        tags=dict(mv.tags or {}),  # type: ignore[attr-defined]
+        metrics=metrics,
+        aliases=list(getattr(mv, "aliases", []) or []),
+        description=mv.description or "",  # type: ignore[attr-defined]
+        source=getattr(mv, "source", "") or "",
+    )
+
+
+def alias_version(settings: Settings, alias: str | None = None) -> RegisteredVersion | None:
+    """The version an alias points to, or ``None`` if the model or the alias does not exist."""
+    from mlflow.exceptions import MlflowException, RestException
+
+    alias = alias or settings.champion_alias
+    c = client(settings)
+    try:
+        mv = c.get_model_version_by_alias(settings.registered_model_name, alias)
+    except (RestException, MlflowException) as exc:
+        code = getattr(exc, "error_code", "")
+        if code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE", "NOT_FOUND"):
+            return None
+        raise RegistryError(f"reading alias {alias!r} at {settings.mlflow_tracking_uri} failed: {exc}") from exc
+    except Exception as exc:
+        raise RegistryError(f"reading alias {alias!r} at {settings.mlflow_tracking_uri} failed: {exc}") from exc
+    return _to_registered(c, mv)
+
+
+def set_alias(settings: Settings, alias: str, version: str) -> None:
+    client(settings).set_registered_model_alias(settings.registered_model_name, alias, str(version))
+    log.info("alias %s -> %s version %s", alias, settings.registered_model_name, version)
+
+
+def fetch_model_dir(settings: Settings, version: str, dest_root: Path) -> Path:
+    """Download a registered version once into ``dest_root/<name>-v<version>`` and return its model folder."""
+    import mlflow.artifacts
+
+    client(settings)
+    final = Path(dest_root) / f"{settings.registered_model_name}-v{version}"
+    found = _find_model_folder(final) if final.exists() else None
+    if found:
+        return found
+    Path(dest_root).mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=dest_root, prefix=f".{final.name}."))
+    try:
+        mlflow.artifacts.download_artifacts(
+            artifact_uri=f"models:/{settings.registered_model_name}/{version}", dst_path=str(staging)
+        )
+        if _find_model_folder(staging) is None:
+            raise RegistryError(f"version {version} holds no sciner model folder")
+        shutil.rmtree(final, ignore_errors=True)
+        staging.rename(final)
+    except RegistryError:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    except Exception as exc:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise RegistryError(f"downloading version {version} failed: {exc}") from exc
+    folder = _find_model_folder(final)
+    assert folder is not None
+    return folder
+
+
+def _find_model_folder(root: Path) -> Path | None:
+    hits = sorted(root.rglob(METADATA_FILE))
+    return hits[0].parent if hits else None

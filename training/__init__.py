@@ -1,0 +1,1 @@
+"""Training side of sciner: fine-tuning, ONNX export, evaluation, the CLI."""

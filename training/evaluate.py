@@ -1,0 +1,20 @@
+"""Evaluate a predictor on gold sentences with the same code the service runs."""
+
+from __future__ import annotations
+
+from sciner.labels import ENTITY_TYPES, OUTSIDE
+from sciner.metrics import Evaluation, evaluate_tags
+from sciner.predictor import Predictor
+from sciner.records import Sentence
+
+
+def predict_tags(predictor: Predictor, sentences: list[Sentence]) -> list[list[str]]:
+    return [p.tags for p in predictor.predict_sentences([s.tokens for s in sentences])]
+
+
+def evaluate_predictor(predictor: Predictor, gold: list[Sentence]) -> tuple[Evaluation, list[list[str]]]:
+    """(evaluation, predicted tags). Unknown gold tags (``None``) count as ``O``."""
+    pred = predict_tags(predictor, gold)
+    gold_tags = [[t or OUTSIDE for t in (s.tags or [])] for s in gold]
+    classes = [t for t in ENTITY_TYPES if f"B-{t}" in predictor.labels]
+    return evaluate_tags(gold_tags, pred, classes), pred

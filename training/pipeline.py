@@ -1,0 +1,57 @@
+"""Train -> export -> evaluate the exported model: the steps every new model goes through."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from sciner.io.jsonl import write_jsonl
+from sciner.model_dir import read_metadata, sha256_file, write_metadata
+from sciner.predictor import Predictor
+from sciner.records import Sentence
+from sciner.settings import Settings
+from training.evaluate import evaluate_predictor
+from training.export import export_onnx
+from training.trainer import train_model
+
+log = logging.getLogger(__name__)
+
+
+def data_fingerprint(name: str, sentences: list[Sentence], source: Path | None, workdir: Path) -> dict:
+    """Content hash of a data set as it was used (canonical JSONL), plus where it came from."""
+    snapshot = workdir / f".{name}.snapshot.jsonl"
+    write_jsonl(snapshot, sentences)
+    digest = sha256_file(snapshot)
+    snapshot.unlink()
+    return {"source": str(source) if source else None, "sha256": digest, "sentences": len(sentences)}
+
+
+def train_and_export(
+    train: list[Sentence],
+    dev: list[Sentence] | None,
+    out: Path,
+    settings: Settings,
+    sources: dict[str, Path | None] | None = None,
+    export: bool = True,
+    progress: bool = True,
+) -> dict:
+    """Fine-tune, export ONNX, evaluate the served variant on dev; record it all in ``sciner.json``."""
+    sources = sources or {}
+    out.parent.mkdir(parents=True, exist_ok=True)
+    data_info = {"train": data_fingerprint("train", train, sources.get("train"), out.parent)}
+    if dev:
+        data_info["dev"] = data_fingerprint("dev", dev, sources.get("dev"), out.parent)
+    result = train_model(train, dev, out, settings, data_info=data_info, progress=progress)
+    summary: dict = {"model_dir": str(out), "best_epoch": result.best_epoch, "train_seconds": result.seconds}
+    if export:
+        summary["export"] = export_onnx(out)
+    if dev:
+        predictor = Predictor.from_model_dir(out, settings)
+        evaluation, _ = evaluate_predictor(predictor, dev)
+        meta = read_metadata(out)
+        meta.metrics["dev"] = evaluation.as_flat_metrics()
+        meta.metrics["dev_engine"] = predictor.backend.name
+        write_metadata(out, meta)
+        summary["dev"] = evaluation.as_flat_metrics()
+        log.info("dev micro-F1 %.4f (%s)\n%s", evaluation.micro_f1, predictor.backend.name, evaluation.table())
+    return summary

@@ -1,0 +1,231 @@
+"""Fine-tune a token-classification model from the base encoder and write a complete model folder."""
+
+from __future__ import annotations
+
+import copy
+import logging
+import random
+import shutil
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from sciner.backends import TorchBackend
+from sciner.encoding import load_tokenizer, pad_batch
+from sciner.labels import IGNORE_INDEX, bio_labels, entity_types_in
+from sciner.metrics import Evaluation
+from sciner.model_dir import HF_DIR, TOKENIZER_FILE, ModelMetadata, write_metadata
+from sciner.predictor import Predictor
+from sciner.records import Sentence
+from sciner.settings import Settings
+from training.batching import bucketed_batches
+from training.evaluate import evaluate_predictor
+from training.features import Example, build_examples
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainResult:
+    model_dir: Path
+    best_epoch: int
+    epochs_run: int
+    dev: Evaluation | None
+    history: list[dict] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+def seed_everything(seed: int) -> None:
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def _special_ids(hf_tokenizer: object) -> tuple[int, int, int]:
+    cls_id = hf_tokenizer.cls_token_id  # type: ignore[attr-defined]
+    sep_id = hf_tokenizer.sep_token_id  # type: ignore[attr-defined]
+    pad_id = hf_tokenizer.pad_token_id  # type: ignore[attr-defined]
+    if cls_id is None:
+        cls_id = hf_tokenizer.bos_token_id  # type: ignore[attr-defined]
+    if sep_id is None:
+        sep_id = hf_tokenizer.eos_token_id  # type: ignore[attr-defined]
+    if cls_id is None or sep_id is None or pad_id is None:
+        raise ValueError("the base tokenizer needs CLS/BOS, SEP/EOS and PAD tokens")
+    return int(cls_id), int(sep_id), int(pad_id)
+
+
+def _collate(batch: list[Example], pad_id: int) -> dict:
+    import torch
+
+    ids, mask = pad_batch([e.input_ids for e in batch], pad_id)
+    labels = np.full(ids.shape, IGNORE_INDEX, dtype=np.int64)
+    for i, e in enumerate(batch):
+        labels[i, : len(e.labels)] = e.labels
+    return {
+        "input_ids": torch.from_numpy(ids),
+        "attention_mask": torch.from_numpy(mask),
+        "labels": torch.from_numpy(labels),
+    }
+
+
+def train_model(
+    train: list[Sentence],
+    dev: list[Sentence] | None,
+    out_dir: str | Path,
+    settings: Settings,
+    labels: list[str] | None = None,
+    data_info: dict | None = None,
+    progress: bool = True,
+) -> TrainResult:
+    """Fine-tune ``settings.base_model`` on ``train``; early-stop on dev micro-F1.
+
+    Writes ``out_dir`` (HF checkpoint, tokenizer, metadata); ONNX export is a separate step.
+    The folder is built under a temporary name and renamed at the end, so it is never half-written.
+    """
+    import torch
+    from transformers import AutoModelForTokenClassification, AutoTokenizer, get_linear_schedule_with_warmup
+
+    started = time.perf_counter()
+    out_dir = Path(out_dir)
+    if settings.torch_threads:
+        torch.set_num_threads(settings.torch_threads)
+    seed_everything(settings.seed)
+    if not train:
+        raise ValueError("no training sentences")
+    labels = labels or bio_labels(entity_types_in([[t for t in s.tags or [] if t] for s in [*train, *(dev or [])]]))
+    label2id = {lab: i for i, lab in enumerate(labels)}
+    unknown = {t for s in train for t in s.tags or [] if t and t not in label2id}
+    if unknown:
+        raise ValueError(f"training tags not in the label set: {sorted(unknown)}")
+
+    hf_tok = AutoTokenizer.from_pretrained(settings.base_model, use_fast=True)
+    cls_id, sep_id, pad_id = _special_ids(hf_tok)
+    staging = out_dir.with_name(f".{out_dir.name}.partial")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    hf_tok.backend_tokenizer.save(str(staging / TOKENIZER_FILE))
+    rust_tok = load_tokenizer(str(staging / TOKENIZER_FILE))
+    unk_id = hf_tok.unk_token_id
+
+    model = AutoModelForTokenClassification.from_pretrained(
+        settings.base_model,
+        num_labels=len(labels),
+        id2label=dict(enumerate(labels)),
+        label2id=label2id,
+    )
+    max_positions = int(getattr(model.config, "max_position_embeddings", 512))
+    max_tokens = min(settings.train_max_tokens, max_positions)
+    examples = build_examples(train, rust_tok, label2id, cls_id, sep_id, max_tokens, settings.window_stride, unk_id)
+    if not examples:
+        raise ValueError("no training example carries a label")
+    meta = ModelMetadata(
+        labels=labels,
+        cls_id=cls_id,
+        sep_id=sep_id,
+        pad_id=pad_id,
+        max_positions=max_positions,
+        base_model=settings.base_model,
+    )
+    predictor = Predictor(TorchBackend(model), rust_tok, meta, settings)
+
+    rng = random.Random(settings.seed)
+    lengths = [len(e.input_ids) for e in examples]
+    steps_per_epoch = -(-len(examples) // settings.batch_size)
+    total_steps = steps_per_epoch * settings.epochs
+    no_decay = ("bias", "LayerNorm.weight", "layer_norm.weight")
+    groups = [
+        {
+            "params": [p for n, p in model.named_parameters() if not n.endswith(no_decay)],
+            "weight_decay": settings.weight_decay,
+        },
+        {"params": [p for n, p in model.named_parameters() if n.endswith(no_decay)], "weight_decay": 0.0},
+    ]
+    optimizer = torch.optim.AdamW(groups, lr=settings.learning_rate)
+    scheduler = get_linear_schedule_with_warmup(optimizer, int(settings.warmup_ratio * total_steps), total_steps)
+
+    best_f1, best_epoch, best_state, best_eval = -1.0, 0, None, None
+    history: list[dict] = []
+    bar = tqdm(total=total_steps, desc="train", unit="batch", disable=not progress)
+    epochs_run = 0
+    for epoch in range(1, settings.epochs + 1):
+        epochs_run = epoch
+        model.train()
+        losses = []
+        for batch_idx in bucketed_batches(lengths, settings.batch_size, rng):
+            batch = _collate([examples[i] for i in batch_idx], pad_id)
+            loss = model(**batch).loss
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            losses.append(float(loss))
+            bar.update(1)
+            bar.set_postfix(epoch=epoch, loss=f"{np.mean(losses[-50:]):.4f}")
+        record: dict = {"epoch": epoch, "loss": float(np.mean(losses))}
+        if dev:
+            evaluation, _ = evaluate_predictor(predictor, dev)
+            record["dev_micro_f1"] = evaluation.micro_f1
+            log.info("epoch %d loss %.4f dev micro-F1 %.4f", epoch, record["loss"], evaluation.micro_f1)
+            if evaluation.micro_f1 > best_f1:
+                best_f1, best_epoch, best_eval = evaluation.micro_f1, epoch, evaluation
+                best_state = copy.deepcopy(model.state_dict())
+            elif epoch - best_epoch >= settings.patience:
+                history.append(record)
+                log.info("early stop: no dev gain for %d epochs", settings.patience)
+                break
+        else:
+            best_epoch = epoch
+        history.append(record)
+    bar.close()
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    model.eval()
+
+    model.save_pretrained(staging / HF_DIR)
+    hf_tok.save_pretrained(staging / HF_DIR)
+    meta.created_at = datetime.now(UTC).isoformat(timespec="seconds")
+    meta.data = data_info or {}
+    meta.training = {
+        **{k: v for k, v in settings.model_dump(mode="json").items() if k in _TRAINING_KEYS},
+        "best_epoch": best_epoch,
+        "epochs_run": epochs_run,
+        "train_sentences": len(train),
+        "train_windows": len(examples),
+        "dev_sentences": len(dev or []),
+        "history": history,
+    }
+    if best_eval is not None:
+        meta.metrics = {"dev_torch": best_eval.as_flat_metrics()}
+    write_metadata(staging, meta)
+    shutil.rmtree(out_dir, ignore_errors=True)
+    staging.rename(out_dir)
+    seconds = time.perf_counter() - started
+    log.info("trained %s in %.1fs (best epoch %d)", out_dir, seconds, best_epoch)
+    return TrainResult(out_dir, best_epoch, epochs_run, best_eval, history, seconds)
+
+
+_TRAINING_KEYS = {
+    "base_model",
+    "epochs",
+    "learning_rate",
+    "batch_size",
+    "warmup_ratio",
+    "weight_decay",
+    "patience",
+    "seed",
+    "train_max_tokens",
+    "window_stride",
+}
+
+
+def training_summary(result: TrainResult) -> dict:
+    out = asdict(result)
+    out["model_dir"] = str(result.model_dir)
+    return out
