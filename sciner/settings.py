@@ -62,6 +62,16 @@ class Settings(BaseSettings):
     max_batch_size: int = Field(32, ge=2, description="BentoML adaptive batching: max requests per batch.")
     max_latency_ms: int = Field(10_000, ge=1, description="BentoML adaptive batching hard deadline.")
     poll_seconds: float = Field(30.0, gt=0, description="How often the service checks the champion alias.")
+    adaptive_batching: bool = Field(True, description="BentoML adaptive batching of /extract* requests.")
+    batch_max_chars: int = Field(
+        20_000, ge=1, description="Most characters per predictor call (~4 per word piece); bigger batches split."
+    )
+    service_workers: int = Field(1, ge=1, description="BentoML worker processes of the service.")
+    access_log: bool = Field(True, description="BentoML per-request access log lines.")
+    log_level: str = Field("INFO", description="Level of the service's own (sciner.*) log lines.")
+    load_retry_max_seconds: float = Field(
+        600.0, gt=0, description="Longest back-off before retrying a model version that failed to load."
+    )
 
     # --- registry ----------------------------------------------------------------------------
     mlflow_tracking_uri: str = "http://127.0.0.1:5000"
@@ -70,9 +80,55 @@ class Settings(BaseSettings):
     champion_alias: str = "champion"
     challenger_alias: str = "challenger"
 
+    # --- self-training loop (training/rounds.py, training/scheduler.py) -------------------------
+    store_url: str | None = Field(None, description="Paper store (SQLAlchemy URL); default sqlite:///<home>/papers.db.")
+    gold_train_path: Path = Field(Path("data/seed/train.jsonl"), description="Gold train split (JSONL/CoNLL/LS).")
+    gold_dev_path: Path = Field(Path("data/seed/dev.jsonl"), description="Gold dev: early stopping, thresholds.")
+    gold_eval_path: Path | None = Field(None, description="Gold split for promotion decisions; default: dev.")
+    papers_per_round: int = Field(200, ge=1, description="New (unused) papers a round auto-annotates.")
+    reannotate_used_papers: bool = Field(
+        True, description="Also re-annotate papers of earlier rounds with the current champion."
+    )
+    auto_pool_max_papers: int = Field(1000, ge=1, description="Most papers (new + earlier) in one round.")
+    target_precision: float = Field(0.9, gt=0, le=1, description="Per-class threshold: precision on dev.")
+    threshold_default: float = Field(0.9, ge=0, le=1.01, description="Threshold of a class with few dev entities.")
+    threshold_min_entities: int = Field(5, ge=1, description="Predicted dev entities a class needs to calibrate.")
+    o_confidence_floor: float = Field(0.9, ge=0, le=1, description="An O word below this probability is masked.")
+    min_f1_delta: float = Field(0.0, description="Promote only if eval micro-F1 improves by more than this.")
+    max_class_drop: float = Field(0.05, ge=0, description="Largest per-class F1 drop a promotion tolerates.")
+    require_bootstrap_ci: bool = Field(False, description="Also require the bootstrap 95% lower bound > 0.")
+    bootstrap_samples: int = Field(1000, ge=10)
+    retrain_cron: str | None = Field(None, description="Crontab (UTC) of rounds, e.g. '0 3 * * 0'.")
+    retrain_interval_minutes: float = Field(1440.0, gt=0, description="Round interval when no cron is set.")
+    misfire_grace_seconds: int = Field(3600, ge=1)
+    scheduler_subprocess: bool = Field(True, description="Run each scheduled round in a fresh process.")
+    lock_path: Path | None = Field(None, description="Round lock file; default <home>/retrain.lock.")
+    heartbeat_seconds: float = Field(30.0, gt=0, description="How often the retrainer refreshes its heartbeat.")
+    heartbeat_max_age_seconds: float = Field(180.0, gt=0, description="`sciner healthcheck` staleness limit.")
+    review_sample_size: int = Field(40, ge=0, description="Sentences in the side-by-side review artifact.")
+    active_learning_count: int = Field(50, ge=0, description="Lowest-confidence sentences exported per round.")
+    keep_round_models: bool = Field(False, description="Keep candidate model folders after registration.")
+
     @property
     def models_dir(self) -> Path:
         return self.home / "models"
+
+    @property
+    def paper_store_url(self) -> str:
+        return self.store_url or f"sqlite:///{(self.home / 'papers.db').resolve()}"
+
+    @property
+    def round_lock_path(self) -> Path:
+        return self.lock_path or self.home / "retrain.lock"
+
+    @property
+    def heartbeat_path(self) -> Path:
+        return self.home / "retrainer.heartbeat"
+
+    @property
+    def gold_additions_path(self) -> Path:
+        """Human-corrected sentences (`sciner ingest-gold`); rounds add them to gold train."""
+        return self.home / "gold" / "additions.jsonl"
 
 
 @lru_cache(maxsize=1)

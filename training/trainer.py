@@ -165,7 +165,7 @@ def train_model(
             optimizer.step()
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
-            losses.append(float(loss))
+            losses.append(loss.item())
             bar.update(1)
             bar.set_postfix(epoch=epoch, loss=f"{np.mean(losses[-50:]):.4f}")
         record: dict = {"epoch": epoch, "loss": float(np.mean(losses))}

@@ -1,0 +1,134 @@
+"""Inference benchmark: HF ``pipeline("token-classification", aggregation_strategy="simple")`` at
+batch sizes 1/8/32 vs the sciner predictor (ONNX Runtime fp32 and int8), on the same raw
+sentences, in one run, runs interleaved, medians reported.
+
+    .venv/bin/python bench/inference.py --model var/bench/quality-model --sentences 512 --repeats 3
+
+F1 of every engine is computed the same way: its character-offset entities are mapped back onto
+the gold tokens of the sentence and scored with seqeval (strict IOB2).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.common import REPO, SHARED, machine, now, save_result
+from sciner.io.jsonl import read_jsonl
+from sciner.labels import ENTITY_TYPES
+from sciner.metrics import evaluate_tags
+from sciner.predictor import Predictor
+from sciner.settings import get_settings
+
+
+def token_offsets(tokens: list[str]) -> tuple[str, list[tuple[int, int]]]:
+    text, offsets, pos = [], [], 0
+    for tok in tokens:
+        offsets.append((pos, pos + len(tok)))
+        text.append(tok)
+        pos += len(tok) + 1
+    return " ".join(text), offsets
+
+
+def spans_to_token_tags(offsets: list[tuple[int, int]], spans: list[tuple[int, int, str]]) -> list[str]:
+    tags = ["O"] * len(offsets)
+    for start, end, label in sorted(spans):
+        inside = [i for i, (s, e) in enumerate(offsets) if s < end and e > start]
+        if not inside or any(tags[i] != "O" for i in inside):
+            continue
+        tags[inside[0]] = f"B-{label}"
+        for i in inside[1:]:
+            tags[i] = f"I-{label}"
+    return tags
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", type=Path, default=REPO / "var" / "bench" / "quality-model")
+    ap.add_argument("--data", type=Path, default=SHARED / "sciner" / "dev.jsonl")
+    ap.add_argument("--sentences", type=int, default=512)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--pipeline-batch-sizes", default="1,8,32")
+    args = ap.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+
+    import torch
+    from transformers import pipeline
+
+    torch.set_num_threads(args.threads)
+    gold = [s for s in read_jsonl(args.data)][: args.sentences]
+    texts, offsets = zip(*(token_offsets(s.tokens) for s in gold), strict=True)
+    texts, offsets = list(texts), list(offsets)
+    gold_tags = [s.tags for s in gold]
+    n_pieces = None
+
+    settings = get_settings().model_copy(update={"intra_op_threads": args.threads})
+    engines: dict[str, object] = {}
+    hf = pipeline("token-classification", model=str(args.model / "hf"), aggregation_strategy="simple", device=-1)
+    for bs in [int(b) for b in args.pipeline_batch_sizes.split(",")]:
+        engines[f"HF pipeline, batch {bs}"] = ("hf", bs)
+    predictors = {v: Predictor.from_model_dir(args.model, settings, v) for v in ("fp32", "int8")}
+    for v in ("fp32", "int8"):
+        engines[f"sciner ORT {v}, one text per call"] = ("ours1", v)
+        engines[f"sciner ORT {v}, token-budget batches"] = ("ours", v)
+    n_pieces = sum(len(e.ids) for e in predictors["fp32"].tokenizer.encode_batch(texts))
+
+    def run(kind: tuple) -> list[list[tuple[int, int, str]]]:
+        if kind[0] == "hf":
+            out = hf(texts, batch_size=kind[1])
+            return [[(e["start"], e["end"], e["entity_group"]) for e in ents] for ents in out]
+        predictor = predictors[kind[1]]
+        if kind[0] == "ours1":
+            results = [predictor.predict_texts([t])[0] for t in texts]
+        else:
+            results = predictor.predict_texts(texts)
+        return [[(e.start, e.end, e.label) for e in r.entities] for r in results]
+
+    for p in predictors.values():
+        p.warmup()
+    run(("hf", 8)) if False else hf(texts[:8], batch_size=8)
+    timings: dict[str, list[float]] = {name: [] for name in engines}
+    outputs: dict[str, list] = {}
+    for _ in range(args.repeats):  # interleaved: every engine once per round
+        for name, kind in engines.items():
+            t0 = time.perf_counter()
+            outputs[name] = run(kind)
+            timings[name].append(time.perf_counter() - t0)
+
+    rows = []
+    for name in engines:
+        pred_tags = [spans_to_token_tags(o, s) for o, s in zip(offsets, outputs[name], strict=True)]
+        ev = evaluate_tags(gold_tags, pred_tags, ENTITY_TYPES)
+        med = statistics.median(timings[name])
+        rows.append((name, len(texts) / med, ev.micro_f1, timings[name]))
+    best_hf = max(r[1] for r in rows if r[0].startswith("HF"))
+    fp32_f1 = next(r[2] for r in rows if r[0] == "sciner ORT fp32, token-budget batches")
+    lines = [
+        f"Run {now()} on {machine()}, {args.threads} threads: `{' '.join(sys.argv)}`",
+        f"{len(texts)} sentences of {args.data.name} ({n_pieces} word pieces, "
+        f"{n_pieces / len(texts):.1f} per sentence), model `{args.model.name}`, median of {args.repeats} "
+        "interleaved runs.",
+        "",
+        "| engine | sentences/s (median) | × best HF pipeline | strict micro-F1 | F1 Δ vs fp32 (points) |",
+        "|---|---|---|---|---|",
+    ]
+    for name, sps, f1, _ in rows:
+        lines.append(f"| {name} | {sps:.0f} | {sps / best_hf:.2f} | {f1:.4f} | {100 * (f1 - fp32_f1):+.2f} |")
+    text = "\n".join(lines)
+    print(text)
+    save_result(
+        "inference",
+        {"rows": [{"engine": n, "sentences_per_s": s, "f1": f, "seconds": t} for n, s, f, t in rows]},
+        text,
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,65 @@
+"""The sciner CLI end to end on tiny real data."""
+
+import json
+
+from typer.testing import CliRunner
+
+from training.cli import app
+
+runner = CliRunner()
+
+
+def test_predict_writes_json_lines_and_label_studio_tasks(tiny_model_dir, tmp_path):
+    src = tmp_path / "in.jsonl"
+    src.write_text(
+        json.dumps({"text": "We use BERT on SQuAD."}) + "\n" + json.dumps({"title": "T", "abstract": "A b."}) + "\n"
+    )
+    ls = tmp_path / "ls.json"
+    result = runner.invoke(app, ["predict", str(tiny_model_dir), "--file", str(src), "--label-studio", str(ls)])
+    assert result.exit_code == 0, result.output
+    lines = [json.loads(line) for line in result.stdout.strip().splitlines()]
+    assert len(lines) == 2 and lines[0]["windows"] == 1
+    assert len(json.loads(ls.read_text())) == 2
+
+
+def test_predict_rejects_bad_input_with_a_message(tiny_model_dir, tmp_path):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"text": "ok"}\n{"nope": 1}\n')
+    result = runner.invoke(app, ["predict", str(tiny_model_dir), "--file", str(bad)])
+    assert result.exit_code == 2 and "bad.jsonl:2" in result.output
+
+
+def test_evaluate_prints_a_per_class_table(tiny_model_dir):
+    from tests.conftest import SEED_DEV
+
+    result = runner.invoke(app, ["evaluate", str(tiny_model_dir), str(SEED_DEV)])
+    assert result.exit_code == 0, result.output
+    assert "| MethodName |" in result.stdout and "token accuracy" in result.stdout
+
+
+def test_train_reports_the_file_line_of_invalid_data(tmp_path):
+    bad = tmp_path / "t.jsonl"
+    bad.write_text('{"tokens": ["a"], "tags": ["I-X", "O"]}\n')
+    result = runner.invoke(app, ["train", str(bad), "--out", str(tmp_path / "m")])
+    assert result.exit_code == 2 and "t.jsonl:1" in result.output
+
+
+def test_train_then_export_writes_a_model_folder(tmp_path, monkeypatch):
+    from tests.conftest import SEED_DEV, SEED_TRAIN
+
+    monkeypatch.setenv("SCINER_BATCH_SIZE", "16")
+    from sciner.settings import get_settings
+
+    get_settings.cache_clear()
+    out = tmp_path / "m"
+    result = runner.invoke(
+        app, ["train", str(SEED_TRAIN), "--dev", str(SEED_DEV), "--out", str(out), "--epochs", "1", "--limit", "40"]
+    )
+    get_settings.cache_clear()
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert summary["best_epoch"] == 1 and "dev" in summary
+    assert (out / "onnx" / "int8" / "model.onnx").is_file()
+    result = runner.invoke(app, ["export", str(out), "--no-quantize"])
+    assert result.exit_code == 0, result.output
+    assert (out / "onnx" / "fp32" / "model.onnx").is_file() and not (out / "onnx" / "int8").exists()

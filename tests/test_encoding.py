@@ -1,0 +1,95 @@
+import itertools
+
+import pytest
+
+from sciner.encoding import (
+    make_windows,
+    owner_window,
+    pad_batch,
+    token_budget_batches,
+    window_labels,
+    window_spans,
+    word_pieces,
+)
+from sciner.labels import IGNORE_INDEX
+
+
+def test_short_sentence_is_one_window():
+    assert window_spans([1, 2, 1], max_pieces=10, overlap=2) == [(0, 3)]
+
+
+def test_long_sentence_windows_cover_every_word_and_overlap():
+    lengths = [1, 2, 3, 1, 1, 2, 2, 1, 3, 1, 1, 1, 2]
+    spans = window_spans(lengths, max_pieces=6, overlap=2)
+    covered = {w for s, e in spans for w in range(s, e)}
+    assert covered == set(range(len(lengths)))
+    for (s1, e1), (s2, _) in itertools.pairwise(spans):
+        assert s2 > s1 and s2 <= e1  # progress, and contiguous or overlapping
+    for s, e in spans:
+        assert sum(lengths[s:e]) <= 6 or e - s == 1
+
+
+def test_a_word_longer_than_a_window_gets_its_own_window():
+    assert window_spans([1, 50, 1], max_pieces=8, overlap=2) == [(0, 1), (1, 2), (2, 3)]
+
+
+@pytest.mark.parametrize("n_words", [1, 7, 40, 133])
+def test_each_word_owned_by_the_window_where_it_is_most_central(n_words):
+    from sciner.encoding import Window
+
+    spans = window_spans([1] * n_words, max_pieces=10, overlap=4)
+    wins = [Window(0, s, e, [], []) for s, e in spans]
+    owners = owner_window(wins, n_words)
+    assert all(o >= 0 for o in owners)
+    for w, o in enumerate(owners):
+        s, e = spans[o]
+        assert s <= w < e
+        margin = min(w - s, e - 1 - w)
+        assert all(margin >= min(w - s2, e2 - 1 - w) for s2, e2 in spans if s2 <= w < e2)
+
+
+class FakeEncoding:
+    def __init__(self, ids, word_ids):
+        self.ids, self.word_ids = ids, word_ids
+
+
+class FakeTokenizer:
+    """Splits each word into one piece per 3 characters."""
+
+    def encode_batch(self, sentences, is_pretokenized, add_special_tokens):
+        out = []
+        for words in sentences:
+            ids, wids = [], []
+            for i, w in enumerate(words):
+                n = max(1, -(-len(w) // 3))
+                ids += [100 + i] * n
+                wids += [i] * n
+            out.append(FakeEncoding(ids, wids))
+        return out
+
+
+def test_first_piece_carries_the_label_and_other_pieces_are_ignored():
+    pieces = word_pieces(FakeTokenizer(), [["ab", "abcdefg", "x"]])
+    assert pieces[0].word_starts == [0, 1, 4] and pieces[0].word_lengths == [1, 3, 1]
+    (win,) = make_windows(pieces, cls_id=1, sep_id=2, window_tokens=16, overlap=2)
+    assert win.input_ids[0] == 1 and win.input_ids[-1] == 2
+    assert win.first_piece == [1, 2, 5]
+    labels = window_labels(win, [3, 4, IGNORE_INDEX])
+    assert labels == [IGNORE_INDEX, 3, 4, IGNORE_INDEX, IGNORE_INDEX, IGNORE_INDEX, IGNORE_INDEX]
+
+
+def test_token_budget_bounds_each_batch_and_sorts_by_length():
+    lengths = [5, 100, 7, 3, 90, 6, 8, 120]
+    batches = token_budget_batches(lengths, token_budget=200, max_count=3)
+    assert sorted(i for b in batches for i in b) == list(range(len(lengths)))
+    for b in batches:
+        assert len(b) <= 3
+        assert len(b) * max(lengths[i] for i in b) <= 200 or len(b) == 1
+    flat = [lengths[i] for b in batches for i in b]
+    assert flat == sorted(flat)
+
+
+def test_pad_batch_right_pads_with_mask():
+    ids, mask = pad_batch([[1, 2, 3], [4]], pad_id=0)
+    assert ids.tolist() == [[1, 2, 3], [4, 0, 0]]
+    assert mask.tolist() == [[1, 1, 1], [1, 0, 0]]
