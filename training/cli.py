@@ -180,3 +180,7 @@ def _register_extensions() -> None:
 
 
 _register_extensions()
+
+
+if __name__ == "__main__":
+    app()
