@@ -11,6 +11,7 @@ Ctrl-C (or SIGTERM) stops every process this script started.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import signal
@@ -92,14 +93,10 @@ class Stack:
                     continue
         deadline = time.monotonic() + 20
         for _name, proc in self.procs:
-            try:
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.wait(timeout=max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                pass
-            try:  # the whole process group: workers of bentoml / gunicorn too
+            with contextlib.suppress(ProcessLookupError, PermissionError):  # the whole group: bentoml workers too
                 os.killpg(proc.pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
         self.procs.clear()
 
 
@@ -134,18 +131,33 @@ def main() -> None:
         mlflow = stack.start(
             "mlflow",
             [
-                str(BIN / "mlflow"), "server",
-                "--backend-store-uri", f"sqlite:///{mlflow_dir / 'mlflow.db'}",
-                "--artifacts-destination", str(mlflow_dir / "artifacts"),
-                "--host", "127.0.0.1", "--port", str(args.mlflow_port), "--workers", "1",
+                str(BIN / "mlflow"),
+                "server",
+                "--backend-store-uri",
+                f"sqlite:///{mlflow_dir / 'mlflow.db'}",
+                "--artifacts-destination",
+                str(mlflow_dir / "artifacts"),
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(args.mlflow_port),
+                "--workers",
+                "1",
             ],
         )
         stack.wait_http("mlflow", f"http://127.0.0.1:{args.mlflow_port}/health", 120, mlflow)
         stack.run("bootstrap", [str(BIN / "sciner"), "bootstrap"])
         service = stack.start(
             "service",
-            [str(BIN / "bentoml"), "serve", "service.app:SciNER", "--host", "127.0.0.1",
-             "--port", str(args.service_port)],
+            [
+                str(BIN / "bentoml"),
+                "serve",
+                "service.app:SciNER",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(args.service_port),
+            ],
         )
         stack.wait_http("service", f"http://127.0.0.1:{args.service_port}/readyz", 300, service)
         if not args.no_scheduler:
@@ -156,7 +168,7 @@ def main() -> None:
             f"  sciner is up.  MLflow UI (registry, versions, aliases): http://127.0.0.1:{args.mlflow_port}\n"
             f"  API docs: {base}/docs    model: {base}/model    metrics: {base}/metrics\n"
             f"  try:  curl -s -X POST {base}/extract -H 'content-type: application/json' \\\n"
-            "          -d '{\"text\": \"We fine-tune BERT on SQuAD with a learning rate of 3e-5 and report 91.2 F1.\"}'\n"
+            '          -d \'{"text": "We fine-tune BERT on SQuAD with a learning rate of 3e-5."}\'\n'
             f"  logs: {home / 'logs'}    state: {home}\n"
             "  Ctrl-C stops everything.\n",
             flush=True,
