@@ -69,6 +69,12 @@ class Settings(BaseSettings):
     service_workers: int = Field(1, ge=1, description="BentoML worker processes of the service.")
     access_log: bool = Field(True, description="BentoML per-request access log lines.")
     log_level: str = Field("INFO", description="Level of the service's own (sciner.*) log lines.")
+    service_token_budget: int = Field(
+        256, ge=16, description="batch_token_budget of the service's predictor: small length-sorted ONNX batches."
+    )
+    service_intra_op_threads: int | None = Field(
+        None, ge=0, description="ONNX Runtime threads of each service worker; unset = intra_op_threads."
+    )
     load_retry_max_seconds: float = Field(
         600.0, gt=0, description="Longest back-off before retrying a model version that failed to load."
     )

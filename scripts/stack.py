@@ -110,6 +110,13 @@ def main() -> None:
     ap.add_argument("--home", type=Path, default=Path(os.environ.get("SCINER_HOME", REPO / "var")))
     ap.add_argument("--mlflow-port", type=int, default=int(os.environ.get("SCINER_MLFLOW_PORT", 5000)))
     ap.add_argument("--service-port", type=int, default=int(os.environ.get("SCINER_SERVICE_PORT", 3000)))
+    ap.add_argument(
+        "--gold",
+        choices=("seed", "shared"),
+        default=os.environ.get("SCINER_STACK_GOLD", "seed"),
+        help="gold set for the bootstrap and promotion: the repo's seed set (minutes) or "
+        "../shared/data/sciner train/dev (about an hour of training on 2 cores)",
+    )
     ap.add_argument("--no-scheduler", action="store_true", help="do not start the retraining scheduler")
     ap.add_argument("--exit-when-ready", action="store_true", help="stop everything once it is all up (checks)")
     args = ap.parse_args()
@@ -120,6 +127,12 @@ def main() -> None:
         if not port_free(port):
             raise SystemExit(f"port {port} on 127.0.0.1 is taken: pass --mlflow-port / --service-port")
     stack = Stack(home, args.mlflow_port, args.service_port, home / "logs")
+    if args.gold == "shared":
+        shared = REPO.parent / "shared" / "data" / "sciner"
+        if not (shared / "train.jsonl").is_file():
+            raise SystemExit(f"--gold shared: {shared} has no train.jsonl")
+        stack.env.setdefault("SCINER_GOLD_TRAIN_PATH", str(shared / "train.jsonl"))
+        stack.env.setdefault("SCINER_GOLD_DEV_PATH", str(shared / "dev.jsonl"))
 
     def on_signal(signum: int, _frame: object) -> None:
         raise KeyboardInterrupt

@@ -1,0 +1,98 @@
+"""The README's main job end to end: `scripts/stack.py` brings up MLflow + service + scheduler on
+free loopback ports, /extract answers from the champion, and SIGINT (Ctrl-C) leaves nothing behind."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.slow
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def pids_in_groups(pgids: set[int]) -> set[int]:
+    out = subprocess.run(["ps", "-e", "-o", "pid=,pgid="], capture_output=True, text=True).stdout
+    return {int(p) for p, g in (line.split() for line in out.splitlines()) if int(g) in pgids}
+
+
+def post(url: str, body: dict) -> tuple[int, dict]:
+    req = urllib.request.Request(url, data=json.dumps(body).encode(), headers={"content-type": "application/json"})
+    with urllib.request.urlopen(req, timeout=30) as resp:
+        return resp.status, json.loads(resp.read())
+
+
+def test_stack_comes_up_answers_and_stops_cleanly(tmp_path):
+    mlflow_port, service_port = free_port(), free_port()
+    env = {
+        **os.environ,
+        "SCINER_EPOCHS": "2",
+        "SCINER_POLL_SECONDS": "2",
+        "SCINER_RETRAIN_INTERVAL_MINUTES": "600",
+        "PYTHONUNBUFFERED": "1",
+    }
+    for key in ("SCINER_MODEL_URI", "SCINER_MLFLOW_TRACKING_URI", "SCINER_HOME"):
+        env.pop(key, None)
+    cmd = [
+        sys.executable,
+        "scripts/stack.py",
+        "--home",
+        str(tmp_path / "var"),
+        "--mlflow-port",
+        str(mlflow_port),
+        "--service-port",
+        str(service_port),
+    ]
+    proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    lines: list[str] = []
+    try:
+        deadline = time.monotonic() + 600
+        while time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            if not line:
+                break
+            lines.append(line)
+            if "sciner is up" in line:
+                break
+        assert any("sciner is up" in x for x in lines), "".join(lines[-40:])
+        # the started children each lead their own process group
+        children = {int(x.split("pid ")[1].split(")")[0]) for x in lines if "(pid " in x and "started" in x}
+        assert len(children) == 3, "".join(lines)
+
+        status, body = post(
+            f"http://127.0.0.1:{service_port}/extract",
+            {"text": "We fine-tune BERT on SQuAD with a learning rate of 3e-5 and report 91.2 F1."},
+        )
+        assert status == 200 and body["model_version"]
+        text = "We fine-tune BERT on SQuAD with a learning rate of 3e-5 and report 91.2 F1."
+        for e in body["entities"]:
+            assert text[e["start"] : e["end"]] == e["text"]
+        with urllib.request.urlopen(f"http://127.0.0.1:{mlflow_port}/health", timeout=5) as resp:
+            assert resp.status == 200
+
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=90)
+        assert proc.returncode == 0, out
+        time.sleep(1)
+        assert pids_in_groups(children) == set(), "processes left behind"
+        for port in (mlflow_port, service_port):
+            with socket.socket() as s:
+                assert s.connect_ex(("127.0.0.1", port)) != 0, f"port {port} still served"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
