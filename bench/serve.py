@@ -1,0 +1,279 @@
+"""Load-test the service on loopback: batching on vs off, concurrency 1 / 16 / 64.
+
+Starts its own ``bentoml serve service.app:SciNER`` per mode (127.0.0.1 only) on a model folder,
+sends single-sentence ``POST /extract`` requests, and reports p50/p95/p99 latency, requests/s and
+non-200 answers (503s counted apart) per mode and concurrency, side by side. Bounded: a fixed
+number of requests per level and a time cap per level. The client is a minimal keep-alive
+HTTP/1.1 client on asyncio streams, so the load generator takes as little CPU as possible from
+the server it measures (they share the machine).
+
+    python bench/serve.py --model-dir <model folder> [--requests 3000] [--write docs/benchmarks.md]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import platform
+import shlex
+import statistics
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from service.process import HOST, ServiceProcess, quiet_env, tree_cpu_seconds
+
+REPO = Path(__file__).resolve().parents[1]
+SECTION = "## Serving (bench/serve.py)"
+
+
+@dataclass
+class Level:
+    mode: str
+    concurrency: int
+    latencies: list[float] = field(default_factory=list)
+    statuses: dict[int, int] = field(default_factory=dict)
+    errors: int = 0  # connection-level failures
+    wall: float = 0.0
+    server_cpu: float = float("nan")  # CPU seconds the server's processes used during the level
+
+    @property
+    def sent(self) -> int:
+        return len(self.latencies) + self.errors
+
+    @property
+    def ok(self) -> int:
+        return self.statuses.get(200, 0)
+
+    @property
+    def non_200(self) -> int:
+        return self.sent - self.ok
+
+    def pct(self, q: float) -> float:
+        if not self.latencies:
+            return float("nan")
+        xs = sorted(self.latencies)
+        return xs[min(len(xs) - 1, round(q / 100 * (len(xs) - 1)))] * 1000
+
+
+# --- a minimal HTTP/1.1 keep-alive client -------------------------------------------------------
+class Conn:
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+    async def post(self, path: str, body: bytes) -> tuple[int, bytes]:
+        if self.writer is None:
+            self.reader, self.writer = await asyncio.open_connection(HOST, self.port)
+        assert self.reader is not None
+        head = (
+            f"POST {path} HTTP/1.1\r\nHost: {HOST}:{self.port}\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n"
+        ).encode()
+        self.writer.write(head + body)
+        await self.writer.drain()
+        status_line = await self.reader.readline()
+        if not status_line:
+            raise ConnectionError("server closed the connection")
+        status = int(status_line.split()[1])
+        length, close = 0, False
+        while (line := await self.reader.readline()) not in (b"\r\n", b""):
+            name, _, value = line.decode("latin-1").partition(":")
+            name = name.strip().lower()
+            if name == "content-length":
+                length = int(value)
+            elif name == "connection" and value.strip().lower() == "close":
+                close = True
+        data = await self.reader.readexactly(length) if length else b""
+        if close:
+            await self.close()
+        return status, data
+
+    async def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+            with contextlib.suppress(OSError):
+                await self.writer.wait_closed()
+        self.reader = self.writer = None
+
+
+async def run_level(
+    port: int, mode: str, concurrency: int, bodies: list[bytes], n_requests: int, time_cap: float
+) -> Level:
+    level = Level(mode, concurrency)
+    counter = iter(range(n_requests))
+    deadline = time.perf_counter() + time_cap
+
+    async def worker() -> None:
+        conn = Conn(port)
+        try:
+            for i in counter:
+                if time.perf_counter() > deadline:
+                    return
+                t0 = time.perf_counter()
+                try:
+                    status, _ = await conn.post("/extract", bodies[i % len(bodies)])
+                except (OSError, ConnectionError, asyncio.IncompleteReadError, ValueError, IndexError):
+                    level.errors += 1
+                    await conn.close()
+                    continue
+                level.latencies.append(time.perf_counter() - t0)
+                level.statuses[status] = level.statuses.get(status, 0) + 1
+        finally:
+            await conn.close()
+
+    start = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    level.wall = time.perf_counter() - start
+    return level
+
+
+# --- data -------------------------------------------------------------------------------------
+def default_data() -> Path:
+    """The shared SciNER dev split when it is beside the repo (realistic lengths), else the seed dev."""
+    shared = REPO.parent / "shared" / "data" / "sciner" / "dev.jsonl"
+    return shared if shared.is_file() else REPO / "data" / "seed" / "dev.jsonl"
+
+
+def load_sentences(path: Path, limit: int) -> list[str]:
+    texts: list[str] = []
+    with path.open(encoding="utf-8") as fh:
+        for line in fh:
+            tokens = json.loads(line).get("tokens") or []
+            if tokens:
+                texts.append(" ".join(tokens))
+            if len(texts) >= limit:
+                break
+    if not texts:
+        raise SystemExit(f"no sentences in {path}")
+    return texts
+
+
+# --- report -----------------------------------------------------------------------------------
+def table(levels: list[Level]) -> str:
+    rows = [
+        "| concurrency | batching | requests | req/s | p50 ms | p95 ms | p99 ms | non-200 | of which 503 "
+        "| server CPU ms/req |",
+        "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for lv in sorted(levels, key=lambda x: (x.concurrency, x.mode != "on")):
+        rows.append(
+            f"| {lv.concurrency} | {lv.mode} | {lv.sent} | {lv.ok / lv.wall:.0f} | {lv.pct(50):.1f} | "
+            f"{lv.pct(95):.1f} | {lv.pct(99):.1f} | {lv.non_200} | {lv.statuses.get(503, 0)} | "
+            f"{1000 * lv.server_cpu / max(1, lv.sent):.1f} |"
+        )
+    return "\n".join(rows)
+
+
+def write_section(path: Path, body: str) -> None:
+    text = path.read_text(encoding="utf-8") if path.exists() else "# Benchmarks\n"
+    section = f"{SECTION}\n\n{body.strip()}\n"
+    if SECTION in text:
+        start = text.index(SECTION)
+        nxt = text.find("\n## ", start + len(SECTION))
+        text = text[:start] + section + (text[nxt:] if nxt != -1 else "")
+    else:
+        text = text.rstrip("\n") + "\n\n" + section
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+
+
+def served_settings(extra_env: dict[str, str]) -> str:
+    """The serving knobs in effect for the benchmarked servers (defaults plus ``--env``)."""
+    from sciner.settings import Settings
+
+    saved = dict(os.environ)
+    os.environ.update(extra_env)
+    try:
+        s = Settings()
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+    threads = s.service_intra_op_threads if s.service_intra_op_threads is not None else s.intra_op_threads
+    parts = s.service_parallel_batches or len(os.sched_getaffinity(0))
+    return (
+        f"{s.service_workers} worker(s); each batch in {parts} parallel part(s) of ONNX {s.onnx_variant} "
+        f"with {threads or 'all'} intra-op thread(s) each, ONNX batches ≤ {s.service_token_budget} word pieces; "
+        f"max_batch_size {s.max_batch_size}, max_latency_ms {s.max_latency_ms}, "
+        f"access log {'on' if s.access_log else 'off'}"
+    )
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--model-dir", type=Path, required=True, help="sciner model folder to serve")
+    ap.add_argument("--data", type=Path, default=default_data(), help="JSONL sentences (tokens joined by spaces)")
+    ap.add_argument("--skip", type=int, default=1000, help="sentences to skip at the start of --data")
+    ap.add_argument("--requests", type=int, default=3000, help="requests per concurrency level")
+    ap.add_argument("--warmup", type=int, default=200, help="requests before measuring (per mode)")
+    ap.add_argument("--time-cap", type=float, default=60.0, help="seconds per level at most")
+    ap.add_argument("--concurrency", default="1,16,64")
+    ap.add_argument("--modes", default="on,off", help="adaptive batching on/off")
+    ap.add_argument("--env", action="append", default=[], help="extra KEY=VALUE for the servers")
+    ap.add_argument("--write", type=Path, help="write the table into this markdown file's section")
+    args = ap.parse_args()
+
+    texts = load_sentences(args.data, args.skip + 2000)[args.skip :] or load_sentences(args.data, 2000)
+    bodies = [json.dumps({"text": t}).encode() for t in texts]
+    extra_env = dict(kv.split("=", 1) for kv in args.env)
+    levels: list[Level] = []
+    load_before = os.getloadavg()
+    with tempfile.TemporaryDirectory(prefix="sciner-bench-") as tmp:
+        for mode in args.modes.split(","):
+            home = Path(tmp) / mode
+            env = quiet_env(
+                home,
+                SCINER_MODEL_URI=str(args.model_dir.resolve()),
+                SCINER_ADAPTIVE_BATCHING="true" if mode == "on" else "false",
+                **extra_env,
+            )
+            with ServiceProcess(env, home / "serve.log") as srv:
+                srv.wait("/readyz", timeout=300)
+                asyncio.run(run_level(srv.port, mode, 16, bodies, args.warmup, args.time_cap))
+                assert srv.proc is not None
+                for c in (int(x) for x in args.concurrency.split(",")):
+                    cpu0 = tree_cpu_seconds(srv.proc.pid)
+                    lv = asyncio.run(run_level(srv.port, mode, c, bodies, args.requests, args.time_cap))
+                    lv.server_cpu = tree_cpu_seconds(srv.proc.pid) - cpu0
+                    levels.append(lv)
+                    print(
+                        f"batching {mode:3} c={c:3}: {lv.ok / lv.wall:6.0f} req/s  p50 {lv.pct(50):6.1f} ms  "
+                        f"p95 {lv.pct(95):6.1f} ms  non-200 {lv.non_200} (503: {lv.statuses.get(503, 0)})  "
+                        f"server CPU {1000 * lv.server_cpu / max(1, lv.sent):.1f} ms/req  "
+                        f"load {os.getloadavg()[0]:.1f}",
+                        flush=True,
+                    )
+    result = table(levels)
+    print("\n" + result)
+    if args.write:
+        argv = " ".join(shlex.quote(a) for a in sys.argv[1:])
+        cfg = served_settings(extra_env)
+        n_words = statistics.median(len(t.split()) for t in texts)
+        shown = args.data.relative_to(REPO.parent) if args.data.is_relative_to(REPO.parent) else args.data
+        body = "\n".join(
+            [
+                f"Command: `python bench/serve.py {argv}`",
+                "",
+                f"Machine: {os.cpu_count()} CPUs ({platform.processor() or platform.machine()}), shared; "
+                f"load average {load_before[0]:.2f} before the run, {os.getloadavg()[0]:.2f} after (other "
+                "work shares these cores). Client and server on the same cores over 127.0.0.1. Served with "
+                f"{cfg}. "
+                f"{len(texts)} single sentences from `{shown}` (median {n_words:.0f} words), one per "
+                "`POST /extract`; "
+                f"{args.requests} requests per level after {args.warmup} warm-up requests; req/s counts 200s only.",
+                "",
+                result,
+            ]
+        )
+        write_section(args.write, body)
+        print(f"wrote {args.write}")
+
+
+if __name__ == "__main__":
+    main()

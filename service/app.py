@@ -1,0 +1,325 @@
+"""The BentoML service: ``bentoml serve service.app:SciNER``.
+
+Routes
+  ``POST /extract``        ``{"text"}`` → entities (character offsets), model version, windows
+  ``POST /extract_batch``  ``{"texts": [...]}`` → a list of the above, in order
+  ``GET  /model``          what serves: name, version, alias, labels, gold F1, load time, device
+  ``POST /internal/infer`` the adaptive-batched inference method (``batchable=True``) behind both
+  ``/livez`` ``/readyz`` ``/metrics`` ``/docs.json``  BentoML's own
+
+Requests are validated in the public handlers (so one bad text can never fail an adaptive batch),
+then their texts go through BentoML's adaptive batcher into the ``infer`` method. Each batch is
+dealt, sorted by length, into one part per CPU core (``SCINER_SERVICE_PARALLEL_BATCHES``) that run
+at once in threads, each a single-threaded ONNX run (see :mod:`service.batching`); the predictor
+sorts each call's windows by length and runs them in token-budgeted ONNX batches.
+``SCINER_ADAPTIVE_BATCHING=false`` sends each request to the predictor on its own instead (as many
+at once as there are parts), for comparison.
+
+The model comes from ``SCINER_MODEL_URI`` (see :mod:`service.swap`); a background task loads it
+and, for a registry alias, keeps polling and swaps new versions in after they are warm.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
+from http import HTTPStatus
+from typing import Any
+
+import anyio
+import bentoml
+from bentoml.exceptions import ServiceUnavailable
+from fastapi import FastAPI
+from starlette.responses import JSONResponse, RedirectResponse
+
+from sciner.backends import CUDA
+from sciner.settings import Settings, get_settings
+from service.batching import split_parts
+from service.logs import enable_sciner_logs, log_event
+from service.metrics import get_metrics
+from service.middleware import RequestGuard
+from service.schemas import (
+    ExtractBatchRequest,
+    ExtractRequest,
+    ExtractResponse,
+    InferRequest,
+    ModelInfo,
+    RequestError,
+    TextResult,
+    check_text,
+    check_texts,
+)
+from service.state import LoadedModel, ModelHolder
+from service.swap import Swapper, parse_model_uri, predictor_settings
+
+log = logging.getLogger("sciner.service")
+
+GPU_PROVIDERS = (CUDA, "torch:cuda")
+SETTINGS = get_settings()  # decorator arguments are fixed at import; handlers read self.settings
+INFER = "infer"
+API_PATHS = ("/extract", "/extract_batch", "/internal/infer")
+# The largest acceptable body: every character JSON-escaped as a surrogate pair, plus slack.
+MAX_BODY_BYTES = 12 * SETTINGS.max_chars + (1 << 20)
+
+model_api = FastAPI(title="sciner-model", docs_url=None, redoc_url=None, openapi_url=None)
+
+Batched = Callable[[list[str]], Awaitable[list[TextResult]]]
+
+
+@model_api.get("/docs", include_in_schema=False)
+async def docs_redirect() -> RedirectResponse:
+    """BentoML serves the Swagger UI at ``/`` and the spec at ``/docs.json``."""
+    return RedirectResponse("/")
+
+
+def parallel_parts(settings: Settings) -> int:
+    """Parts an adaptive batch is split into (threads running single-threaded ONNX at once)."""
+    if settings.service_parallel_batches:
+        return settings.service_parallel_batches
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def _error(status: HTTPStatus, message: str) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=int(status))
+
+
+@bentoml.service(
+    name="sciner",
+    description="Scientific entity recognition (ONNX Runtime) with adaptive batching and hot model swap.",
+    workers=SETTINGS.service_workers,
+    traffic={"timeout": 120},
+    logging={"access": {"enabled": SETTINGS.access_log}},
+)
+@bentoml.asgi_app(model_api, path="/")
+class SciNER:
+    def __init__(self) -> None:
+        self.settings = get_settings()
+        enable_sciner_logs(self.settings.log_level)
+        self.holder = ModelHolder()
+        self.metrics = get_metrics()
+        self.metrics.model_ready.set(0)
+        self.source = parse_model_uri(self.settings.model_uri, self.settings)
+        self.swapper = Swapper(self.source, self.settings, self.holder, self.metrics)
+        self._parts = parallel_parts(self.settings)
+        # batching off: each request is its own inference, as many at once as batches have parts
+        self._limiter = anyio.CapacityLimiter(self._parts)
+        self._pool = ThreadPoolExecutor(max(1, self._parts - 1), thread_name_prefix="sciner-infer")
+        self._batched: Batched | None = None
+        self._poller: asyncio.Task[None] | None = None
+        log_event(
+            log,
+            "service_init",
+            uri=self.source.uri,
+            source=self.source.kind,
+            adaptive_batching=self.settings.adaptive_batching,
+            max_batch_size=self.settings.max_batch_size,
+            max_latency_ms=self.settings.max_latency_ms,
+            poll_seconds=self.settings.poll_seconds,
+            workers=self.settings.service_workers,
+            intra_op_threads=predictor_settings(self.settings).intra_op_threads,
+            token_budget=self.settings.service_token_budget,
+            parallel_parts=self._parts,
+        )
+
+    # --- lifecycle ---------------------------------------------------------------------------
+    @bentoml.on_startup
+    async def start_model_poller(self) -> None:
+        self._poller = asyncio.create_task(self._poll_forever(), name="sciner-model-poller")
+
+    @bentoml.on_shutdown
+    async def stop_model_poller(self) -> None:
+        if self._poller is not None:
+            self._poller.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._poller
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    async def _poll_forever(self) -> None:
+        while True:
+            try:
+                await asyncio.to_thread(self.swapper.check_once)
+            except Exception:  # never let the poller die
+                log.exception("model poll crashed")
+            if self.swapper.done:
+                return
+            await asyncio.sleep(self.settings.poll_seconds)
+
+    async def __is_ready__(self) -> bool:
+        return self.holder.readiness()[0]
+
+    # --- public API --------------------------------------------------------------------------
+    @bentoml.api(route="/extract", input_spec=ExtractRequest, output_spec=ExtractResponse)
+    async def extract(self, text: str) -> ExtractResponse | JSONResponse:
+        """Entities of one text, in character offsets of that text."""
+        try:
+            check_text(text, self.settings)
+        except RequestError as exc:
+            return _error(exc.status, exc.message)
+        results = await self._infer([text])
+        if isinstance(results, JSONResponse):
+            return results
+        result = results[0]
+        if result.error is not None:
+            return _error(HTTPStatus.INTERNAL_SERVER_ERROR, "prediction failed; see the server log")
+        self.metrics.observe_request("extract", result.windows, 1)
+        return ExtractResponse(entities=result.entities, model_version=result.model_version, windows=result.windows)
+
+    @bentoml.api(route="/extract_batch", input_spec=ExtractBatchRequest)
+    async def extract_batch(self, texts: list[str]) -> list[ExtractResponse]:
+        """Entities of each text, in order (bounded count and total size)."""
+        try:
+            check_texts(texts, self.settings)
+        except RequestError as exc:
+            return _error(exc.status, exc.message)  # type: ignore[return-value]  # BentoML passes Responses on
+        results = await self._infer(texts)
+        if isinstance(results, JSONResponse):
+            return results  # type: ignore[return-value]
+        if any(r.error is not None for r in results):
+            return _error(  # type: ignore[return-value]
+                HTTPStatus.INTERNAL_SERVER_ERROR, "prediction failed; see the server log"
+            )
+        self.metrics.observe_request("extract_batch", sum(r.windows for r in results), len(results))
+        return [ExtractResponse(entities=r.entities, model_version=r.model_version, windows=r.windows) for r in results]
+
+    @model_api.get("/model", response_model=ModelInfo, summary="The serving model")
+    async def model_info(self) -> ModelInfo:
+        ready, reason = self.holder.readiness()
+        info = ModelInfo(
+            ready=ready,
+            not_ready_reason=reason,
+            uri=self.source.uri,
+            alias=self.source.alias,
+            source=self.source.kind,
+            adaptive_batching=self.settings.adaptive_batching,
+            swaps=self.holder.swaps,
+            failed_loads=self.holder.failed_loads,
+            last_error=self.holder.last_error,
+        )
+        model = self.holder.current
+        if model is not None:
+            info = info.model_copy(
+                update={
+                    "name": model.name,
+                    "version": model.version,
+                    "alias": model.alias,
+                    "labels": model.labels,
+                    "gold_f1": model.gold_f1,
+                    "dev_f1": model.dev_f1,
+                    "loaded_at": model.loaded_at,
+                    "provider": model.provider,
+                    "requested_providers": model.requested_providers,
+                }
+            )
+        return info
+
+    # --- the adaptive-batched inference method -----------------------------------------------
+    @bentoml.api(
+        route="/internal/infer",
+        input_spec=InferRequest,
+        batchable=SETTINGS.adaptive_batching,
+        max_batch_size=SETTINGS.max_batch_size,
+        max_latency_ms=SETTINGS.max_latency_ms,
+    )
+    def infer(self, texts: list[str]) -> list[TextResult]:
+        """Internal: the adaptive-batched inference behind /extract and /extract_batch (no input
+        checks beyond the schema; use the public routes)."""
+        return self._predict(texts)
+
+    # --- internals ---------------------------------------------------------------------------
+    async def _infer(self, texts: list[str]) -> list[TextResult] | JSONResponse:
+        if self.holder.current is None:
+            _, reason = self.holder.readiness()
+            return _error(HTTPStatus.SERVICE_UNAVAILABLE, f"no model loaded yet ({reason})")
+        if not self.settings.adaptive_batching:
+            return await anyio.to_thread.run_sync(self._predict, texts, limiter=self._limiter)
+        if self._batched is None:
+            self._batched = self._resolve_batched()
+        try:
+            return await self._batched(texts)
+        except ServiceUnavailable:  # BentoML's dispatcher: the batch deadline would be missed
+            return JSONResponse(
+                {"error": f"overloaded: not answerable within SCINER_MAX_LATENCY_MS={self.settings.max_latency_ms}"},
+                status_code=503,
+                headers={"Retry-After": "1"},
+            )
+
+    def _resolve_batched(self) -> Batched:
+        """BentoML's dispatcher for ``infer``, called in-process; else the documented self-proxy.
+
+        ``self.to_async.infer`` (BentoML's way to call a batchable API of the same service) sends
+        each call through an in-process HTTP round trip (middlewares, JSON both ways), which costs
+        about as much CPU as the model on one short sentence. The service app factory's
+        ``batch_infer`` is the very function that route ends in, minus that round trip, so the
+        batching (CorkDispatcher, ``max_batch_size``, ``max_latency_ms``) is BentoML's either way.
+        """
+        proxy: Any = getattr(self, "__self_proxy__", None)
+        app = getattr(getattr(proxy, "to_async", None), "app", None)
+        for route in getattr(app, "routes", None) or []:
+            if getattr(route, "name", None) != INFER:
+                continue
+            factory = getattr(getattr(getattr(route, "endpoint", None), "func", None), "__self__", None)
+            if INFER in getattr(factory, "dispatchers", {}) and callable(getattr(factory, "batch_infer", None)):
+                log_event(log, "batching_path", path="in-process dispatcher")
+                return _dispatcher_call(factory)
+        log_event(log, "batching_path", level=logging.WARNING, path="self-proxy (HTTP round trip)")
+
+        async def via_proxy(texts: list[str]) -> list[TextResult]:
+            out = await self.to_async.infer(texts=texts)  # type: ignore[attr-defined]
+            return [r if isinstance(r, TextResult) else TextResult.model_validate(r) for r in out]
+
+        return via_proxy
+
+    def _predict(self, texts: list[str]) -> list[TextResult]:
+        """Run the serving model on ``texts`` (blocking). The model is read once: a swap during
+        the call does not affect it. One failing text fails alone."""
+        model = self.holder.current
+        if model is None:
+            return [TextResult(error="no model loaded") for _ in texts]
+        parts = 1 if model.provider in GPU_PROVIDERS else self._parts
+        plan = split_parts([len(t) for t in texts], parts, self.settings.batch_max_chars)
+
+        def run(chunks: list[list[int]]) -> list[tuple[list[int], list[TextResult]]]:
+            return [(chunk, self._predict_chunk(model, [texts[i] for i in chunk])) for chunk in chunks]
+
+        others = [self._pool.submit(run, part) for part in plan[1:]]
+        done = run(plan[0]) if plan else []
+        for future in others:
+            done.extend(future.result())
+        results: list[TextResult | None] = [None] * len(texts)
+        tally: Counter[str] = Counter()
+        for chunk, chunk_results in done:
+            for i, result in zip(chunk, chunk_results, strict=True):
+                results[i] = result
+                tally.update(e.label for e in result.entities)
+        self.metrics.observe_entities(tally)
+        return results  # type: ignore[return-value]
+
+    def _predict_chunk(self, model: LoadedModel, texts: list[str]) -> list[TextResult]:
+        try:
+            preds = model.predictor.predict_texts(texts)
+        except Exception:
+            if len(texts) == 1:
+                self.metrics.text_errors.inc()
+                log.exception("prediction failed (model %s, %d chars)", model.version, len(texts[0]))
+                return [TextResult(model_version=model.version, error="prediction failed")]
+            # isolate the culprit: one bad text must not fail its batch neighbours
+            return [r for t in texts for r in self._predict_chunk(model, [t])]
+        return [TextResult(entities=p.entities, windows=p.windows, model_version=model.version) for p in preds]
+
+
+def _dispatcher_call(factory: Any) -> Batched:
+    async def direct(texts: list[str]) -> list[TextResult]:
+        return await factory.batch_infer(INFER, (texts,), {})
+
+    return direct
+
+
+SciNER.add_asgi_middleware(RequestGuard, api_paths=API_PATHS, max_body_bytes=MAX_BODY_BYTES)

@@ -1,0 +1,397 @@
+"""Where the model comes from, when to (re)load it, and the load-warm-swap step itself.
+
+``SCINER_MODEL_URI`` decides the source:
+
+* unset → ``models:/<registered_model_name>@<champion_alias>`` from the MLflow registry;
+* ``models:/<name>@<alias>`` → that alias, polled every ``SCINER_POLL_SECONDS``;
+* ``models:/<name>/<version>`` → that version, pinned (loaded once);
+* anything else → a local model folder (the quickstart path; loaded once).
+
+:meth:`Swapper.check_once` is synchronous and blocking (registry calls, download, ONNX session,
+warm-up); the service runs it in a worker thread so requests keep flowing on the old model.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import shutil
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal, Protocol
+
+from sciner.model_dir import METADATA_FILE, onnx_path, read_metadata
+from sciner.settings import Settings
+from service.logs import log_event
+from service.state import LoadedModel, ModelHolder, gpu_problem
+
+if TYPE_CHECKING:
+    from sciner.predictor import Predictor
+    from sciner.registry import RegisteredVersion
+
+log = logging.getLogger("sciner.service")
+
+Plan = Literal["keep", "load", "wait", "missing"]
+
+
+@dataclass(frozen=True, slots=True)
+class ModelSource:
+    kind: Literal["local", "registry"]
+    uri: str
+    path: Path | None = None
+    name: str | None = None
+    alias: str | None = None
+    version: str | None = None  # a pinned registry version
+
+    @property
+    def polls(self) -> bool:
+        """Only a registry alias can move; a folder or a pinned version is loaded once."""
+        return self.kind == "registry" and self.alias is not None
+
+
+def parse_model_uri(uri: str | None, settings: Settings) -> ModelSource:
+    if not uri or not uri.strip():
+        name, alias = settings.registered_model_name, settings.champion_alias
+        return ModelSource("registry", f"models:/{name}@{alias}", name=name, alias=alias)
+    uri = uri.strip()
+    if uri.startswith("models:/"):
+        rest = uri.removeprefix("models:/").strip("/")
+        if "@" in rest:
+            name, alias = rest.split("@", 1)
+            if name and alias and "/" not in name:
+                return ModelSource("registry", uri, name=name, alias=alias)
+        elif "/" in rest:
+            name, version = rest.rsplit("/", 1)
+            if name and version.isdigit():
+                return ModelSource("registry", uri, name=name, version=version)
+        raise ValueError(f"model URI {uri!r} is neither models:/<name>@<alias> nor models:/<name>/<version>")
+    path = Path(uri.removeprefix("file://")).expanduser()
+    return ModelSource("local", uri, path=path, name=path.name)
+
+
+@dataclass(slots=True)
+class Failure:
+    """The latest failed load of one version, and when to try it again."""
+
+    version: str
+    attempts: int
+    retry_at: float
+    reason: str
+
+
+def plan(current: str | None, target: str | None, failure: Failure | None, now: float) -> Plan:
+    """What to do after reading the source: keep serving, load ``target``, or wait out a back-off.
+
+    ``missing`` (alias or model not found) keeps whatever serves: an alias being moved or deleted
+    must never take a working service down.
+    """
+    if target is None:
+        return "missing"
+    if target == current:
+        return "keep"
+    if failure is not None and failure.version == target and now < failure.retry_at:
+        return "wait"
+    return "load"
+
+
+def backoff_seconds(attempts: int, poll_seconds: float, cap: float) -> float:
+    """Retry delay after ``attempts`` consecutive failures of one version: poll, 2x, 4x ... up to cap."""
+    return min(cap, poll_seconds * 2 ** max(0, attempts - 1))
+
+
+def local_version(model_dir: Path) -> str:
+    """A stable version string for a local folder: a short hash of its metadata file."""
+    digest = hashlib.sha256((model_dir / METADATA_FILE).read_bytes()).hexdigest()
+    return f"local-{digest[:10]}"
+
+
+def _float(value: object) -> float | None:
+    try:
+        return float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+
+
+def gold_f1_of(registered: RegisteredVersion | None, meta_metrics: dict) -> float | None:
+    if registered is not None:
+        for found in (registered.metrics.get("gold_micro_f1"), registered.tags.get("gold_micro_f1")):
+            if (value := _float(found)) is not None:
+                return value
+    gold = meta_metrics.get("gold")
+    return _float(gold.get("micro_f1")) if isinstance(gold, dict) else None
+
+
+def load_model(source: ModelSource, settings: Settings, registered: RegisteredVersion | None = None) -> LoadedModel:
+    """Download (registry), build the predictor, warm it up and check the device. Raises on failure."""
+    import onnxruntime as ort
+
+    from sciner.predictor import Predictor
+
+    if source.kind == "local":
+        assert source.path is not None
+        model_dir = source.path
+        if not (model_dir / METADATA_FILE).is_file():
+            raise FileNotFoundError(f"{model_dir} is not a sciner model folder ({METADATA_FILE} missing)")
+        name, version = model_dir.name, local_version(model_dir)
+    else:
+        assert registered is not None
+        model_dir = fetch_version(registry_settings(source, settings), registered.version, serving_dir(settings))
+        name, version = registered.name, registered.version
+    meta = read_metadata(model_dir)
+    pred_settings = predictor_settings(settings)
+    predictor = Predictor.from_model_dir(model_dir, pred_settings)
+    if not settings.service_ort_spinning:
+        stop_spinning(predictor, onnx_path(model_dir, pred_settings.onnx_variant))
+    predictor.warmup()
+    backend = predictor.backend
+    requested = list(getattr(backend, "requested_providers", []) or [])
+    problem = gpu_problem(
+        settings.device, settings.require_gpu, requested, backend.provider, list(ort.get_available_providers())
+    )
+    dev = meta.metrics.get("dev")
+    return LoadedModel(
+        predictor=predictor,
+        name=name,
+        version=version,
+        alias=source.alias,
+        source=source.kind,
+        uri=source.uri,
+        model_dir=model_dir,
+        labels=list(predictor.labels),
+        loaded_at=datetime.now(UTC),
+        provider=backend.provider,
+        requested_providers=requested,
+        gold_f1=gold_f1_of(registered, meta.metrics),
+        dev_f1=_float(dev.get("micro_f1")) if isinstance(dev, dict) else None,
+        gpu_problem=problem,
+    )
+
+
+def stop_spinning(predictor: Predictor, model_path: Path) -> bool:
+    """Rebuild the ONNX session with ``session.intra_op.allow_spinning=0`` (same options otherwise).
+
+    Idle ONNX Runtime pool threads spin for a while after each run; in a server that burns the
+    CPU the HTTP event loop needs between batches (measured: twice the CPU per request with 2
+    threads on 2 busy cores). A single-threaded session has no pool, so it is left alone.
+    """
+    import onnxruntime as ort
+
+    session = getattr(predictor.backend, "session", None)
+    if session is None or not model_path.is_file():
+        return False
+    opts = session.get_session_options()
+    if opts.intra_op_num_threads == 1:
+        return False
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    predictor.backend.session = ort.InferenceSession(  # type: ignore[attr-defined]
+        str(model_path), sess_options=opts, providers=session.get_providers()
+    )
+    return True
+
+
+def predictor_settings(settings: Settings) -> Settings:
+    """The service's predictor: its own token budget and thread count (it shares the cores with
+    the HTTP event loop, unlike batch annotation)."""
+    update: dict[str, int] = {"batch_token_budget": settings.service_token_budget}
+    if settings.service_intra_op_threads is not None:
+        update["intra_op_threads"] = settings.service_intra_op_threads
+    return settings.model_copy(update=update)
+
+
+def registry_settings(source: ModelSource, settings: Settings) -> Settings:
+    if source.name and source.name != settings.registered_model_name:
+        return settings.model_copy(update={"registered_model_name": source.name})
+    return settings
+
+
+def serving_dir(settings: Settings) -> Path:
+    return settings.models_dir / "serving"
+
+
+@contextmanager
+def file_lock(path: Path) -> Iterator[None]:
+    """An exclusive advisory lock (``flock``) held for the ``with`` block; blocks until free."""
+    import fcntl
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def fetch_version(settings: Settings, version: str, dest_root: Path, keep: int = 3) -> Path:
+    """Download a registered version once per host, even with several workers polling at the same
+    time (they take turns on a lock; later ones find the folder), and prune old downloads."""
+    from sciner.registry import fetch_model_dir
+
+    with file_lock(dest_root / ".fetch.lock"):
+        model_dir = fetch_model_dir(settings, version, dest_root)
+        prune_downloads(dest_root, settings.registered_model_name, keep=keep, protect=model_dir)
+    return model_dir
+
+
+def prune_downloads(dest_root: Path, name: str, keep: int, protect: Path) -> list[Path]:
+    """Delete all but the ``keep`` most recently downloaded versions of ``name`` (never ``protect``'s).
+    Loaded predictors do not need their folder: ONNX and the tokenizer are read into memory."""
+    folders = sorted(
+        (p for p in dest_root.glob(f"{name}-v*") if p.is_dir() and p.name.removeprefix(f"{name}-v").isdigit()),
+        key=lambda p: p.stat().st_mtime,
+        reverse=True,
+    )
+    removed = []
+    for folder in folders[keep:]:
+        if folder in protect.parents or folder == protect:
+            continue
+        shutil.rmtree(folder, ignore_errors=True)
+        removed.append(folder)
+    return removed
+
+
+class SwapHooks(Protocol):
+    def on_swap(self, old: LoadedModel | None, new: LoadedModel) -> None: ...
+
+    def on_failed_load(self, stage: str) -> None: ...
+
+
+Resolver = Callable[[ModelSource, Settings], "RegisteredVersion | None"]
+Loader = Callable[[ModelSource, Settings, "RegisteredVersion | None"], LoadedModel]
+
+
+def resolve_registered(source: ModelSource, settings: Settings) -> RegisteredVersion | None:
+    from sciner import registry
+
+    reg = registry_settings(source, settings)
+    if source.version is not None:
+        return registry.get_version(reg, source.version)
+    return registry.alias_version(reg, source.alias)
+
+
+class Swapper:
+    """Polls the source and swaps in new versions; a failed load keeps the old model serving."""
+
+    def __init__(
+        self,
+        source: ModelSource,
+        settings: Settings,
+        holder: ModelHolder,
+        hooks: SwapHooks | None = None,
+        *,
+        resolver: Resolver = resolve_registered,
+        loader: Loader = load_model,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.source = source
+        self.settings = settings
+        self.holder = holder
+        self.hooks = hooks
+        self._resolve = resolver
+        self._load = loader
+        self._clock = clock
+        self.failure: Failure | None = None
+        self._last_problem: str | None = None  # repeated problems are logged once per interval
+        self._last_problem_at = float("-inf")
+
+    @property
+    def done(self) -> bool:
+        """A source that cannot move needs no more checks once its model serves."""
+        return not self.source.polls and self.holder.current is not None
+
+    def check_once(self) -> str:
+        """One poll: returns what happened (``loaded``, ``kept``, ``waiting``, ``missing``, ``failed``)."""
+        current = self.holder.current
+        registered: RegisteredVersion | None = None
+        try:
+            if self.source.kind == "local":
+                target: str | None = "local" if current is None else current.version
+            else:
+                registered = self._resolve(self.source, self.settings)
+                target = registered.version if registered is not None else None
+        except Exception as exc:  # registry unreachable: keep serving, say why
+            self._fail("resolve", str(exc), version=None)
+            return "failed"
+        action = plan(current.version if current else None, target, self.failure, self._clock())
+        if action == "missing":
+            if current is None:
+                self.holder.last_error = f"{self.source.uri} does not exist (yet)"
+            if self._should_log("missing"):
+                log_event(
+                    log, "model_source_missing", logging.WARNING, uri=self.source.uri,
+                    serving=current.version if current else None,
+                )  # fmt: skip
+            return "missing"
+        if action == "wait":
+            return "waiting"
+        if action == "keep":
+            self.holder.last_error = None  # the registry answers and the target serves
+            self._last_problem = None
+            return "kept"
+        assert target is not None
+        log_event(
+            log,
+            "model_load_started",
+            uri=self.source.uri,
+            version=target,
+            serving=current.version if current else None,
+        )
+        started = self._clock()
+        try:
+            new = self._load(self.source, self.settings, registered)
+        except Exception as exc:
+            self._fail("load", f"{type(exc).__name__}: {exc}", version=target)
+            return "failed"
+        old = self.holder.swap(new)
+        self.failure = None
+        if self.hooks is not None:
+            self.hooks.on_swap(old, new)
+        log_event(
+            log,
+            "model_swapped" if old is not None else "model_loaded",
+            name=new.name,
+            version=new.version,
+            previous=old.version if old else None,
+            provider=new.provider,
+            seconds=round(self._clock() - started, 3),
+            gpu_problem=new.gpu_problem,
+        )
+        if new.gpu_problem:
+            log_event(log, "model_not_ready", logging.ERROR, reason=new.gpu_problem)
+        return "loaded"
+
+    def _should_log(self, problem: str, every: float = 300.0) -> bool:
+        now = self._clock()
+        if problem != self._last_problem or now - self._last_problem_at >= every:
+            self._last_problem, self._last_problem_at = problem, now
+            return True
+        return False
+
+    def _fail(self, stage: str, reason: str, version: str | None) -> None:
+        self.holder.record_failure(reason)
+        if self.hooks is not None:
+            self.hooks.on_failed_load(stage)
+        if version is not None:
+            attempts = self.failure.attempts + 1 if self.failure and self.failure.version == version else 1
+            delay = backoff_seconds(attempts, self.settings.poll_seconds, self.settings.load_retry_max_seconds)
+            self.failure = Failure(version, attempts, self._clock() + delay, reason)
+        else:
+            delay = self.settings.poll_seconds
+        serving = self.holder.current
+        if stage == "resolve" and not self._should_log(f"resolve: {reason}"):
+            return
+        log_event(
+            log,
+            "model_load_failed",
+            logging.ERROR,
+            stage=stage,
+            uri=self.source.uri,
+            version=version,
+            reason=reason,
+            serving=serving.version if serving else None,
+            retry_in_s=round(delay, 1),
+        )
