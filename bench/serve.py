@@ -30,6 +30,18 @@ from service.process import HOST, ServiceProcess, quiet_env, tree_cpu_seconds
 
 REPO = Path(__file__).resolve().parents[1]
 SECTION = "## Serving (bench/serve.py)"
+# on/off: the service's adaptive batching, all else equal. naive: no batching, one request at a time
+# on one multi-threaded ONNX session with spinning threads (the calibration's "naive int8 service").
+MODES: dict[str, dict[str, str]] = {
+    "on": {"SCINER_ADAPTIVE_BATCHING": "true"},
+    "off": {"SCINER_ADAPTIVE_BATCHING": "false"},
+    "naive": {
+        "SCINER_ADAPTIVE_BATCHING": "false",
+        "SCINER_SERVICE_PARALLEL_BATCHES": "1",
+        "SCINER_SERVICE_INTRA_OP_THREADS": "0",
+        "SCINER_SERVICE_ORT_SPINNING": "true",
+    },
+}
 
 
 @dataclass
@@ -41,6 +53,15 @@ class Level:
     errors: int = 0  # connection-level failures
     wall: float = 0.0
     server_cpu: float = float("nan")  # CPU seconds the server's processes used during the level
+
+    def merge(self, other: Level) -> None:
+        """Add another round of the same mode and concurrency."""
+        self.latencies += other.latencies
+        for status, n in other.statuses.items():
+            self.statuses[status] = self.statuses.get(status, 0) + n
+        self.errors += other.errors
+        self.wall += other.wall
+        self.server_cpu += other.server_cpu
 
     @property
     def sent(self) -> int:
@@ -162,7 +183,8 @@ def table(levels: list[Level]) -> str:
         "| server CPU ms/req |",
         "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    for lv in sorted(levels, key=lambda x: (x.concurrency, x.mode != "on")):
+    order = {mode: i for i, mode in enumerate(MODES)}
+    for lv in sorted(levels, key=lambda x: (x.concurrency, order.get(x.mode, 99))):
         rows.append(
             f"| {lv.concurrency} | {lv.mode} | {lv.sent} | {lv.ok / lv.wall:.0f} | {lv.pct(50):.1f} | "
             f"{lv.pct(95):.1f} | {lv.pct(99):.1f} | {lv.non_200} | {lv.statuses.get(503, 0)} | "
@@ -171,15 +193,21 @@ def table(levels: list[Level]) -> str:
     return "\n".join(rows)
 
 
-def write_section(path: Path, body: str) -> None:
+def write_section(path: Path, label: str, body: str) -> None:
+    """Put ``body`` into this script's section of ``path`` as the block named ``label``: an earlier
+    block of that label is replaced, other blocks and hand-written text in the section are kept."""
     text = path.read_text(encoding="utf-8") if path.exists() else "# Benchmarks\n"
-    section = f"{SECTION}\n\n{body.strip()}\n"
-    if SECTION in text:
+    begin, end = f"<!-- bench/serve.py {label}: begin -->", f"<!-- bench/serve.py {label}: end -->"
+    block = f"{begin}\n{body.strip()}\n{end}\n"
+    if SECTION not in text:
+        text = text.rstrip("\n") + f"\n\n{SECTION}\n\n{block}"
+    elif begin in text and end in text:
+        text = text[: text.index(begin)] + block.rstrip("\n") + text[text.index(end) + len(end) :]
+    else:
         start = text.index(SECTION)
         nxt = text.find("\n## ", start + len(SECTION))
-        text = text[:start] + section + (text[nxt:] if nxt != -1 else "")
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
+        at = nxt + 1 if nxt != -1 else len(text)
+        text = text[:at].rstrip("\n") + "\n\n" + block + ("\n" + text[at:] if nxt != -1 else "")
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text, encoding="utf-8")
 
@@ -214,64 +242,72 @@ def main() -> None:
     ap.add_argument("--warmup", type=int, default=200, help="requests before measuring (per mode)")
     ap.add_argument("--time-cap", type=float, default=60.0, help="seconds per level at most")
     ap.add_argument("--concurrency", default="1,16,64")
-    ap.add_argument("--modes", default="on,off", help="adaptive batching on/off")
+    ap.add_argument("--modes", default="on,off", help=f"comma-separated, of {', '.join(MODES)}")
+    ap.add_argument("--rounds", type=int, default=1, help="repeat all levels, modes in turn; results pooled")
     ap.add_argument("--env", action="append", default=[], help="extra KEY=VALUE for the servers")
     ap.add_argument("--write", type=Path, help="write the table into this markdown file's section")
+    ap.add_argument("--label", default="default", help="name of the table's block in that section")
     args = ap.parse_args()
 
     texts = load_sentences(args.data, args.skip + 2000)[args.skip :] or load_sentences(args.data, 2000)
     bodies = [json.dumps({"text": t}).encode() for t in texts]
     extra_env = dict(kv.split("=", 1) for kv in args.env)
-    levels: list[Level] = []
+    levels: dict[tuple[str, int], Level] = {}
     load_before = os.getloadavg()
-    with tempfile.TemporaryDirectory(prefix="sciner-bench-") as tmp:
-        for mode in args.modes.split(","):
+    modes = args.modes.split(",")
+    if unknown := set(modes) - set(MODES):
+        ap.error(f"unknown mode(s) {', '.join(sorted(unknown))}")
+    with tempfile.TemporaryDirectory(prefix="sciner-bench-") as tmp, contextlib.ExitStack() as stack:
+        servers: dict[str, ServiceProcess] = {}
+        for mode in modes:  # all servers up at once (idle ones cost nothing), measured in turns
             home = Path(tmp) / mode
-            env = quiet_env(
-                home,
-                SCINER_MODEL_URI=str(args.model_dir.resolve()),
-                SCINER_ADAPTIVE_BATCHING="true" if mode == "on" else "false",
-                **extra_env,
-            )
-            with ServiceProcess(env, home / "serve.log") as srv:
-                srv.wait("/readyz", timeout=300)
-                asyncio.run(run_level(srv.port, mode, 16, bodies, args.warmup, args.time_cap))
-                assert srv.proc is not None
-                for c in (int(x) for x in args.concurrency.split(",")):
+            env = quiet_env(home, SCINER_MODEL_URI=str(args.model_dir.resolve()), **{**extra_env, **MODES[mode]})
+            servers[mode] = stack.enter_context(ServiceProcess(env, home / "serve.log"))
+        for srv in servers.values():
+            srv.wait("/readyz", timeout=300)
+        for mode, srv in servers.items():
+            asyncio.run(run_level(srv.port, mode, 16, bodies, args.warmup, args.time_cap))
+        for _ in range(args.rounds):
+            for c in (int(x) for x in args.concurrency.split(",")):
+                for mode, srv in servers.items():  # on and off back to back: same machine load
+                    assert srv.proc is not None
                     cpu0 = tree_cpu_seconds(srv.proc.pid)
                     lv = asyncio.run(run_level(srv.port, mode, c, bodies, args.requests, args.time_cap))
                     lv.server_cpu = tree_cpu_seconds(srv.proc.pid) - cpu0
-                    levels.append(lv)
                     print(
-                        f"batching {mode:3} c={c:3}: {lv.ok / lv.wall:6.0f} req/s  p50 {lv.pct(50):6.1f} ms  "
+                        f"batching {mode:5} c={c:3}: {lv.ok / lv.wall:6.0f} req/s  p50 {lv.pct(50):6.1f} ms  "
                         f"p95 {lv.pct(95):6.1f} ms  non-200 {lv.non_200} (503: {lv.statuses.get(503, 0)})  "
                         f"server CPU {1000 * lv.server_cpu / max(1, lv.sent):.1f} ms/req  "
                         f"load {os.getloadavg()[0]:.1f}",
                         flush=True,
                     )
-    result = table(levels)
+                    levels.setdefault((mode, c), Level(mode, c, server_cpu=0.0)).merge(lv)
+    result = table(list(levels.values()))
     print("\n" + result)
     if args.write:
         argv = " ".join(shlex.quote(a) for a in sys.argv[1:])
         cfg = served_settings(extra_env)
         n_words = statistics.median(len(t.split()) for t in texts)
         shown = args.data.relative_to(REPO.parent) if args.data.is_relative_to(REPO.parent) else args.data
-        body = "\n".join(
-            [
-                f"Command: `python bench/serve.py {argv}`",
-                "",
-                f"Machine: {os.cpu_count()} CPUs ({platform.processor() or platform.machine()}), shared; "
-                f"load average {load_before[0]:.2f} before the run, {os.getloadavg()[0]:.2f} after (other "
-                "work shares these cores). Client and server on the same cores over 127.0.0.1. Served with "
-                f"{cfg}. "
-                f"{len(texts)} single sentences from `{shown}` (median {n_words:.0f} words), one per "
-                "`POST /extract`; "
-                f"{args.requests} requests per level after {args.warmup} warm-up requests; req/s counts 200s only.",
-                "",
-                result,
-            ]
+        legend = "batching on/off is `SCINER_ADAPTIVE_BATCHING`, all else equal"
+        if "naive" in modes:
+            legend += (
+                "; naive = no batching, one request at a time on one ONNX session using all cores with "
+                "spinning threads (the calibration's naive int8 service)"
+            )
+        machine = (
+            f"Machine: {os.cpu_count()} CPUs ({platform.processor() or platform.machine()}), shared; load average "
+            f"{load_before[0]:.2f} before the run, {os.getloadavg()[0]:.2f} after (other work shares these cores). "
+            f"Client and server on the same cores over 127.0.0.1. Served with {cfg}; {legend}."
         )
-        write_section(args.write, body)
+        method = (
+            f"{len(texts)} single sentences from `{shown}` (median {n_words:.0f} words), one per `POST /extract`; "
+            f"{args.requests} requests per level and mode in each of {args.rounds} round(s), the modes measured "
+            f"back to back (all servers up, the idle ones unloaded), after {args.warmup} warm-up requests; req/s "
+            "counts 200s only; server CPU is user+system time of the server's processes per request."
+        )
+        body = "\n".join([f"Command: `python bench/serve.py {argv}`", "", machine, method, "", result])
+        write_section(args.write, args.label, f"#### {args.label}\n\n{body}")
         print(f"wrote {args.write}")
 
 

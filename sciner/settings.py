@@ -66,14 +66,28 @@ class Settings(BaseSettings):
     batch_max_chars: int = Field(
         20_000, ge=1, description="Most characters per predictor call (~4 per word piece); bigger batches split."
     )
-    service_workers: int = Field(1, ge=1, description="BentoML worker processes of the service.")
+    batch_wait_ms: float | None = Field(
+        0.0,
+        ge=0,
+        description="Most time BentoML's batcher may hold requests for a bigger batch while the model "
+        "is idle; None = its learned wait (which lingers for a minute after bursts).",
+    )
+    service_workers: int = Field(
+        1, ge=1, description="BentoML worker processes; on CPU hosts one per core (with 1 ONNX thread each)."
+    )
     access_log: bool = Field(True, description="BentoML per-request access log lines.")
     log_level: str = Field("INFO", description="Level of the service's own (sciner.*) log lines.")
     service_token_budget: int = Field(
-        256, ge=16, description="batch_token_budget of the service's predictor: small length-sorted ONNX batches."
+        64, ge=1, description="batch_token_budget of the service's predictor: near-unpadded ONNX batches."
     )
     service_intra_op_threads: int | None = Field(
-        None, ge=0, description="ONNX Runtime threads of each service worker; unset = intra_op_threads."
+        1, ge=0, description="ONNX Runtime threads per inference run in the service; None = intra_op_threads."
+    )
+    service_parallel_batches: int = Field(
+        0, ge=0, description="Parts of an adaptive batch run at once, one thread each; 0 = one per CPU core."
+    )
+    service_ort_spinning: bool = Field(
+        False, description="Let ONNX Runtime's idle intra-op threads spin (burns the CPU the HTTP loop needs)."
     )
     load_retry_max_seconds: float = Field(
         600.0, gt=0, description="Longest back-off before retrying a model version that failed to load."

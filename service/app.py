@@ -40,6 +40,7 @@ from starlette.responses import JSONResponse, RedirectResponse
 from sciner.backends import CUDA
 from sciner.settings import Settings, get_settings
 from service.batching import split_parts
+from service.ingest import IngestRequest, IngestResponse, StoreHolder, ingest
 from service.logs import enable_sciner_logs, log_event
 from service.metrics import get_metrics
 from service.middleware import RequestGuard
@@ -62,7 +63,7 @@ log = logging.getLogger("sciner.service")
 GPU_PROVIDERS = (CUDA, "torch:cuda")
 SETTINGS = get_settings()  # decorator arguments are fixed at import; handlers read self.settings
 INFER = "infer"
-API_PATHS = ("/extract", "/extract_batch", "/internal/infer")
+API_PATHS = ("/extract", "/extract_batch", "/ingest", "/internal/infer")
 # The largest acceptable body: every character JSON-escaped as a surrogate pair, plus slack.
 MAX_BODY_BYTES = 12 * SETTINGS.max_chars + (1 << 20)
 
@@ -108,6 +109,7 @@ class SciNER:
         self.metrics.model_ready.set(0)
         self.source = parse_model_uri(self.settings.model_uri, self.settings)
         self.swapper = Swapper(self.source, self.settings, self.holder, self.metrics)
+        self.papers = StoreHolder(self.settings)
         self._parts = parallel_parts(self.settings)
         # batching off: each request is its own inference, as many at once as batches have parts
         self._limiter = anyio.CapacityLimiter(self._parts)
@@ -141,6 +143,7 @@ class SciNER:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._poller
         self._pool.shutdown(wait=False, cancel_futures=True)
+        self.papers.close()
 
     async def _poll_forever(self) -> None:
         while True:
@@ -188,6 +191,26 @@ class SciNER:
             )
         self.metrics.observe_request("extract_batch", sum(r.windows for r in results), len(results))
         return [ExtractResponse(entities=r.entities, model_version=r.model_version, windows=r.windows) for r in results]
+
+    @bentoml.api(route="/ingest", input_spec=IngestRequest, output_spec=IngestResponse)
+    async def ingest(self, papers: list[dict]) -> IngestResponse | JSONResponse:
+        """Store newly published papers for the next retraining round (deduplicated by id and content).
+
+        Valid papers are kept even when others in the request are invalid; those come back in
+        ``errors`` with their index and reason. 422 if no paper in the request is valid."""
+        try:
+            report = await asyncio.to_thread(ingest, self.papers, papers)
+        except Exception:
+            log.exception("paper store failed")
+            return _error(HTTPStatus.SERVICE_UNAVAILABLE, "the paper store is unavailable; retry later")
+        log_event(log, "papers_ingested", added=report.added, duplicates=len(report.duplicates),
+                  errors=len(report.errors))
+        if report.errors and not report.added and not report.duplicates:
+            return JSONResponse(
+                {"error": "no valid paper in the request", **report.model_dump()},
+                status_code=int(HTTPStatus.UNPROCESSABLE_ENTITY),
+            )
+        return report
 
     @model_api.get("/model", response_model=ModelInfo, summary="The serving model")
     async def model_info(self) -> ModelInfo:
@@ -267,7 +290,9 @@ class SciNER:
                 continue
             factory = getattr(getattr(getattr(route, "endpoint", None), "func", None), "__self__", None)
             if INFER in getattr(factory, "dispatchers", {}) and callable(getattr(factory, "batch_infer", None)):
-                log_event(log, "batching_path", path="in-process dispatcher")
+                wait_ms = self.settings.batch_wait_ms
+                capped = wait_ms is not None and cap_batch_wait(factory.dispatchers[INFER], wait_ms / 1000)
+                log_event(log, "batching_path", path="in-process dispatcher", wait_cap_ms=wait_ms if capped else None)
                 return _dispatcher_call(factory)
         log_event(log, "batching_path", level=logging.WARNING, path="self-proxy (HTTP round trip)")
 
@@ -313,6 +338,29 @@ class SciNER:
             # isolate the culprit: one bad text must not fail its batch neighbours
             return [r for t in texts for r in self._predict_chunk(model, [t])]
         return [TextResult(entities=p.entities, windows=p.windows, model_version=model.version) for p in preds]
+
+
+def cap_batch_wait(dispatcher: Any, cap_s: float) -> bool:
+    """Keep BentoML's CorkDispatcher from holding requests longer than ``cap_s`` to grow a batch.
+
+    The dispatcher learns how long to wait for more requests from the waits it observed; after a
+    burst (long queues) that learned wait stays high and, since each new batch then waits that
+    long, decays only slowly: measured 80 ms per request at concurrency 1 for over a minute after a
+    concurrency-64 phase. On CPU a bigger batch gains little, and requests queue by themselves
+    while a batch runs (one batch at a time), so the wait is capped (0 by default).
+    """
+    optimizer = getattr(dispatcher, "optimizer", None)
+    refresh = getattr(optimizer, "trigger_refresh", None)
+    if optimizer is None or not callable(refresh) or not isinstance(getattr(optimizer, "wait", None), (int, float)):
+        return False
+
+    def capped_refresh() -> None:
+        refresh()
+        optimizer.wait = min(optimizer.wait, cap_s)
+
+    optimizer.trigger_refresh = capped_refresh
+    optimizer.wait = min(optimizer.wait, cap_s)
+    return True
 
 
 def _dispatcher_call(factory: Any) -> Batched:

@@ -116,7 +116,10 @@ def test_empty_and_whitespace_inputs_give_no_entities(predictor):
     assert predictor.predict_sentences([[]])[0].tags == []
 
 
-def test_batch_results_do_not_depend_on_batch_composition(predictor, seed_dev):
+def test_fp32_results_do_not_depend_on_batch_composition(tiny_model_dir, tiny_settings, seed_dev):
+    """fp32 is exact under batching. (Dynamic int8 quantizes activations per batch tensor, so its
+    scores can move slightly with the batch's other texts: see docs/benchmarks.md.)"""
+    predictor = Predictor.from_model_dir(tiny_model_dir, tiny_settings, "fp32")
     texts = [" ".join(s.tokens) for s in seed_dev[:12]]
     together = predictor.predict_texts(texts)
     alone = [predictor.predict_texts([t])[0] for t in texts]

@@ -310,3 +310,36 @@ def _metric(text: str, pattern: str) -> float:
     m = re.search(pattern + r" ([0-9.e+-]+)", text)
     assert m, f"no sample matching {pattern}"
     return float(m.group(1))
+
+
+# --- ingestion ---------------------------------------------------------------------------------
+def test_ingest_stores_valid_papers_reports_bad_ones_and_deduplicates(client, server):
+    from sciner.papers import PaperStore
+    from sciner.settings import Settings
+
+    papers = [
+        {"paper_id": "2099.acl-long.1", "title": "A title", "abstract": "We propose GazCRF for NER on CoNLL-2003."},
+        {"text": "A plain text paper about BERT fine-tuning on SQuAD."},
+        {"paper_id": "2099.acl-long.2", "title": 7},
+    ]
+    r = client.post("/ingest", json={"papers": papers})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["added"] == 2 and [e["index"] for e in body["errors"]] == [2]
+    again = client.post("/ingest", json={"papers": papers[:1]}).json()
+    assert again["added"] == 0 and len(again["duplicates"]) == 1
+    store = PaperStore.from_settings(Settings(home=Path(server.env["SCINER_HOME"])))
+    try:
+        assert "2099.acl-long.1" in {p.paper_id for p in store.unused_papers(10)}
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [{"papers": []}, {"papers": [{"title": 1}]}, {"papers": "x"}, {}],
+)
+def test_ingest_rejects_requests_without_a_valid_paper_with_4xx(client, payload):
+    r = client.post("/ingest", json=payload)
+    assert 400 <= r.status_code < 500, r.text
+    assert r.text

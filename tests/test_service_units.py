@@ -441,6 +441,20 @@ def test_file_lock_excludes_other_holders(tmp_path):
     assert order == ["first", "second"]
 
 
+def test_batch_wait_cap_holds_against_bentomls_learned_wait():
+    from bentoml._internal.marshal.dispatcher import CorkDispatcher
+
+    from service.app import cap_batch_wait
+
+    d = CorkDispatcher(max_latency_in_ms=10_000, max_batch_size=32, fallback=lambda: None)
+    assert cap_batch_wait(d, 0.002)
+    for _ in range(60):  # a burst: every batch waited 300 ms in the queue
+        d.optimizer.log_outbound(n=16, wait=0.3, duration=0.05)
+    d.optimizer.trigger_refresh()
+    assert d.optimizer.wait <= 0.002
+    assert not cap_batch_wait(object(), 0.0)  # another BentoML: left alone, reported
+
+
 # --- metrics ----------------------------------------------------------------------------------
 def test_metrics_follow_swaps_and_failures():
     registry = CollectorRegistry()
