@@ -30,7 +30,9 @@ def choose_providers(device: str, available: list[str]) -> list[str]:
 
 
 class OnnxBackend:
-    def __init__(self, model_path: Path, device: str = "auto", intra_op_threads: int = 0) -> None:
+    def __init__(
+        self, model_path: Path, device: str = "auto", intra_op_threads: int = 0, spinning: bool = True
+    ) -> None:
         import onnxruntime as ort
 
         opts = ort.SessionOptions()
@@ -40,6 +42,8 @@ class OnnxBackend:
         if intra_op_threads:
             opts.intra_op_num_threads = intra_op_threads
         opts.log_severity_level = 3
+        if not spinning:  # idle intra-op threads sleep instead of spinning (CPU shared with other work)
+            opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         requested = choose_providers(device, ort.get_available_providers())
         self.session = ort.InferenceSession(str(model_path), sess_options=opts, providers=requested)
         self.requested_providers = requested

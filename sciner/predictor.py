@@ -74,7 +74,7 @@ class Predictor:
         meta = read_metadata(model_dir)
         path = onnx_path(model_dir, variant or settings.onnx_variant)
         if path.is_file():
-            backend: Backend = OnnxBackend(path, settings.device, settings.intra_op_threads)
+            backend: Backend = OnnxBackend(path, settings.device, settings.intra_op_threads, settings.ort_spinning)
         else:
             log.warning("no ONNX model at %s, falling back to PyTorch", path)
             backend = TorchBackend.from_hf_dir(model_dir / HF_DIR, settings.device)

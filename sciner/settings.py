@@ -43,6 +43,7 @@ class Settings(BaseSettings):
     device: Literal["auto", "cpu", "cuda"] = "auto"
     require_gpu: bool = Field(False, description="Fail readiness if CUDA was asked for but is not used.")
     intra_op_threads: int = Field(0, ge=0, description="ONNX Runtime intra-op threads; 0 = all cores.")
+    ort_spinning: bool = Field(True, description="Let idle ONNX Runtime threads spin (off when sharing cores).")
     batch_token_budget: int = Field(4096, ge=128, description="Max padded word pieces per inference batch.")
     batch_max_windows: int = Field(64, ge=1, description="Max windows per inference batch.")
 

@@ -203,8 +203,9 @@ class SciNER:
         except Exception:
             log.exception("paper store failed")
             return _error(HTTPStatus.SERVICE_UNAVAILABLE, "the paper store is unavailable; retry later")
-        log_event(log, "papers_ingested", added=report.added, duplicates=len(report.duplicates),
-                  errors=len(report.errors))
+        log_event(
+            log, "papers_ingested", added=report.added, duplicates=len(report.duplicates), errors=len(report.errors)
+        )
         if report.errors and not report.added and not report.duplicates:
             return JSONResponse(
                 {"error": "no valid paper in the request", **report.model_dump()},

@@ -24,13 +24,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal, Protocol
 
-from sciner.model_dir import METADATA_FILE, onnx_path, read_metadata
+from sciner.model_dir import METADATA_FILE, read_metadata
 from sciner.settings import Settings
 from service.logs import log_event
 from service.state import LoadedModel, ModelHolder, gpu_problem
 
 if TYPE_CHECKING:
-    from sciner.predictor import Predictor
     from sciner.registry import RegisteredVersion
 
 log = logging.getLogger("sciner.service")
@@ -144,8 +143,6 @@ def load_model(source: ModelSource, settings: Settings, registered: RegisteredVe
     meta = read_metadata(model_dir)
     pred_settings = predictor_settings(settings)
     predictor = Predictor.from_model_dir(model_dir, pred_settings)
-    if not settings.service_ort_spinning:
-        stop_spinning(predictor, onnx_path(model_dir, pred_settings.onnx_variant))
     predictor.warmup()
     backend = predictor.backend
     requested = list(getattr(backend, "requested_providers", []) or [])
@@ -171,32 +168,15 @@ def load_model(source: ModelSource, settings: Settings, registered: RegisteredVe
     )
 
 
-def stop_spinning(predictor: Predictor, model_path: Path) -> bool:
-    """Rebuild the ONNX session with ``session.intra_op.allow_spinning=0`` (same options otherwise).
-
-    Idle ONNX Runtime pool threads spin for a while after each run; in a server that burns the
-    CPU the HTTP event loop needs between batches (measured: twice the CPU per request with 2
-    threads on 2 busy cores). A single-threaded session has no pool, so it is left alone.
-    """
-    import onnxruntime as ort
-
-    session = getattr(predictor.backend, "session", None)
-    if session is None or not model_path.is_file():
-        return False
-    opts = session.get_session_options()
-    if opts.intra_op_num_threads == 1:
-        return False
-    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    predictor.backend.session = ort.InferenceSession(  # type: ignore[attr-defined]
-        str(model_path), sess_options=opts, providers=session.get_providers()
-    )
-    return True
-
-
 def predictor_settings(settings: Settings) -> Settings:
     """The service's predictor: its own token budget and thread count (it shares the cores with
     the HTTP event loop, unlike batch annotation)."""
-    update: dict[str, int] = {"batch_token_budget": settings.service_token_budget}
+    # Idle ONNX Runtime pool threads spin after each run; in a server that burns the CPU the HTTP
+    # event loop needs between batches (measured: twice the CPU per request with 2 threads on 2 cores).
+    update: dict[str, int | bool] = {
+        "batch_token_budget": settings.service_token_budget,
+        "ort_spinning": settings.service_ort_spinning,
+    }
     if settings.service_intra_op_threads is not None:
         update["intra_op_threads"] = settings.service_intra_op_threads
     return settings.model_copy(update=update)

@@ -41,7 +41,6 @@ from service.swap import (
     plan,
     predictor_settings,
     prune_downloads,
-    stop_spinning,
 )
 
 SETTINGS = Settings(max_chars=20, max_batch_texts=3, poll_seconds=1.0, load_retry_max_seconds=8.0)
@@ -395,20 +394,14 @@ def test_load_model_from_a_real_folder_and_gpu_demand_on_a_cpu_host(tiny_model_d
     assert demanding.gpu_problem and "GPU demanded" in demanding.gpu_problem
 
 
-def test_multi_threaded_sessions_are_rebuilt_without_spinning(tiny_model_dir):
-    from sciner.model_dir import onnx_path
+def test_service_sessions_do_not_spin(tiny_model_dir):
     from sciner.predictor import Predictor
 
-    path = onnx_path(tiny_model_dir, "int8")
-    single = Predictor.from_model_dir(tiny_model_dir, Settings(intra_op_threads=1))
-    assert stop_spinning(single, path) is False
-    pooled = Predictor.from_model_dir(tiny_model_dir, Settings(intra_op_threads=2))
-    before = pooled.predict_texts(["BERT on SQuAD ."])
-    assert stop_spinning(pooled, path) is True
+    served = predictor_settings(Settings(service_intra_op_threads=2, service_ort_spinning=False))
+    assert served.ort_spinning is False
+    pooled = Predictor.from_model_dir(tiny_model_dir, served)
     opts = pooled.backend.session.get_session_options()
     assert opts.get_session_config_entry("session.intra_op.allow_spinning") == "0"
-    assert opts.intra_op_num_threads == 2
-    assert pooled.predict_texts(["BERT on SQuAD ."]) == before
 
 
 def test_old_downloads_are_pruned_but_never_the_one_in_use(tmp_path):
