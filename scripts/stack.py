@@ -84,19 +84,28 @@ class Stack:
         raise SystemExit(f"{name} not ready at {url} after {timeout:.0f}s; see {self.log_dir / name}.log")
 
     def stop(self) -> None:
+        """SIGTERM every started process tree, then SIGKILL what is left. BentoML starts its workers
+        in sessions of their own, so process groups are not enough: the tree is walked (psutil)."""
+        import psutil
+
+        tree: list[psutil.Process] = []
+        for _name, proc in self.procs:
+            with contextlib.suppress(psutil.Error):
+                root = psutil.Process(proc.pid)
+                tree += [root, *root.children(recursive=True)]
         for name, proc in reversed(self.procs):
             if proc.poll() is None:
                 log.info("stopping %s (pid %d)", name, proc.pid)
-                try:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
                     os.killpg(proc.pid, signal.SIGTERM)
-                except ProcessLookupError:
-                    continue
-        deadline = time.monotonic() + 20
+        _gone, alive = psutil.wait_procs(tree, timeout=20)
+        for p in alive:
+            with contextlib.suppress(psutil.Error):
+                p.kill()
+        psutil.wait_procs(alive, timeout=5)
         for _name, proc in self.procs:
             with contextlib.suppress(subprocess.TimeoutExpired):
-                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
-            with contextlib.suppress(ProcessLookupError, PermissionError):  # the whole group: bentoml workers too
-                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(timeout=1)
         self.procs.clear()
 
 

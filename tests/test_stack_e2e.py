@@ -84,11 +84,16 @@ def test_stack_comes_up_answers_and_stops_cleanly(tmp_path):
         with urllib.request.urlopen(f"http://127.0.0.1:{mlflow_port}/health", timeout=5) as resp:
             assert resp.status == 200
 
+        import psutil
+
+        tree = psutil.Process(proc.pid).children(recursive=True)
+        assert len(tree) >= 4  # mlflow, service (+ its workers), scheduler
         proc.send_signal(signal.SIGINT)
         out, _ = proc.communicate(timeout=90)
         assert proc.returncode == 0, out
         time.sleep(1)
         assert pids_in_groups(children) == set(), "processes left behind"
+        assert [p.pid for p in tree if p.is_running() and p.status() != psutil.STATUS_ZOMBIE] == [], "orphans left"
         for port in (mlflow_port, service_port):
             with socket.socket() as s:
                 assert s.connect_ex(("127.0.0.1", port)) != 0, f"port {port} still served"
