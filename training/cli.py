@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 
 from sciner.io import DataError
-from sciner.records import Sentence
+from sciner.io.formats import read_sentences
 from sciner.settings import get_settings
 
 app = typer.Typer(help="sciner: scientific entity recognition that keeps improving.", no_args_is_help=True)
@@ -26,22 +26,6 @@ def setup_logging(verbose: bool = False) -> None:
     )
     for noisy in ("transformers", "optimum", "onnxruntime", "urllib3", "httpx"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-
-
-def read_sentences(path: Path) -> list[Sentence]:
-    """Gold sentences from JSONL, CoNLL or Label Studio JSON (by extension)."""
-    from sciner.io.conll import read_conll
-    from sciner.io.jsonl import read_jsonl
-    from sciner.io.labelstudio import read_labelstudio
-
-    if not path.exists():
-        raise DataError(path, None, "file not found")
-    suffix = path.suffix.lower()
-    if suffix in (".conll", ".txt", ".bio"):
-        return read_conll(path)
-    if suffix == ".json":
-        return read_labelstudio(path)
-    return read_jsonl(path)
 
 
 def fail(message: str, code: int = 2) -> None:

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sciner.io import DataError
+from sciner.io.formats import read_sentences
 from sciner.labels import ENTITY_TYPES, OUTSIDE
 from sciner.papers import IngestIssue, IngestReport, PaperStore, validate_records
 from sciner.records import Sentence
@@ -133,20 +134,8 @@ def resolve_data_path(path: Path) -> Path:
 
 
 def read_gold(path: Path) -> list[Sentence]:
-    """Gold sentences from JSONL, CoNLL or Label Studio JSON (by extension)."""
-    from sciner.io.conll import read_conll
-    from sciner.io.jsonl import read_jsonl
-    from sciner.io.labelstudio import read_labelstudio
-
-    path = resolve_data_path(path)
-    if not path.is_file():
-        raise DataError(path, None, "file not found")
-    suffix = path.suffix.lower()
-    if suffix in (".conll", ".txt", ".bio"):
-        return read_conll(path)
-    if suffix == ".json":
-        return read_labelstudio(path)
-    return read_jsonl(path)
+    """Gold sentences (JSONL, CoNLL or Label Studio JSON), relative paths resolved as data paths."""
+    return read_sentences(resolve_data_path(path))
 
 
 @dataclass

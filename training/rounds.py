@@ -228,12 +228,17 @@ def _round_locked(settings: Settings, force: bool, progress: bool, heartbeat: He
         try:
             return _round_body(settings, store, round_id, champion, new, reused, progress, heartbeat)
         except BaseException as exc:
-            with contextlib.suppress(Exception):
-                store.update_round(round_id, status=FAILED, reason=f"{type(exc).__name__}: {exc}"[:4000],
-                                   finished_at=datetime.now(UTC))
+            _mark_failed(store, round_id, exc)
             raise
     finally:
         store.close()
+
+
+def _mark_failed(store: PaperStore, round_id: int, exc: BaseException) -> None:
+    """Record why a round died; never masks the original exception."""
+    with contextlib.suppress(Exception):
+        store.update_round(round_id, status=FAILED, reason=f"{type(exc).__name__}: {exc}"[:4000],
+                           finished_at=datetime.now(UTC))
 
 
 def _round_body(
@@ -511,9 +516,7 @@ def run_bootstrap(
         try:
             return _bootstrap_body(settings, store, round_id, champion, progress, heartbeat)
         except BaseException as exc:
-            with contextlib.suppress(Exception):
-                store.update_round(round_id, status=FAILED, reason=f"{type(exc).__name__}: {exc}"[:4000],
-                                   finished_at=datetime.now(UTC))
+            _mark_failed(store, round_id, exc)
             raise
         finally:
             store.close()
