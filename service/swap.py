@@ -117,7 +117,9 @@ def _float(value: object) -> float | None:
 
 def gold_f1_of(registered: RegisteredVersion | None, meta_metrics: dict) -> float | None:
     if registered is not None:
-        for found in (registered.metrics.get("gold_micro_f1"), registered.tags.get("gold_micro_f1")):
+        # the loop logs eval_micro_f1 (gold evaluation split) on every registered version
+        candidates = ("eval_micro_f1", "gold_micro_f1")
+        for found in [registered.metrics.get(k) for k in candidates] + [registered.tags.get(k) for k in candidates]:
             if (value := _float(found)) is not None:
                 return value
     gold = meta_metrics.get("gold")

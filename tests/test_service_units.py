@@ -266,6 +266,8 @@ def test_gold_f1_prefers_the_registry_run_metric():
     assert gold_f1_of(rv_tag, {}) == 0.5
     assert gold_f1_of(None, {"gold": {"micro_f1": 0.3}}) == 0.3
     assert gold_f1_of(None, {"dev": {"micro_f1": 0.3}}) is None
+    as_logged_by_rounds = RegisteredVersion("sciner", "4", "run", metrics={"eval_micro_f1": 0.42})
+    assert gold_f1_of(as_logged_by_rounds, {}) == 0.42
 
 
 def test_the_service_predictor_gets_its_own_budget_and_threads():
