@@ -111,10 +111,18 @@ class Settings(BaseSettings):
         True, description="Also re-annotate papers of earlier rounds with the current champion."
     )
     auto_pool_max_papers: int = Field(1000, ge=1, description="Most papers (new + earlier) in one round.")
-    target_precision: float = Field(0.9, gt=0, le=1, description="Per-class threshold: precision on dev.")
+    target_precision: float = Field(
+        0.7, gt=0, le=1,
+        description="Per-class threshold: dev precision of the accepted entities (gold teams agree at ~0.58 F1).",
+    )
     threshold_default: float = Field(0.9, ge=0, le=1.01, description="Threshold of a class with few dev entities.")
     threshold_min_entities: int = Field(5, ge=1, description="Predicted dev entities a class needs to calibrate.")
     o_confidence_floor: float = Field(0.9, ge=0, le=1, description="An O word below this probability is masked.")
+    auto_empty_ratio: float = Field(
+        1.0, ge=0,
+        description="Auto sentences without an accepted entity kept per auto sentence with one (the rest are "
+        "dropped: thousands of all-O sentences from a weak champion teach the next model to miss entities).",
+    )
     min_f1_delta: float = Field(0.0, description="Promote only if eval micro-F1 improves by more than this.")
     max_class_drop: float = Field(0.05, ge=0, description="Largest per-class F1 drop a promotion tolerates.")
     require_bootstrap_ci: bool = Field(False, description="Also require the bootstrap 95% lower bound > 0.")

@@ -17,8 +17,9 @@ from typer.testing import CliRunner
 from sciner.decoding import WordSpan
 from sciner.metrics import ClassScores, Evaluation
 from sciner.papers import PaperStore, content_hash, ingest_records, paper_from_mapping
+from sciner.records import Sentence
 from sciner.settings import Settings
-from training.autoannotate import chosen_scores, lowest_confidence, mask_prediction
+from training.autoannotate import balance_empty, chosen_scores, has_entity, lowest_confidence, mask_prediction
 from training.locking import Heartbeat, LockBusy, RoundLock, heartbeat_age
 from training.promotion import ModelScores, decide, micro_f1, paired_bootstrap, sentence_counts
 from training.thresholds import UNREACHABLE, calibrate_class, calibrate_thresholds
@@ -82,6 +83,24 @@ def test_chosen_scores_and_lowest_confidence():
 
     items = [S(0.9), S(0.2), S(0.5), S(0.2)]
     assert [items.index(x) for x in lowest_confidence(items, 3)] == [1, 3, 2]
+
+
+def test_entity_free_auto_sentences_are_capped_at_ratio_times_those_with_entities():
+    def sent(i, tags):
+        return Sentence(id=f"p#s{i}", tokens=["w"] * len(tags), tags=tags)
+
+    with_entity = [sent(i, ["B-MethodName", "O"]) for i in range(3)]
+    masked_entity_free = [sent(10 + i, ["O", None]) for i in range(4)]
+    empty = [sent(20 + i, ["O", "O"]) for i in range(6)]
+    pool = [*empty[:3], *with_entity, *masked_entity_free, *empty[3:]]
+
+    kept, dropped = balance_empty(pool, ratio=1.0, seed=7)
+    assert sum(has_entity(s) for s in kept) == 3  # every sentence with an entity stays
+    assert len(kept) == 6 and dropped == 7  # 3 entity-free sentences for 3 with entities
+    assert [s.id for s in kept] == [s.id for s in pool if s in kept]  # input order kept
+    assert balance_empty(pool, 1.0, seed=7)[0] == kept  # seeded: the same pick every time
+    assert balance_empty(pool, ratio=0.0, seed=7)[0] == with_entity
+    assert balance_empty(pool, ratio=10.0, seed=7) == (pool, 0)  # under budget: nothing dropped
 
 
 # --- promotion gate --------------------------------------------------------------------------

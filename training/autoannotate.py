@@ -10,6 +10,7 @@ Masking rule (:func:`mask_prediction`, pure):
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
@@ -167,6 +168,30 @@ def annotate_papers(
              "%.1f%% tokens masked", len(result), len(papers), kept, stats["entities_accepted"],
              stats["entities_rejected"], 100 * stats["masked_fraction"])
     return AutoAnnotation(result, stats)
+
+
+def has_entity(sentence: Sentence) -> bool:
+    return any(t is not None and t != OUTSIDE for t in sentence.tags or [])
+
+
+def balance_empty(sentences: Sequence[Sentence], ratio: float, seed: int) -> tuple[list[Sentence], int]:
+    """Keep every sentence carrying an entity tag and at most ``ratio`` times as many without one.
+
+    Which entity-free sentences stay is a seeded pick by sentence id (stable across runs and machines);
+    the input order is kept. Returns the kept sentences and how many were dropped.
+    """
+    with_entity = sum(has_entity(s) for s in sentences)
+    empty = [i for i, s in enumerate(sentences) if not has_entity(s)]
+    budget = int(ratio * with_entity)
+    if len(empty) <= budget:
+        return list(sentences), 0
+
+    def rank(i: int) -> str:
+        return hashlib.sha256(f"{seed}:{sentences[i].id}".encode()).hexdigest()
+
+    keep_empty = set(sorted(empty, key=rank)[:budget])
+    kept = [s for i, s in enumerate(sentences) if has_entity(s) or i in keep_empty]
+    return kept, len(sentences) - len(kept)
 
 
 def lowest_confidence(sentences: Sequence[AutoSentence], count: int) -> list[AutoSentence]:

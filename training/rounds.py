@@ -247,7 +247,7 @@ def _round_body(
 ) -> RoundResult:
     """The stages of one round, in order (a linear script on purpose)."""
     from sciner.predictor import Predictor
-    from training.autoannotate import annotate_papers
+    from training.autoannotate import annotate_papers, balance_empty, has_entity
     from training.pipeline import train_and_export
     from training.thresholds import calibrate_thresholds, thresholds_to_dict
 
@@ -286,6 +286,9 @@ def _round_body(
         known = {tuple(s.tokens) for s in [*gold.train_all, *gold.dev, *gold.eval]}
         auto_train = [s for s in auto.training_sentences if tuple(s.tokens) not in known]
         auto.stats["dropped_gold_overlap"] = len(auto.training_sentences) - len(auto_train)
+        auto_train, dropped_empty = balance_empty(auto_train, settings.auto_empty_ratio, settings.seed)
+        auto.stats["dropped_empty"] = dropped_empty
+        auto.stats["sentences_with_entities"] = sum(has_entity(s) for s in auto_train)
     with stage("snapshot"):
         auto_file = _write_snapshot(settings, auto_dir, auto, auto_train, champion.version, round_id)
         auto_sha = sha256_file(auto_file)
@@ -422,7 +425,9 @@ def _metrics(cand: Evaluation, champ: Evaluation, decision: Decision, thresholds
     for key in ("papers_new", "papers_reused", "gold_train_sentences", "gold_addition_sentences",
                 "gold_eval_sentences", "auto_sentences"):
         m[key] = float(stats[key])
-    for key in ("sentences", "entities_accepted", "entities_rejected", "masked_fraction", "dropped_gold_overlap"):
+    m["auto_sentences_annotated"] = float(auto_stats.get("sentences", 0))  # before masking and balancing
+    for key in ("entities_accepted", "entities_rejected", "masked_fraction", "dropped_gold_overlap",
+                "dropped_empty", "sentences_with_entities"):
         m[f"auto_{key}"] = float(auto_stats.get(key, 0))
     m["promoted"] = float(decision.promote)
     return m
@@ -432,7 +437,7 @@ def _params(settings: Settings, round_id: int | str, parent: str | None, new: in
     keys = ("base_model", "epochs", "learning_rate", "batch_size", "warmup_ratio", "weight_decay", "patience",
             "seed", "train_max_tokens", "window_stride", "onnx_variant", "papers_per_round",
             "reannotate_used_papers", "auto_pool_max_papers", "target_precision", "threshold_default",
-            "threshold_min_entities", "o_confidence_floor", "min_f1_delta", "max_class_drop",
+            "threshold_min_entities", "o_confidence_floor", "auto_empty_ratio", "min_f1_delta", "max_class_drop",
             "require_bootstrap_ci", "bootstrap_samples")
     dumped = settings.model_dump(mode="json")
     out = {k: dumped[k] for k in keys}

@@ -1,0 +1,209 @@
+"""Reproduce the seeds' experiment (Gupta 2025) with sciner's own loop: iterations 0-3 on real papers.
+
+For each gold regime:
+
+1. gold train = whole documents of ``../shared/data/sciner/train.jsonl`` (35 picked with a fixed seed,
+   like the paper's 35 manually annotated papers, or all of them); gold dev = ``sciner/dev.jsonl``;
+2. a real MLflow server (sqlite backend) on loopback, a fresh ``SCINER_HOME`` and paper store;
+3. iteration 0 = ``run_bootstrap`` (the code behind ``sciner bootstrap``): registered as v1, ``champion``;
+4. iteration k = the next ``--papers-per-round`` papers of ``../shared/data/anthology/papers.jsonl``
+   ingested with ``training.ingest.ingest_file`` (the code behind ``sciner ingest``), then one round
+   through the scheduler's job (``training.scheduler.scheduled_round``: a ``sciner retrain --once``
+   process configured only by ``SCINER_*`` variables), promoted only if gold dev micro-F1 improves;
+5. every iteration's scores are read back from the registry (the metrics the round logged), so each
+   row of the table names the model version it came from.
+
+Commands (the report is rebuilt after every regime; ``--report-only`` rebuilds it from saved results)::
+
+    python bench/reproduce.py                    # both regimes, then docs/results.md + PNG plot
+    python bench/reproduce.py --regime docs35    # the 35-document regime only
+    python bench/reproduce.py --report-only
+
+State stays in ``var/reproduce/<regime>/`` (open its registry with
+``mlflow ui --backend-store-uri sqlite:///var/reproduce/<regime>/mlflow.db``); results go to
+``bench/results/reproduce-<regime>.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import logging
+import os
+import random
+import shutil
+import sys
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.common import REPO, RESULTS, SHARED, machine, now, start_mlflow, stop
+from bench.reproduce_report import write_report
+
+log = logging.getLogger("bench.reproduce")
+
+
+@dataclass(frozen=True)
+class Regime:
+    name: str
+    documents: int | None  # None = every gold train document
+    epochs: int
+    papers_per_round: int
+    description: str
+
+
+REGIMES = {
+    "docs35": Regime("docs35", 35, 3, 2000, "35 gold train documents (the paper's regime)"),
+    "all": Regime("all", None, 1, 1500, "all gold train documents"),
+}
+
+
+def pick_documents(path: Path, count: int | None, seed: int) -> tuple[list[str], list[str]]:
+    """Lines of ``count`` whole documents (seeded pick; all when None) and the picked document ids."""
+    docs: dict[str, list[str]] = {}
+    with path.open(encoding="utf-8") as fh:
+        for line in fh:
+            if line.strip():
+                docs.setdefault(json.loads(line)["doc_id"], []).append(line)
+    ids = sorted(docs)
+    if count is not None:
+        ids = sorted(random.Random(seed).sample(ids, count))
+    return [line for d in ids for line in docs[d]], ids
+
+
+def regime_env(regime: Regime, work: Path, uri: str, args: argparse.Namespace) -> dict[str, str]:
+    """Everything a round needs, as ``SCINER_*`` variables (the scheduler's round process reads only these)."""
+    return {
+        "SCINER_HOME": str(work / "home"),
+        "SCINER_MLFLOW_TRACKING_URI": uri,
+        "SCINER_EXPERIMENT_NAME": f"reproduce-{regime.name}",
+        "SCINER_GOLD_TRAIN_PATH": str(work / "gold_train.jsonl"),
+        "SCINER_GOLD_DEV_PATH": str(args.dev),
+        "SCINER_EPOCHS": str(args.epochs or regime.epochs),
+        "SCINER_PAPERS_PER_ROUND": str(regime.papers_per_round),
+        "SCINER_REANNOTATE_USED_PAPERS": "false",
+        "SCINER_AUTO_POOL_MAX_PAPERS": str(regime.papers_per_round),
+        "SCINER_SCHEDULER_SUBPROCESS": "true",
+        "HF_HUB_OFFLINE": "1",
+        "TOKENIZERS_PARALLELISM": "false",
+    }
+
+
+def iteration_row(settings: object, iteration: int, version: str, seconds: float, store_round: object) -> dict:
+    from sciner import registry
+
+    v = registry.get_version(settings, version)  # type: ignore[arg-type]
+    m = v.metrics
+    per_class = {k[len("eval_f1_"):]: val for k, val in m.items() if k.startswith("eval_f1_")}
+    stats = dict(getattr(store_round, "stats", {}) or {})
+    auto = stats.get("auto", {})
+    return {
+        "iteration": iteration, "version": v.version, "decision": v.tags.get("decision", ""),
+        "reason": v.tags.get("reason", ""), "parent_version": v.tags.get("parent_version", ""),
+        "champion_after": registry.alias_version(settings, settings.champion_alias).version,  # type: ignore
+        "micro_f1": m.get("eval_micro_f1"), "macro_f1": m.get("eval_macro_f1"),
+        "micro_precision": m.get("eval_micro_precision"), "micro_recall": m.get("eval_micro_recall"),
+        "token_accuracy": m.get("eval_token_accuracy"), "per_class": per_class,
+        "f1_delta_vs_champion": m.get("f1_delta"),
+        "thresholds": {k[len("threshold_"):]: val for k, val in m.items() if k.startswith("threshold_")},
+        "gold_sentences": m.get("gold_train_sentences"), "auto_sentences": m.get("auto_sentences"),
+        "auto_sentences_with_entities": m.get("auto_sentences_with_entities"),
+        "auto_entities_accepted": m.get("auto_entities_accepted"),
+        "auto_sentences_annotated": m.get("auto_sentences_annotated"),
+        "auto_stats": auto, "best_epoch": stats.get("best_epoch"), "timings": stats.get("timings", {}),
+        "seconds": round(seconds, 1),
+    }
+
+
+def run_regime(regime: Regime, args: argparse.Namespace) -> dict:
+    work = REPO / "var" / "reproduce" / f"{regime.name}{args.tag}"
+    shutil.rmtree(work, ignore_errors=True)
+    (work / "stream").mkdir(parents=True)
+    lines, doc_ids = pick_documents(args.train, regime.documents, args.seed)
+    (work / "gold_train.jsonl").write_text("".join(lines), encoding="utf-8")
+    server, uri = start_mlflow(work)
+    started = time.perf_counter()
+    try:
+        os.environ.update(regime_env(regime, work, uri, args))
+        from sciner.papers import PaperStore
+        from sciner.settings import Settings
+        from training.ingest import ingest_file
+        from training.rounds import run_bootstrap
+        from training.scheduler import scheduled_round
+
+        settings = Settings()
+        log.info("regime %s: %d gold documents, %d sentences; MLflow %s", regime.name, len(doc_ids), len(lines), uri)
+        t = time.perf_counter()
+        boot = run_bootstrap(settings, progress=not args.quiet)
+        store = PaperStore.from_settings(settings)
+        rows = [iteration_row(settings, 0, str(boot.version), time.perf_counter() - t, store.rounds(1)[0])]
+        log.info("iteration 0: v%s micro-F1 %.4f", boot.version, rows[0]["micro_f1"])
+        with args.papers.open(encoding="utf-8") as papers:
+            for k in range(1, args.rounds + 1):
+                batch = work / "stream" / f"papers-{k}.jsonl"
+                batch.write_text("".join(itertools.islice(papers, regime.papers_per_round)), encoding="utf-8")
+                report = ingest_file(batch, store)
+                log.info("iteration %d: ingested %d papers (%d duplicates, %d errors)", k, report.added,
+                         len(report.duplicates), len(report.errors))
+                t = time.perf_counter()
+                scheduled_round()
+                seconds = time.perf_counter() - t
+                last = store.rounds(1)[0]
+                if last.status != "registered" or not last.model_version:
+                    raise SystemExit(f"round {last.id} did not register a version: {last.status} {last.reason}")
+                rows.append(iteration_row(settings, k, last.model_version, seconds, last))
+                log.info("iteration %d: v%s micro-F1 %.4f %s", k, last.model_version, rows[-1]["micro_f1"],
+                         rows[-1]["decision"])
+        store.close()
+    finally:
+        stop(server)
+    return {
+        "regime": regime.name, "description": regime.description, "documents": len(doc_ids),
+        "document_ids": doc_ids, "gold_train_sentences": len(lines), "seed": args.seed,
+        "epochs": args.epochs or regime.epochs, "papers_per_round": regime.papers_per_round,
+        "rounds": args.rounds, "dev": str(args.dev.relative_to(REPO.parent)) if args.dev.is_relative_to(REPO.parent)
+        else str(args.dev), "settings": {k: v for k, v in regime_env(regime, work, uri, args).items()
+                                         if k.startswith("SCINER_") and k not in ("SCINER_HOME",
+                                                                                  "SCINER_MLFLOW_TRACKING_URI")},
+        "machine": machine(), "finished_at": now(), "wall_seconds": round(time.perf_counter() - started, 1),
+        "registry": f"sqlite:///var/reproduce/{regime.name}{args.tag}/mlflow.db", "iterations": rows,
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--regime", choices=[*REGIMES, "both"], default="both")
+    ap.add_argument("--rounds", type=int, default=3, help="Self-training rounds after iteration 0.")
+    ap.add_argument("--epochs", type=int, default=None, help="Override the regime's epochs per training.")
+    ap.add_argument("--seed", type=int, default=13, help="Seed of the gold document pick.")
+    ap.add_argument("--train", type=Path, default=SHARED / "sciner" / "train.jsonl")
+    ap.add_argument("--dev", type=Path, default=SHARED / "sciner" / "dev.jsonl")
+    ap.add_argument("--papers", type=Path, default=SHARED / "anthology" / "papers.jsonl")
+    ap.add_argument("--documents", type=int, default=None, help="Override the regime's gold document count.")
+    ap.add_argument("--papers-per-round", type=int, default=None, help="Override the regime's papers per round.")
+    ap.add_argument("--tag", default="", help="Suffix of the result file (smoke runs stay out of the report).")
+    ap.add_argument("--report-only", action="store_true", help="Only rebuild docs/results.md and the plot.")
+    ap.add_argument("--quiet", action="store_true", help="No progress bars.")
+    args = ap.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for noisy in ("transformers", "optimum", "onnxruntime", "urllib3", "httpx", "alembic"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    if not args.report_only:
+        names = list(REGIMES) if args.regime == "both" else [args.regime]
+        for name in names:
+            regime = REGIMES[name]
+            if args.documents or args.papers_per_round:
+                regime = replace(regime, documents=args.documents or regime.documents,
+                                 papers_per_round=args.papers_per_round or regime.papers_per_round)
+            result = run_regime(regime, args)
+            RESULTS.mkdir(parents=True, exist_ok=True)
+            (RESULTS / f"reproduce-{name}{args.tag}.json").write_text(json.dumps(result, indent=2, default=str))
+            write_report(RESULTS, REPO / "docs")
+    write_report(RESULTS, REPO / "docs")
+
+
+if __name__ == "__main__":
+    main()
