@@ -114,6 +114,17 @@ def port_free(port: int) -> bool:
         return s.connect_ex(("127.0.0.1", port)) != 0
 
 
+def read_env_file(path: Path) -> dict[str, str]:
+    """``KEY=VALUE`` lines of a dotenv file (comments and blank lines skipped)."""
+    out = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        line = line.strip()
+        if line and not line.startswith("#") and "=" in line:
+            key, value = line.split("=", 1)
+            out[key.strip()] = value.strip()
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--home", type=Path, default=Path(os.environ.get("SCINER_HOME", REPO / "var")))
@@ -136,6 +147,9 @@ def main() -> None:
         if not port_free(port):
             raise SystemExit(f"port {port} on 127.0.0.1 is taken: pass --mlflow-port / --service-port")
     stack = Stack(home, args.mlflow_port, args.service_port, home / "logs")
+    if args.gold == "seed":
+        for key, value in read_env_file(REPO / "data" / "seed" / "recipe.env").items():
+            stack.env.setdefault(key, value)
     if args.gold == "shared":
         shared = REPO.parent / "shared" / "data" / "sciner"
         if not (shared / "train.jsonl").is_file():

@@ -176,7 +176,8 @@ def train_model(
             if evaluation.micro_f1 > best_f1:
                 best_f1, best_epoch, best_eval = evaluation.micro_f1, epoch, evaluation
                 best_state = copy.deepcopy(model.state_dict())
-            elif epoch - best_epoch >= settings.patience:
+            elif best_f1 > 0 and epoch - best_epoch >= settings.patience:
+                # (a model that has not found one dev entity yet is still warming up, not on a plateau)
                 history.append(record)
                 log.info("early stop: no dev gain for %d epochs", settings.patience)
                 break
