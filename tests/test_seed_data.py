@@ -18,9 +18,9 @@ SPLITS = ("train", "dev")
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 
-def _load_build_seed() -> ModuleType:
-    path = REPO / "scripts" / "build_seed.py"
-    spec = importlib.util.spec_from_file_location("build_seed", path)
+def _load_script(name: str) -> ModuleType:
+    path = REPO / "scripts" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # dataclasses need the module registered
@@ -28,7 +28,7 @@ def _load_build_seed() -> ModuleType:
     return module
 
 
-build_seed = _load_build_seed()
+build_seed = _load_script("build_seed")
 
 
 def _read(split: str) -> list[dict]:
@@ -147,3 +147,22 @@ def test_markup_is_stripped_and_tagged(tmp_path):
         ("match", "I-MetricName"),
         ("(", "O"),
     ]
+
+
+def test_early_stopping_waits_until_the_model_finds_a_dev_entity():
+    from training.trainer import plateaued
+
+    # the seed set with default lr: dev F1 0.0 for three epochs, then it starts to learn
+    assert not plateaued(best_f1=0.0, best_epoch=1, epoch=3, patience=2)
+    assert not plateaued(best_f1=0.3, best_epoch=4, epoch=5, patience=2)
+    assert plateaued(best_f1=0.3, best_epoch=4, epoch=6, patience=2)
+
+
+def test_seed_recipe_sets_only_sciner_training_settings():
+    from sciner.settings import Settings
+
+    recipe = _load_script("stack").read_env_file(REPO / "data" / "seed" / "recipe.env")
+    assert recipe and all(k.startswith("SCINER_") for k in recipe)
+    fields = {f"SCINER_{name.upper()}" for name in Settings.model_fields}
+    assert set(recipe) <= fields  # a typo would silently do nothing
+    Settings(**{k[len("SCINER_"):].lower(): v for k, v in recipe.items()})  # and the values validate

@@ -60,6 +60,12 @@ def _special_ids(hf_tokenizer: object) -> tuple[int, int, int]:
     return int(cls_id), int(sep_id), int(pad_id)
 
 
+def plateaued(best_f1: float, best_epoch: int, epoch: int, patience: int) -> bool:
+    """Early stopping: ``patience`` epochs without a dev gain, counted only once the model has found
+    a dev entity (a model still at F1 0 is warming up, not on a plateau: small sets need a few epochs)."""
+    return best_f1 > 0 and epoch - best_epoch >= patience
+
+
 def _collate(batch: list[Example], pad_id: int) -> dict:
     import torch
 
@@ -176,8 +182,7 @@ def train_model(
             if evaluation.micro_f1 > best_f1:
                 best_f1, best_epoch, best_eval = evaluation.micro_f1, epoch, evaluation
                 best_state = copy.deepcopy(model.state_dict())
-            elif best_f1 > 0 and epoch - best_epoch >= settings.patience:
-                # (a model that has not found one dev entity yet is still warming up, not on a plateau)
+            elif plateaued(best_f1, best_epoch, epoch, settings.patience):
                 history.append(record)
                 log.info("early stop: no dev gain for %d epochs", settings.patience)
                 break
