@@ -8,6 +8,7 @@ is started on loopback unless ``--tracking-uri`` is given.
 Full scale (the issue's target: gold train + 10k anthology sentences, <= 30 min on 2 cores)::
 
     python bench/retrain.py --epochs 1
+    python bench/retrain.py --epochs 1 --champion-dir var/bench/quality-model   # skip the bootstrap training
 
 Reduced scale (what fits a shared 2-core box)::
 
@@ -50,6 +51,19 @@ def papers_for_sentences(path: Path, target: int) -> tuple[int, int]:
     return papers, sentences
 
 
+def register_champion(settings: object, model_dir: Path) -> object:
+    """Version 1 = an existing model folder, aliased ``champion`` (no training)."""
+    from sciner import registry
+    from training.rounds import RoundResult
+
+    version = registry.register_model_dir(
+        settings, model_dir, run_name="bench-champion", tags={"kind": "bench", "decision": "promoted"},  # type: ignore[arg-type]
+        description=f"Champion for bench/retrain.py, registered from {model_dir}.",
+    )
+    registry.set_alias(settings, settings.champion_alias, version.version)  # type: ignore[arg-type, attr-defined]
+    return RoundResult("registered", version=version.version)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--gold", type=Path, default=SHARED / "sciner" / "train.jsonl")
@@ -60,6 +74,9 @@ def main() -> None:
     ap.add_argument("--auto-sentences", type=int, default=10_000, help="Anthology sentences to auto-annotate.")
     ap.add_argument("--epochs", type=int, default=1, help="Epochs of the round's candidate.")
     ap.add_argument("--bootstrap-epochs", type=int, default=1, help="Epochs of the bootstrap champion.")
+    ap.add_argument("--champion-dir", type=Path, default=None,
+                    help="Register this model folder as the champion instead of training a bootstrap model "
+                    "(the round's cost does not depend on how the champion was made).")
     ap.add_argument("--tracking-uri", default=None, help="Use this MLflow server instead of starting one.")
     ap.add_argument("--workdir", type=Path, default=None, help="Keep state here (default: a temp dir).")
     ap.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "retrain.json")
@@ -98,7 +115,9 @@ def main() -> None:
             reannotate_used_papers=False, auto_pool_max_papers=max(need_papers, 1),
         )
         t = time.perf_counter()
-        boot = run_bootstrap(base, progress=False)
+        make_champion = (lambda: register_champion(base, args.champion_dir)) if args.champion_dir else (
+            lambda: run_bootstrap(base, progress=False))
+        boot = make_champion()
         bootstrap_s = time.perf_counter() - t
 
         store = PaperStore.from_settings(base)
@@ -140,7 +159,8 @@ def main() -> None:
                    "papers_ingested": report.added, "papers_duplicates": len(report.duplicates),
                    "papers_in_round": need_papers, "auto_sentences_target": args.auto_sentences,
                    "auto_sentences_split": auto_sentences, "epochs": args.epochs,
-                   "bootstrap_epochs": args.bootstrap_epochs},
+                   "bootstrap_epochs": args.bootstrap_epochs,
+                   "champion_dir": str(args.champion_dir) if args.champion_dir else None},
         "result": result.to_dict(),
         "bootstrap": {"seconds": bootstrap_s, "version": boot.version, "timings": boot.timings},
         "prep_seconds": prep_s,
