@@ -1,0 +1,62 @@
+"""bench/reproduce: the gold document pick and the generated part of docs/results.md (pure parts)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from bench.reproduce import REGIMES, pick_documents
+from bench.reproduce_report import BEGIN, END, best_gain, write_report
+
+
+def _gold_file(tmp_path: Path) -> Path:
+    lines = [{"id": f"d{d}-{i}", "doc_id": f"d{d}", "tokens": ["x"], "tags": ["O"]}
+             for d in range(6) for i in range(d + 1)]
+    path = tmp_path / "train.jsonl"
+    path.write_text("".join(json.dumps(x) + "\n" for x in lines))
+    return path
+
+
+def test_documents_are_picked_whole_and_reproducibly(tmp_path):
+    path = _gold_file(tmp_path)
+    lines, ids = pick_documents(path, 3, seed=13)
+    assert len(ids) == 3 and pick_documents(path, 3, seed=13) == (lines, ids)
+    docs = [json.loads(x)["doc_id"] for x in lines]
+    assert sorted(set(docs)) == ids
+    for d in ids:  # every sentence of a picked document, none of the others
+        assert docs.count(d) == int(d[1:]) + 1
+    assert len(pick_documents(path, None, seed=13)[1]) == 6
+    assert REGIMES["docs35"].documents == 35 and REGIMES["all"].documents is None
+
+
+def _row(iteration, decision, f1):
+    return {"iteration": iteration, "version": str(iteration + 1), "decision": decision, "reason": f"r{iteration}",
+            "micro_f1": f1, "macro_f1": f1 - 0.05, "token_accuracy": 0.95,
+            "per_class": {"MethodName": f1 + 0.1, "TaskName": f1 - 0.2}, "gold_sentences": 100,
+            "auto_sentences": 0 if iteration == 0 else 40, "auto_sentences_with_entities": 20, "seconds": 90.0}
+
+
+def test_the_gain_counts_only_promoted_iterations():
+    rows = [_row(0, "promoted", 0.40), _row(1, "promoted", 0.42), _row(2, "rejected", 0.45), _row(3, "promoted", 0.43)]
+    best, gain = best_gain(rows)
+    assert best["iteration"] == 3 and round(gain, 6) == 3.0  # the rejected 0.45 does not count
+    assert best_gain([_row(0, "promoted", 0.4), _row(1, "rejected", 0.5)]) == (None, None)
+
+
+def test_report_rewrites_only_the_generated_block(tmp_path):
+    results, docs = tmp_path / "results", tmp_path / "docs"
+    results.mkdir()
+    docs.mkdir()
+    before = f"# Results\n\nhand-written intro\n\n{BEGIN}\nold table\n{END}\n\n## Reading\nkept\n"
+    (docs / "results.md").write_text(before)
+    payload = {"regime": "docs35", "description": "35 documents", "documents": 35, "gold_train_sentences": 100,
+               "seed": 13, "epochs": 3, "papers_per_round": 10, "rounds": 2, "dev": "shared/data/sciner/dev.jsonl",
+               "registry": "sqlite:///x.db", "wall_seconds": 600, "machine": "test", "finished_at": "now",
+               "iterations": [_row(0, "promoted", 0.40), _row(1, "promoted", 0.43), _row(2, "rejected", 0.41)]}
+    (results / "reproduce-docs35.json").write_text(json.dumps(payload))
+    write_report(results, docs)
+    text = (docs / "results.md").read_text()
+    assert "hand-written intro" in text and "## Reading\nkept" in text and "old table" not in text
+    assert "| 1 | v2 | promoted | 43.0 |" in text
+    assert "+3.0 micro-F1 points over iteration 0" in text
+    assert (docs / "img" / "reproduce_f1.png").stat().st_size > 10_000
