@@ -17,6 +17,7 @@ Commands (the report is rebuilt after every regime; ``--report-only`` rebuilds i
 
     python bench/reproduce.py                    # both regimes, then docs/results.md + PNG plot
     python bench/reproduce.py --regime docs35    # the 35-document regime only
+    python bench/reproduce.py --regime docs35 --control  # + gold only, trained as long as a round
     python bench/reproduce.py --report-only
 
 State stays in ``var/reproduce/<regime>/`` (open its registry with
@@ -173,6 +174,46 @@ def run_regime(regime: Regime, args: argparse.Namespace) -> dict:
     }
 
 
+def control_epochs(result: dict) -> int:
+    """Epochs of gold-only training that take about as many optimizer steps as the average round."""
+    gold = result["gold_train_sentences"]
+    rounds = result["iterations"][1:]
+    mean_train = sum(gold + int(r["auto_sentences"] or 0) for r in rounds) / max(len(rounds), 1)
+    return max(1, round(result["epochs"] * mean_train / gold))
+
+
+def run_control(regime: Regime, args: argparse.Namespace) -> dict:
+    """The confound check: gold only, trained as long as a round trains, registered (never promoted)
+    in the regime's registry next to the iterations; added to its result file as ``control``."""
+    path = RESULTS / f"reproduce-{regime.name}{args.tag}.json"
+    if not path.is_file():
+        raise SystemExit(f"{path} is missing: run the regime first")
+    result = json.loads(path.read_text())
+    work = REPO / "var" / "reproduce" / f"{regime.name}{args.tag}"
+    epochs = control_epochs(result)
+    server, uri = start_mlflow(work)  # the regime's own registry (same sqlite file and artifacts)
+    try:
+        os.environ.update({**regime_env(regime, work, uri, args), "SCINER_EPOCHS": str(epochs)})
+        from sciner.papers import PaperStore
+        from sciner.settings import Settings
+        from training.rounds import run_bootstrap
+
+        settings = Settings()
+        log.info("control for %s: gold only, %d epochs", regime.name, epochs)
+        t = time.perf_counter()
+        boot = run_bootstrap(settings, progress=not args.quiet, force=True)
+        store = PaperStore.from_settings(settings)
+        row = iteration_row(settings, 0, str(boot.version), time.perf_counter() - t, store.rounds(1)[0])
+        store.close()
+    finally:
+        stop(server)
+    row["epochs"] = epochs
+    result["control"] = row
+    path.write_text(json.dumps(result, indent=2, default=str))
+    log.info("control: v%s micro-F1 %.4f (%d epochs)", row["version"], row["micro_f1"], epochs)
+    return result
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--regime", choices=[*REGIMES, "both"], default="both")
@@ -185,14 +226,21 @@ def main() -> None:
     ap.add_argument("--documents", type=int, default=None, help="Override the regime's gold document count.")
     ap.add_argument("--papers-per-round", type=int, default=None, help="Override the regime's papers per round.")
     ap.add_argument("--tag", default="", help="Suffix of the result file (smoke runs stay out of the report).")
+    ap.add_argument("--control", action="store_true",
+                    help="After the regime's result exists: train the gold-only control (as many optimizer "
+                    "steps as a round) in the same registry and add it to the result.")
     ap.add_argument("--report-only", action="store_true", help="Only rebuild docs/results.md and the plot.")
     ap.add_argument("--quiet", action="store_true", help="No progress bars.")
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     for noisy in ("transformers", "optimum", "onnxruntime", "urllib3", "httpx", "alembic"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    if not args.report_only:
-        names = list(REGIMES) if args.regime == "both" else [args.regime]
+    names = list(REGIMES) if args.regime == "both" else [args.regime]
+    if args.control:
+        for name in names:
+            run_control(REGIMES[name], args)
+            write_report(RESULTS, REPO / "docs")
+    elif not args.report_only:
         for name in names:
             regime = REGIMES[name]
             if args.documents or args.papers_per_round:

@@ -61,6 +61,19 @@ def regime_table(result: dict) -> str:
     return f"{chr(10).join(lines)}\n\n**{summary}.** Decisions as recorded on the versions:\n\n{reasons}\n"
 
 
+def control_line(result: dict, control: dict) -> str:
+    rows = result["iterations"]
+    best, _ = best_gain(rows)
+    versus = "" if best is None else (
+        f"; the best promoted iteration ({best['iteration']}) is {100 * (best['micro_f1'] - control['micro_f1']):+.1f}"
+        " points above it")
+    return (f"**Control** (gold only, {control['epochs']} epochs: about as many optimizer steps as a round; "
+            f"v{control['version']}, not promoted): micro-F1 {_pct(control['micro_f1'])}, macro-F1 "
+            f"{_pct(control['macro_f1'])}, {100 * (control['micro_f1'] - rows[0]['micro_f1']):+.1f} points over "
+            f"iteration 0{versus}. Per class: "
+            + ", ".join(f"{c} {_pct(control['per_class'].get(c))}" for c in CLASSES) + ".\n")
+
+
 def plot(results: list[dict], out: Path) -> None:
     import matplotlib
 
@@ -74,6 +87,9 @@ def plot(results: list[dict], out: Path) -> None:
         for cls in CLASSES:
             ax.plot(its, [100 * (r["per_class"].get(cls) or 0) for r in rows], marker="o", lw=1.2, label=cls)
         ax.plot(its, [100 * r["micro_f1"] for r in rows], marker="s", lw=2.8, color="black", label="micro-F1")
+        if control := result.get("control"):
+            ax.axhline(100 * control["micro_f1"], color="black", ls="--", lw=1,
+                       label=f"micro-F1, gold only, {control['epochs']} epochs (control)")
         for r in rows:
             if r["decision"] != "promoted":
                 ax.annotate("rejected", (r["iteration"], 100 * r["micro_f1"]), textcoords="offset points",
@@ -84,7 +100,12 @@ def plot(results: list[dict], out: Path) -> None:
         ax.set_ylabel("strict F1 on gold dev (%)")
         ax.set_xticks(its)
         ax.grid(alpha=0.3)
-    axes[0][-1].legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
+    handles: dict[str, object] = {}
+    for ax in axes[0]:
+        for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
+            handles.setdefault(label, handle)
+    axes[0][-1].legend(list(handles.values()), list(handles), fontsize=7, loc="center left",
+                       bbox_to_anchor=(1.01, 0.5))
     fig.tight_layout()
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=120)
@@ -105,6 +126,8 @@ def generated_block(results: list[dict]) -> str:
             f"Registry: `{result['registry']}`. Wall-clock {result['wall_seconds'] / 60:.0f} min on "
             f"{result['machine']}, finished {result['finished_at']}.\n")
         parts.append(regime_table(result))
+        if control := result.get("control"):
+            parts.append(control_line(result, control))
     if results:
         parts.append(f"![F1 per iteration and class]({PLOT})\n")
     parts.append(END)

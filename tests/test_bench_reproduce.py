@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from bench.reproduce import REGIMES, pick_documents
+from bench.reproduce import REGIMES, control_epochs, pick_documents
 from bench.reproduce_report import BEGIN, END, best_gain, write_report
 
 
@@ -60,3 +60,20 @@ def test_report_rewrites_only_the_generated_block(tmp_path):
     assert "| 1 | v2 | promoted | 43.0 |" in text
     assert "+3.0 micro-F1 points over iteration 0" in text
     assert (docs / "img" / "reproduce_f1.png").stat().st_size > 10_000
+
+
+def test_the_control_trains_gold_only_for_as_many_steps_as_a_round(tmp_path):
+    rows = [_row(0, "promoted", 0.40), _row(1, "promoted", 0.43), _row(2, "promoted", 0.44)]
+    result = {"gold_train_sentences": 100, "epochs": 3, "iterations": rows}  # rounds: 100 gold + 40 auto
+    assert control_epochs(result) == 4  # 3 epochs x 140 / 100 sentences = 4.2
+    results, docs = tmp_path / "results", tmp_path / "docs"
+    results.mkdir()
+    payload = {"regime": "docs35", "description": "35 documents", "documents": 35, "gold_train_sentences": 100,
+               "seed": 13, "epochs": 3, "papers_per_round": 10, "rounds": 2, "dev": "dev.jsonl",
+               "registry": "sqlite:///x.db", "wall_seconds": 600, "machine": "test", "finished_at": "now",
+               "iterations": rows, "control": {**_row(0, "rejected", 0.42), "version": "9", "epochs": 4}}
+    (results / "reproduce-docs35.json").write_text(json.dumps(payload))
+    write_report(results, docs)
+    text = (docs / "results.md").read_text()
+    assert "**Control** (gold only, 4 epochs" in text and "v9, not promoted): micro-F1 42.0" in text
+    assert "+2.0 points over iteration 0; the best promoted iteration (2) is +2.0 points above it" in text
