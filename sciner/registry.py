@@ -175,7 +175,12 @@ def alias_version(settings: Settings, alias: str | None = None) -> RegisteredVer
 
 
 def set_alias(settings: Settings, alias: str, version: str) -> None:
-    client(settings).set_registered_model_alias(settings.registered_model_name, alias, str(version))
+    try:
+        client(settings).set_registered_model_alias(settings.registered_model_name, alias, str(version))
+    except Exception as exc:
+        raise RegistryError(
+            f"moving alias {alias!r} to version {version} at {settings.mlflow_tracking_uri} failed: {exc}"
+        ) from exc
     log.info("alias %s -> %s version %s", alias, settings.registered_model_name, version)
 
 

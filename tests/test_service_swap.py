@@ -14,7 +14,7 @@ import time
 import httpx
 import pytest
 
-from sciner.registry import register_model_dir, set_alias
+from sciner.registry import RegistryError, register_model_dir, set_alias
 from sciner.settings import Settings
 from service.process import ServiceProcess, free_port, quiet_env, stop_process_group
 
@@ -192,3 +192,8 @@ def test_a_corrupt_version_keeps_the_old_model_serving(service, registry_setting
         assert 'sciner_model_failed_loads_total{stage="load"}' in c.get("/metrics").text
     log = service.log_tail(20000)
     assert '"event": "model_load_failed"' in log and f'"version": "{v3.version}"' in log
+
+
+def test_moving_an_alias_to_a_missing_version_raises_a_registry_error(v1, registry_settings):
+    with pytest.raises(RegistryError, match="moving alias 'challenger' to version 999"):
+        set_alias(registry_settings, "challenger", "999")
