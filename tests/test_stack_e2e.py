@@ -3,6 +3,7 @@ free loopback ports, /extract answers from the champion, and SIGINT (Ctrl-C) lea
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -99,6 +100,12 @@ def test_stack_comes_up_answers_and_stops_cleanly(tmp_path):
             with socket.socket() as s:
                 assert s.connect_ex(("127.0.0.1", port)) != 0, f"port {port} still served"
     finally:
-        if proc.poll() is None:
+        if proc.poll() is None:  # a failed check: stop the stack and everything it started
+            import psutil
+
+            leftovers = psutil.Process(proc.pid).children(recursive=True)
             proc.kill()
             proc.wait()
+            for child in leftovers:
+                with contextlib.suppress(psutil.NoSuchProcess):
+                    child.kill()
