@@ -115,14 +115,10 @@ def port_free(port: int) -> bool:
 
 
 def read_env_file(path: Path) -> dict[str, str]:
-    """``KEY=VALUE`` lines of a dotenv file (comments and blank lines skipped)."""
-    out = {}
-    for line in path.read_text(encoding="utf-8").splitlines():
-        line = line.strip()
-        if line and not line.startswith("#") and "=" in line:
-            key, value = line.split("=", 1)
-            out[key.strip()] = value.strip()
-    return out
+    """``KEY=VALUE`` pairs of a dotenv file (python-dotenv, which pydantic-settings already uses)."""
+    from dotenv import dotenv_values
+
+    return {key: value for key, value in dotenv_values(path).items() if value is not None}
 
 
 def main() -> None:
