@@ -44,13 +44,9 @@ def server(tiny_model_dir, tmp_path_factory):
         SCINER_MAX_BATCH_TEXTS=str(MAX_TEXTS),
         SCINER_MAX_BATCH_SIZE="4",  # < MAX_TEXTS: a full /extract_batch is split across adaptive batches
     )
-    srv = ServiceProcess(env, home / "serve.log")
-    srv.start()
-    try:
+    with ServiceProcess(env, home / "serve.log") as srv:
         srv.wait("/readyz", timeout=240)
         yield srv
-    finally:
-        srv.stop()
 
 
 @pytest.fixture(scope="module")

@@ -87,13 +87,9 @@ def service(v1, mlflow_url, tmp_path_factory):
         SCINER_INTRA_OP_THREADS="1",
     )
     env.pop("SCINER_MODEL_URI", None)  # the default: models:/<name>@champion
-    srv = ServiceProcess(env, home / "serve.log")
-    srv.start()
-    try:
+    with ServiceProcess(env, home / "serve.log") as srv:
         srv.wait("/readyz", timeout=240)
         yield srv
-    finally:
-        srv.stop()
 
 
 class Load:
