@@ -26,6 +26,16 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 log = logging.getLogger("stack")
+STOP_GRACE_S = 20  # SIGTERM to SIGKILL
+
+
+def _describe(proc: object) -> str:
+    import psutil
+
+    try:
+        return " ".join(proc.cmdline())[:120]  # type: ignore[attr-defined]
+    except psutil.Error:
+        return "?"
 
 
 class Stack:
@@ -98,8 +108,16 @@ class Stack:
                 log.info("stopping %s (pid %d)", name, proc.pid)
                 with contextlib.suppress(ProcessLookupError, PermissionError):
                     os.killpg(proc.pid, signal.SIGTERM)
-        _gone, alive = psutil.wait_procs(tree, timeout=20)
+        started = time.monotonic()
+        names = {proc.pid: name for name, proc in self.procs}
+
+        def gone(p: psutil.Process) -> None:
+            if p.pid in names:
+                log.info("%s stopped after %.1fs", names[p.pid], time.monotonic() - started)
+
+        _gone, alive = psutil.wait_procs(tree, timeout=STOP_GRACE_S, callback=gone)
         for p in alive:
+            log.warning("pid %d (%s) still running after %ds: killed", p.pid, _describe(p), STOP_GRACE_S)
             with contextlib.suppress(psutil.Error):
                 p.kill()
         psutil.wait_procs(alive, timeout=5)
@@ -215,6 +233,9 @@ def main() -> None:
     except KeyboardInterrupt:
         print("\nstopping ...", flush=True)
     finally:
+        # a second Ctrl-C must not cut the shutdown short and orphan what is still stopping
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         stack.stop()
         log.info("all stopped")
 

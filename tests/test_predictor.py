@@ -5,6 +5,7 @@ import json
 import numpy as np
 import pytest
 
+from sciner.backends import CPU, CUDA, disabled_optimizers
 from sciner.predictor import Predictor
 
 UNICODE_TEXT = (
@@ -36,6 +37,21 @@ def test_default_engine_is_onnx_runtime_int8_on_cpu(predictor):
     assert predictor.backend.name == "onnxruntime:int8"
     assert predictor.backend.provider == "CPUExecutionProvider"
     assert not predictor.uses_gpu
+
+
+def test_exported_graphs_keep_layer_norm_unfused_from_the_residual_add(tiny_model_dir):
+    """ONNX Runtime's CPU SkipLayerNormalization is ~3x slower than Add + LayerNormalization."""
+    import onnx
+
+    for variant in ("fp32", "int8"):
+        ops = {n.op_type for n in onnx.load(str(tiny_model_dir / "onnx" / variant / "model.onnx")).graph.node}
+        assert "SkipLayerNormalization" not in ops and "LayerNormalization" in ops, (variant, ops)
+    assert "QAttention" in {n.op_type for n in onnx.load(str(tiny_model_dir / "onnx/int8/model.onnx")).graph.node}
+
+
+def test_cpu_sessions_do_not_fuse_skip_layer_norm_back_but_cuda_sessions_do():
+    assert disabled_optimizers([CPU]) == ["SkipLayerNormFusion"]
+    assert disabled_optimizers([CUDA, CPU]) == []
 
 
 def test_entities_are_the_text_at_their_offsets_with_unicode(predictor):

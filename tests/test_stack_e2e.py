@@ -91,8 +91,13 @@ def test_stack_comes_up_answers_and_stops_cleanly(tmp_path):
         tree = psutil.Process(proc.pid).children(recursive=True)
         assert len(tree) >= 4  # mlflow, service (+ its workers), scheduler
         proc.send_signal(signal.SIGINT)
-        out, _ = proc.communicate(timeout=90)
+        try:
+            out, _ = proc.communicate(timeout=90)
+        except subprocess.TimeoutExpired as e:  # say what is still running, and what the stack said
+            alive = [f"{p.pid} {' '.join(p.cmdline())[:100]}" for p in tree if p.is_running()]
+            pytest.fail(f"no exit 90 s after SIGINT; still running: {alive}; stack output:\n{e.output}")
         assert proc.returncode == 0, out
+        assert "all stopped" in out and out.count("stopped after") == 3, out
         time.sleep(1)
         assert pids_in_groups(children) == set(), "processes left behind"
         assert [p.pid for p in tree if p.is_running() and p.status() != psutil.STATUS_ZOMBIE] == [], "orphans left"

@@ -1,7 +1,11 @@
 """ONNX export of a trained model folder.
 
 1. Optimum exports the HF checkpoint to ONNX; Optimum's ORTOptimizer applies the ONNX Runtime
-   transformer fusions (Attention, SkipLayerNorm, BiasGelu; exact GELU) -> ``onnx/fp32``.
+   transformer fusions (Attention, BiasGelu; exact GELU) -> ``onnx/fp32``. SkipLayerNormalization
+   is left unfused: ONNX Runtime's CPU kernel for it took ~77 us per call on a 27-piece sentence
+   against ~24 us for Add + LayerNormalization, 20% of the int8 model's time; unfused, the int8
+   model runs ~20% faster at one thread with the same predictions (docs/benchmarks.md, "ONNX
+   graph"). ``sciner.backends`` keeps ONNX Runtime from re-fusing it on CPU (CUDA fuses it).
 2. The *fused* graph is quantized dynamically to int8, per channel (per-tensor lost 1.7 F1 points
    in calibration) -> ``onnx/int8`` with QAttention. ONNX Runtime's ``quantize_dynamic`` is used
    directly because Optimum's ORTQuantizer cannot type the fused contrib ops' outputs and has no
@@ -20,8 +24,11 @@ from sciner.model_dir import HF_DIR, ONNX_DIR, onnx_path
 log = logging.getLogger(__name__)
 
 
-def export_onnx(model_dir: str | Path, quantize: bool = True) -> dict[str, float]:
-    """Write ``onnx/fp32/model.onnx`` and ``onnx/int8/model.onnx``; returns seconds per step."""
+def export_onnx(
+    model_dir: str | Path, quantize: bool = True, fuse_skip_layer_norm: bool = False
+) -> dict[str, float]:
+    """Write ``onnx/fp32/model.onnx`` and ``onnx/int8/model.onnx``; returns seconds per step.
+    ``fuse_skip_layer_norm`` restores the former graph (bench/onnx_graph.py compares the two)."""
     from optimum.exporters.onnx import main_export
     from optimum.onnxruntime import ORTOptimizer
     from optimum.onnxruntime.configuration import OptimizationConfig
@@ -44,9 +51,10 @@ def export_onnx(model_dir: str | Path, quantize: bool = True) -> dict[str, float
     timings["export_s"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    # ORT transformer fusions (attention, layer norm, exact GELU, bias/skip) for the fp32 variant.
+    # ORT transformer fusions (attention, layer norm, exact GELU) for the fp32 variant; no SkipLayerNorm.
     optimizer = ORTOptimizer.from_pretrained(raw_dir, file_names=["model.onnx"])
-    optimizer.optimize(save_dir=fp32_dir, optimization_config=OptimizationConfig(optimization_level=2))
+    config = OptimizationConfig(optimization_level=2, disable_skip_layer_norm_fusion=not fuse_skip_layer_norm)
+    optimizer.optimize(save_dir=fp32_dir, optimization_config=config)
     _keep_single_model(fp32_dir)
     timings["optimize_s"] = time.perf_counter() - t0
 
