@@ -26,7 +26,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from service.process import HOST, ServiceProcess, quiet_env, tree_cpu_seconds
+from service.process import HOST, ServiceProcess, quiet_env, tree_cpu_seconds, tree_main_thread_cpu_seconds
 
 REPO = Path(__file__).resolve().parents[1]
 SECTION = "## Serving (bench/serve.py)"
@@ -53,6 +53,7 @@ class Level:
     errors: int = 0  # connection-level failures
     wall: float = 0.0
     server_cpu: float = float("nan")  # CPU seconds the server's processes used during the level
+    loop_cpu: float = float("nan")  # of which their main threads (the HTTP event loop)
 
     def merge(self, other: Level) -> None:
         """Add another round of the same mode and concurrency."""
@@ -62,6 +63,7 @@ class Level:
         self.errors += other.errors
         self.wall += other.wall
         self.server_cpu += other.server_cpu
+        self.loop_cpu += other.loop_cpu
 
     @property
     def sent(self) -> int:
@@ -180,15 +182,15 @@ def load_sentences(path: Path, limit: int) -> list[str]:
 def table(levels: list[Level]) -> str:
     rows = [
         "| concurrency | batching | requests | req/s | p50 ms | p95 ms | p99 ms | non-200 | of which 503 "
-        "| server CPU ms/req |",
-        "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| server CPU ms/req | of which event loop |",
+        "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     order = {mode: i for i, mode in enumerate(MODES)}
     for lv in sorted(levels, key=lambda x: (x.concurrency, order.get(x.mode, 99))):
         rows.append(
             f"| {lv.concurrency} | {lv.mode} | {lv.sent} | {lv.ok / lv.wall:.0f} | {lv.pct(50):.1f} | "
             f"{lv.pct(95):.1f} | {lv.pct(99):.1f} | {lv.non_200} | {lv.statuses.get(503, 0)} | "
-            f"{1000 * lv.server_cpu / max(1, lv.sent):.1f} |"
+            f"{1000 * lv.server_cpu / max(1, lv.sent):.1f} | {1000 * lv.loop_cpu / max(1, lv.sent):.1f} |"
         )
     return "\n".join(rows)
 
@@ -271,9 +273,10 @@ def main() -> None:
             for c in (int(x) for x in args.concurrency.split(",")):
                 for mode, srv in servers.items():  # on and off back to back: same machine load
                     assert srv.proc is not None
-                    cpu0 = tree_cpu_seconds(srv.proc.pid)
+                    cpu0, loop0 = tree_cpu_seconds(srv.proc.pid), tree_main_thread_cpu_seconds(srv.proc.pid)
                     lv = asyncio.run(run_level(srv.port, mode, c, bodies, args.requests, args.time_cap))
                     lv.server_cpu = tree_cpu_seconds(srv.proc.pid) - cpu0
+                    lv.loop_cpu = tree_main_thread_cpu_seconds(srv.proc.pid) - loop0
                     print(
                         f"batching {mode:5} c={c:3}: {lv.ok / lv.wall:6.0f} req/s  p50 {lv.pct(50):6.1f} ms  "
                         f"p95 {lv.pct(95):6.1f} ms  non-200 {lv.non_200} (503: {lv.statuses.get(503, 0)})  "
@@ -281,7 +284,7 @@ def main() -> None:
                         f"load {os.getloadavg()[0]:.1f}",
                         flush=True,
                     )
-                    levels.setdefault((mode, c), Level(mode, c, server_cpu=0.0)).merge(lv)
+                    levels.setdefault((mode, c), Level(mode, c, server_cpu=0.0, loop_cpu=0.0)).merge(lv)
     result = table(list(levels.values()))
     print("\n" + result)
     if args.write:
@@ -304,7 +307,8 @@ def main() -> None:
             f"{len(texts)} single sentences from `{shown}` (median {n_words:.0f} words), one per `POST /extract`; "
             f"{args.requests} requests per level and mode in each of {args.rounds} round(s), the modes measured "
             f"back to back (all servers up, the idle ones unloaded), after {args.warmup} warm-up requests; req/s "
-            "counts 200s only; server CPU is user+system time of the server's processes per request."
+            "counts 200s only; server CPU is user+system time of the server's processes per request, "
+            "of which event loop: their main threads (HTTP, middlewares, JSON; inference runs in other threads)."
         )
         body = "\n".join([f"Command: `python bench/serve.py {argv}`", "", machine, method, "", result])
         write_section(args.write, args.label, f"#### {args.label}\n\n{body}")

@@ -139,6 +139,20 @@ def tree_cpu_seconds(pid: int) -> float:
     return sum((int(stats[p][11]) + int(stats[p][12])) / tick for p in [pid, *descendants(pid)] if p in stats)
 
 
+def tree_main_thread_cpu_seconds(pid: int) -> float:
+    """User+system CPU seconds of the *main threads* of ``pid`` and its live descendants: in a
+    BentoML worker that is the thread running the HTTP event loop (inference runs in others)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for p in [pid, *descendants(pid)]:
+        try:
+            fields = Path(f"/proc/{p}/task/{p}/stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        total += (int(fields[11]) + int(fields[12])) / tick
+    return total
+
+
 def process_tree(pid: int) -> set[tuple[int, str]]:
     """``(pid, start time)`` of the live descendants of ``pid``: identifies them even after a reparent."""
     stats = _proc_stats()
