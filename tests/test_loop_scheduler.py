@@ -19,7 +19,8 @@ from typer.testing import CliRunner
 
 from sciner.settings import Settings
 from training.cli import app
-from training.scheduler import FUNC_REF, JOB_ID, build_trigger, ensure_job, make_scheduler
+from training.loop_commands import _bars
+from training.scheduler import FUNC_REF, JOB_ID, build_trigger, ensure_job, make_scheduler, round_command
 
 SCINER = [sys.executable, "-c", "from training.cli import app; app()"]
 
@@ -28,6 +29,14 @@ def _dead_uri() -> str:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return f"http://127.0.0.1:{s.getsockname()[1]}"
+
+
+def test_scheduled_rounds_log_stages_not_progress_bars(monkeypatch):
+    assert round_command()[-3:] == ["retrain", "--once", "--no-progress"]
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: False)
+    assert _bars(None) is False and _bars(True) is True  # a log file gets no bars unless asked
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    assert _bars(None) is True and _bars(False) is False
 
 
 def test_job_is_persisted_with_coalesce_single_instance_and_misfire_grace(tmp_path):

@@ -32,6 +32,12 @@ def _fail(message: str, code: int = EXIT_FAILED) -> None:
     raise typer.Exit(code)
 
 
+def _bars(flag: bool | None) -> bool:
+    """Progress bars when asked, else only on a terminal: in a log file (scheduler, k8s) each redraw
+    of a bar would be one more line."""
+    return sys.stderr.isatty() if flag is None else flag
+
+
 def _stdout_to_stderr() -> contextlib.AbstractContextManager:
     """Libraries print progress to stdout (MLflow's run links); stdout is for the JSON result only."""
     return contextlib.redirect_stdout(sys.stderr)
@@ -79,6 +85,9 @@ def bootstrap(
     epochs: Annotated[int | None, typer.Option(help="Override SCINER_EPOCHS.")] = None,
     wait: Annotated[float, typer.Option(help="Seconds to wait for the round lock (-1: forever).")] = 0.0,
     force: Annotated[bool, typer.Option(help="Train and register even if a champion exists (not promoted).")] = False,
+    progress: Annotated[
+        bool | None, typer.Option("--progress/--no-progress", help="Progress bars (default: if stderr is a terminal).")
+    ] = None,
 ) -> None:
     """Train the first model on the gold train split; register it as champion if there is none."""
     from training.locking import LockBusy
@@ -86,7 +95,7 @@ def bootstrap(
 
     try:
         with _stdout_to_stderr():
-            result = run_bootstrap(_settings(epochs=epochs), wait=wait, force=force)
+            result = run_bootstrap(_settings(epochs=epochs), wait=wait, force=force, progress=_bars(progress))
     except LockBusy as exc:
         _fail(str(exc), EXIT_BUSY)
     except RoundError as exc:
@@ -99,6 +108,9 @@ def retrain(
     epochs: Annotated[int | None, typer.Option(help="Override SCINER_EPOCHS.")] = None,
     wait: Annotated[float, typer.Option(help="Seconds to wait for a running round (-1: forever).")] = 0.0,
     force: Annotated[bool, typer.Option(help="Retrain even without new papers.")] = False,
+    progress: Annotated[
+        bool | None, typer.Option("--progress/--no-progress", help="Progress bars (default: if stderr is a terminal).")
+    ] = None,
 ) -> None:
     """One self-training round: auto-annotate new papers, retrain, evaluate, register, gate."""
     from training.locking import LockBusy
@@ -109,7 +121,7 @@ def retrain(
               EXIT_INPUT)
     try:
         with _stdout_to_stderr():
-            result = run_round(_settings(epochs=epochs), wait=wait, force=force)
+            result = run_round(_settings(epochs=epochs), wait=wait, force=force, progress=_bars(progress))
     except LockBusy as exc:
         _fail(str(exc), EXIT_BUSY)
     except RoundError as exc:

@@ -45,7 +45,7 @@ def build_trigger(settings: Settings):  # noqa: ANN201 - an APScheduler trigger
 
 
 def round_command() -> list[str]:
-    return [sys.executable, "-c", "from training.cli import app; app()", "retrain", "--once"]
+    return [sys.executable, "-c", "from training.cli import app; app()", "retrain", "--once", "--no-progress"]
 
 
 def scheduled_round() -> None:
