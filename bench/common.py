@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
@@ -20,6 +21,16 @@ from sciner.records import Sentence
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared" / "data"
 RESULTS = REPO / "bench" / "results"
+
+
+def model_bench_parser(doc: str | None, repeats: int) -> argparse.ArgumentParser:
+    """Arguments shared by the benchmarks that run a model folder over gold dev sentences."""
+    ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", type=Path, default=REPO / "var" / "bench" / "quality-model")
+    ap.add_argument("--data", type=Path, default=SHARED / "sciner" / "dev.jsonl")
+    ap.add_argument("--sentences", type=int, default=512)
+    ap.add_argument("--repeats", type=int, default=repeats, help="interleaved runs; medians reported")
+    return ap
 
 
 def machine() -> str:

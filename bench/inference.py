@@ -10,7 +10,6 @@ the gold tokens of the sentence and scored with seqeval (strict IOB2).
 
 from __future__ import annotations
 
-import argparse
 import logging
 import statistics
 import sys
@@ -19,7 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import REPO, SHARED, machine, now, save_result
+from bench.common import machine, model_bench_parser, now, save_result
 from sciner.io.jsonl import read_jsonl
 from sciner.labels import ENTITY_TYPES
 from sciner.metrics import evaluate_tags
@@ -49,11 +48,7 @@ def spans_to_token_tags(offsets: list[tuple[int, int]], spans: list[tuple[int, i
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--model", type=Path, default=REPO / "var" / "bench" / "quality-model")
-    ap.add_argument("--data", type=Path, default=SHARED / "sciner" / "dev.jsonl")
-    ap.add_argument("--sentences", type=int, default=512)
-    ap.add_argument("--repeats", type=int, default=3)
+    ap = model_bench_parser(__doc__, repeats=3)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--pipeline-batch-sizes", default="1,8,32")
     args = ap.parse_args()

@@ -13,7 +13,6 @@ call).
 
 from __future__ import annotations
 
-import argparse
 import collections
 import json
 import logging
@@ -26,7 +25,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import REPO, SHARED, machine, now, save_result
+from bench.common import machine, model_bench_parser, now, save_result
 from bench.inference import spans_to_token_tags, token_offsets
 from sciner.io.jsonl import read_jsonl
 from sciner.labels import ENTITY_TYPES
@@ -84,11 +83,7 @@ def op_profile(model_file: Path, predictor: Predictor, texts: list[str], top: in
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--model", type=Path, default=REPO / "var" / "bench" / "quality-model")
-    ap.add_argument("--data", type=Path, default=SHARED / "sciner" / "dev.jsonl")
-    ap.add_argument("--sentences", type=int, default=512)
-    ap.add_argument("--repeats", type=int, default=5)
+    ap = model_bench_parser(__doc__, repeats=5)
     ap.add_argument("--profile-sentences", type=int, default=200)
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING)
