@@ -54,7 +54,7 @@ def op_profile(model_file: Path, predictor: Predictor, texts: list[str], top: in
     """Share of ONNX Runtime kernel time per operator type, one text per call, one thread."""
     import onnxruntime as ort
 
-    from sciner.backends import disabled_optimizers
+    from sciner.backends import CPU, disabled_optimizers
 
     with tempfile.TemporaryDirectory() as tmp:
         opts = ort.SessionOptions()
@@ -64,8 +64,8 @@ def op_profile(model_file: Path, predictor: Predictor, texts: list[str], top: in
         session = ort.InferenceSession(
             str(model_file),
             opts,
-            providers=["CPUExecutionProvider"],
-            disabled_optimizers=disabled_optimizers(["CPUExecutionProvider"]),
+            providers=[CPU],
+            disabled_optimizers=disabled_optimizers([CPU]),
         )
         names = {i.name for i in session.get_inputs()}
         for enc in predictor.tokenizer.encode_batch(texts):
@@ -91,16 +91,13 @@ def main() -> None:
     gold = list(read_jsonl(args.data))[: args.sentences]
     texts, offsets = (list(x) for x in zip(*(token_offsets(s.tokens) for s in gold), strict=True))
     settings = get_settings().model_copy(update={"intra_op_threads": 1, "ort_spinning": False})
-    budget = settings.service_token_budget
+    # the predictor's smallest batch budget (Settings: >= 128); the service's own 64 applies per request
+    batch_budget = max(settings.service_token_budget, 128)
     with tempfile.TemporaryDirectory() as tmp:
         folders = {g: build_graph(args.model, Path(tmp), fuse) for g, fuse in GRAPHS.items()}
         engines = {(g, v): Predictor.from_model_dir(f, settings, v) for g, f in folders.items() for v in VARIANTS}
-        batched = {
-            key: Predictor(
-                p.backend, p.tokenizer, p.meta, settings.model_copy(update={"batch_token_budget": max(budget, 128)})
-            )
-            for key, p in engines.items()
-        }
+        batch_settings = settings.model_copy(update={"batch_token_budget": batch_budget})
+        batched = {key: Predictor(p.backend, p.tokenizer, p.meta, batch_settings) for key, p in engines.items()}
         for p in engines.values():
             p.warmup()
         one: dict[tuple, list[float]] = {k: [] for k in engines}
@@ -125,7 +122,7 @@ def main() -> None:
         f"Run {now()} on {machine()}: `{' '.join(sys.argv)}`",
         f"{len(texts)} sentences of {args.data.name} ({pieces / len(texts):.1f} word pieces each), model "
         f"`{args.model.name}`, 1 intra-op thread, median of {args.repeats} interleaved runs; batches: "
-        f"length-sorted, ≤ {max(budget, 128)} padded pieces.",
+        f"length-sorted, ≤ {batch_budget} padded pieces.",
         "",
         "| graph | variant | sentences/s, one per call | ms/sentence | × former "
         "| sentences/s, batches | strict micro-F1 |",

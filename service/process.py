@@ -106,14 +106,25 @@ class ServiceProcess:
         self.stop()
 
 
+def _stat_fields(stat: Path) -> list[str] | None:
+    """Fields of a ``/proc/.../stat`` file after the command name; None once the process is gone."""
+    try:
+        return stat.read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+
+
+def _cpu_seconds(fields: list[str]) -> float:
+    """utime + stime of a stat line, in seconds."""
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _proc_stats() -> dict[int, list[str]]:
     """``/proc/<pid>/stat`` fields after the command name, for every live process (Linux)."""
     stats: dict[int, list[str]] = {}
     for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            stats[int(stat.parent.name)] = stat.read_text().rsplit(")", 1)[1].split()
-        except (OSError, IndexError, ValueError):
-            continue
+        if (fields := _stat_fields(stat)) is not None:
+            stats[int(stat.parent.name)] = fields
     return stats
 
 
@@ -135,22 +146,14 @@ def descendants(pid: int) -> list[int]:
 def tree_cpu_seconds(pid: int) -> float:
     """User+system CPU seconds used so far by ``pid`` and its live descendants."""
     stats = _proc_stats()
-    tick = os.sysconf("SC_CLK_TCK")
-    return sum((int(stats[p][11]) + int(stats[p][12])) / tick for p in [pid, *descendants(pid)] if p in stats)
+    return sum(_cpu_seconds(stats[p]) for p in [pid, *descendants(pid)] if p in stats)
 
 
 def tree_main_thread_cpu_seconds(pid: int) -> float:
     """User+system CPU seconds of the *main threads* of ``pid`` and its live descendants: in a
     BentoML worker that is the thread running the HTTP event loop (inference runs in others)."""
-    tick = os.sysconf("SC_CLK_TCK")
-    total = 0.0
-    for p in [pid, *descendants(pid)]:
-        try:
-            fields = Path(f"/proc/{p}/task/{p}/stat").read_text().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
-            continue
-        total += (int(fields[11]) + int(fields[12])) / tick
-    return total
+    mains = (_stat_fields(Path(f"/proc/{p}/task/{p}/stat")) for p in [pid, *descendants(pid)])
+    return sum(_cpu_seconds(fields) for fields in mains if fields is not None)
 
 
 def process_tree(pid: int) -> set[tuple[int, str]]:

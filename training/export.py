@@ -3,9 +3,10 @@
 1. Optimum exports the HF checkpoint to ONNX; Optimum's ORTOptimizer applies the ONNX Runtime
    transformer fusions (Attention, BiasGelu; exact GELU) -> ``onnx/fp32``. SkipLayerNormalization
    is left unfused: ONNX Runtime's CPU kernel for it took ~77 us per call on a 27-piece sentence
-   against ~24 us for Add + LayerNormalization, 20% of the int8 model's time; unfused, the int8
-   model runs ~20% faster at one thread with the same predictions (docs/benchmarks.md, "ONNX
-   graph"). ``sciner.backends`` keeps ONNX Runtime from re-fusing it on CPU (CUDA fuses it).
+   against ~24 us for Add + LayerNormalization, a quarter of the int8 model's time; unfused, the
+   int8 model runs 1.34x faster at one thread with the same predictions (bench/onnx_graph.py,
+   docs/benchmarks.md "ONNX graph"). ``sciner.backends`` keeps ONNX Runtime from re-fusing it on
+   CPU (CUDA sessions fuse it).
 2. The *fused* graph is quantized dynamically to int8, per channel (per-tensor lost 1.7 F1 points
    in calibration) -> ``onnx/int8`` with QAttention. ONNX Runtime's ``quantize_dynamic`` is used
    directly because Optimum's ORTQuantizer cannot type the fused contrib ops' outputs and has no
