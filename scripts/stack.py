@@ -175,6 +175,8 @@ def main() -> None:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, on_signal)
+    # Ctrl-C even when started in the background by a shell, which starts such jobs with SIGINT ignored
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         mlflow_dir = home / "mlflow"
         mlflow_dir.mkdir(parents=True, exist_ok=True)
