@@ -39,6 +39,13 @@ class ModelMetadata:
     training: dict[str, Any] = field(default_factory=dict)
     metrics: dict[str, Any] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
+    # how the predictor turns logits into tags: {"o_bias": float, "calibration": {...}}
+    decoding: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def o_bias(self) -> float:
+        """Subtracted from the ``O`` logit of every word before decoding (> 0 favours entities)."""
+        return float(self.decoding.get("o_bias", 0.0))
 
 
 def onnx_path(model_dir: Path, variant: str) -> Path:

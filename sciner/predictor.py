@@ -24,6 +24,7 @@ from sciner.encoding import (
     token_budget_batches,
     word_pieces,
 )
+from sciner.labels import OUTSIDE
 from sciner.model_dir import HF_DIR, TOKENIZER_FILE, ModelMetadata, onnx_path, read_metadata
 from sciner.pretokenize import split_sentences
 from sciner.records import Entity, Token
@@ -46,6 +47,12 @@ class SentencePrediction:
 
 
 @dataclass(slots=True)
+class WordLogits:
+    logits: np.ndarray  # [n_words, n_labels], raw model outputs
+    windows: int
+
+
+@dataclass(slots=True)
 class TextPrediction:
     entities: list[Entity]
     windows: int
@@ -63,6 +70,8 @@ class Predictor:
         self.window_tokens = min(settings.window_tokens, meta.max_positions)
         self.overlap = min(settings.window_stride, self.window_tokens // 2)
         self._start_ok, self._trans_ok = allowed_transitions(self.labels)
+        self._o_index = self.labels.index(OUTSIDE)
+        self.o_bias = meta.o_bias
 
     @classmethod
     def from_model_dir(
@@ -86,13 +95,16 @@ class Predictor:
 
     # --- pre-tokenized sentences ------------------------------------------------------------
     def predict_sentences(self, sentences: list[list[str]]) -> list[SentencePrediction]:
-        results: list[SentencePrediction | None] = [None] * len(sentences)
+        return [self.decode(w) for w in self.word_logits(sentences)]
+
+    def word_logits(self, sentences: list[list[str]]) -> list[WordLogits]:
+        """Raw logits per word, each from the window where the word is most central (no decoding yet:
+        calibration re-decodes the same logits under several biases)."""
+        empty = WordLogits(np.zeros((0, len(self.labels))), 0)
+        results: list[WordLogits] = [empty] * len(sentences)
         todo = [i for i, words in enumerate(sentences) if words]
-        for i, words in enumerate(sentences):
-            if not words:
-                results[i] = SentencePrediction([], np.zeros((0, len(self.labels))), [], 0)
         if not todo:
-            return results  # type: ignore[return-value]
+            return results
         pieces = word_pieces(self.tokenizer, [sentences[i] for i in todo], self._unk)
         windows = make_windows(pieces, self.meta.cls_id, self.meta.sep_id, self.window_tokens, self.overlap)
         window_logits = self._run(windows)
@@ -107,12 +119,25 @@ class Predictor:
             for w, o in enumerate(owners):
                 win = wins[o]
                 rows.append(window_logits[ks[o]][win.first_piece[w - win.word_start]])
-            probs = softmax(np.stack(rows).astype(np.float64))
-            path = viterbi(probs, self._start_ok, self._trans_ok)
-            tags = [self.labels[j] for j in path]
-            scores = probs[np.arange(len(path)), path]
-            results[idx] = SentencePrediction(tags, probs, tags_to_spans(tags, scores), len(ks))
-        return results  # type: ignore[return-value]
+            results[idx] = WordLogits(np.stack(rows).astype(np.float64), len(ks))
+        return results
+
+    def decode(self, word_logits: WordLogits, o_bias: float | None = None) -> SentencePrediction:
+        """Per-word logits -> probabilities (the ``O`` logit lowered by the model's calibrated bias) ->
+        valid IOB2 tags (Viterbi) -> spans. The one decoding step of the service, evaluation and
+        auto-annotation."""
+        logits = word_logits.logits
+        if len(logits) == 0:
+            return SentencePrediction([], np.zeros((0, len(self.labels))), [], word_logits.windows)
+        bias = self.o_bias if o_bias is None else o_bias
+        if bias:
+            logits = logits.copy()
+            logits[:, self._o_index] -= bias
+        probs = softmax(logits)
+        path = viterbi(probs, self._start_ok, self._trans_ok)
+        tags = [self.labels[j] for j in path]
+        scores = probs[np.arange(len(path)), path]
+        return SentencePrediction(tags, probs, tags_to_spans(tags, scores), word_logits.windows)
 
     def _run(self, windows: list) -> list[np.ndarray]:
         """Logits per window, computed in length-sorted, token-budgeted batches."""

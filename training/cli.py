@@ -64,6 +64,30 @@ def train(
     typer.echo(json.dumps(result, indent=2))
 
 
+@app.command("pretrain-ner")
+def pretrain_ner_command(
+    train_file: Annotated[Path, typer.Argument(help="NER data with its own labels, e.g. SciERC's train.jsonl.")],
+    out: Annotated[Path, typer.Option(help="Encoder folder to write (then SCINER_BASE_MODEL=<out>).")] = Path(
+        "var/encoders/ner-intermediate"
+    ),
+    dev_file: Annotated[Path | None, typer.Option("--dev", help="Dev data of that task (early stopping).")] = None,
+    epochs: Annotated[int | None, typer.Option(help="Override SCINER_EPOCHS.")] = None,
+) -> None:
+    """NER-specific intermediate training (NER-BERT): train on another NER task, keep the encoder."""
+    from training.intermediate import pretrain_ner
+
+    settings = get_settings()
+    if epochs is not None:
+        settings = settings.model_copy(update={"epochs": epochs})
+    try:
+        train_set = read_sentences(train_file)
+        dev_set = read_sentences(dev_file) if dev_file else None
+    except DataError as exc:
+        fail(str(exc))
+    result = pretrain_ner(train_set, dev_set, out, settings, sources={"train": train_file, "dev": dev_file})
+    typer.echo(json.dumps(result, indent=2))
+
+
 @app.command()
 def evaluate(
     model: Annotated[Path, typer.Argument(help="Model folder.")],

@@ -10,6 +10,7 @@ from sciner.model_dir import read_metadata, sha256_file, write_metadata
 from sciner.predictor import Predictor
 from sciner.records import Sentence
 from sciner.settings import Settings
+from training.calibrate import bias_grid, calibrate_o_bias
 from training.evaluate import evaluate_predictor
 from training.export import export_onnx
 from training.trainer import train_model
@@ -35,7 +36,8 @@ def train_and_export(
     export: bool = True,
     progress: bool = True,
 ) -> dict:
-    """Fine-tune, export ONNX, evaluate the served variant on dev; record it all in ``sciner.json``."""
+    """Fine-tune, export ONNX, fit the O-logit decoding bias on dev (served variant), evaluate it on dev;
+    record it all in ``sciner.json``."""
     sources = sources or {}
     out.parent.mkdir(parents=True, exist_ok=True)
     data_info = {"train": data_fingerprint("train", train, sources.get("train"), out.parent)}
@@ -47,8 +49,14 @@ def train_and_export(
         summary["export"] = export_onnx(out)
     if dev:
         predictor = Predictor.from_model_dir(out, settings)
-        evaluation, _ = evaluate_predictor(predictor, dev)
         meta = read_metadata(out)
+        if settings.calibrate_o_bias:
+            grid = bias_grid(settings.o_bias_min, settings.o_bias_max, settings.o_bias_step)
+            calibration = calibrate_o_bias(predictor, dev, grid)
+            meta.decoding = calibration.as_metadata()
+            predictor.o_bias = calibration.o_bias
+            summary["o_bias"] = calibration.o_bias
+        evaluation, _ = evaluate_predictor(predictor, dev)
         meta.metrics["dev"] = evaluation.as_flat_metrics()
         meta.metrics["dev_engine"] = predictor.backend.name
         write_metadata(out, meta)

@@ -16,7 +16,7 @@ from tqdm.auto import tqdm
 
 from sciner.backends import TorchBackend
 from sciner.encoding import load_tokenizer, pad_batch
-from sciner.labels import IGNORE_INDEX, bio_labels, entity_types_in
+from sciner.labels import IGNORE_INDEX, OUTSIDE, bio_labels, entity_types_in
 from sciner.metrics import Evaluation
 from sciner.model_dir import HF_DIR, TOKENIZER_FILE, ModelMetadata, write_metadata
 from sciner.predictor import Predictor
@@ -64,6 +64,22 @@ def plateaued(best_f1: float, best_epoch: int, epoch: int, patience: int) -> boo
     """Early stopping: ``patience`` epochs without a dev gain, counted only once the model has found
     a dev entity (a model still at F1 0 is warming up, not on a plateau: small sets need a few epochs)."""
     return best_f1 > 0 and epoch - best_epoch >= patience
+
+
+def split_by_entity(examples: list[Example], outside_id: int) -> tuple[list[int], list[int]]:
+    """Indices of the examples with at least one entity label, and of the entity-free ones."""
+    with_entity, entity_free = [], []
+    for i, e in enumerate(examples):
+        has = any(lab not in (outside_id, IGNORE_INDEX) for lab in e.labels)
+        (with_entity if has else entity_free).append(i)
+    return with_entity, entity_free
+
+
+def epoch_examples(with_entity: list[int], entity_free: list[int], n_free: int, rng: random.Random) -> list[int]:
+    """Every example with an entity plus ``n_free`` entity-free ones drawn afresh for this epoch."""
+    if n_free >= len(entity_free):
+        return [*with_entity, *entity_free]
+    return [*with_entity, *sorted(rng.sample(entity_free, n_free))]
 
 
 def _collate(batch: list[Example], pad_id: int) -> dict:
@@ -142,7 +158,9 @@ def train_model(
 
     rng = random.Random(settings.seed)
     lengths = [len(e.input_ids) for e in examples]
-    steps_per_epoch = -(-len(examples) // settings.batch_size)
+    with_entity, entity_free = split_by_entity(examples, label2id[OUTSIDE])
+    empty_per_epoch = round(settings.train_empty_ratio * len(entity_free))
+    steps_per_epoch = -(-(len(with_entity) + empty_per_epoch) // settings.batch_size)
     total_steps = steps_per_epoch * settings.epochs
     no_decay = ("bias", "LayerNorm.weight", "layer_norm.weight")
     groups = [
@@ -163,8 +181,9 @@ def train_model(
         epochs_run = epoch
         model.train()
         losses = []
-        for batch_idx in bucketed_batches(lengths, settings.batch_size, rng):
-            batch = _collate([examples[i] for i in batch_idx], pad_id)
+        chosen = epoch_examples(with_entity, entity_free, empty_per_epoch, rng)
+        for batch_idx in bucketed_batches([lengths[i] for i in chosen], settings.batch_size, rng):
+            batch = _collate([examples[chosen[i]] for i in batch_idx], pad_id)
             loss = model(**batch).loss
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -204,6 +223,7 @@ def train_model(
         "epochs_run": epochs_run,
         "train_sentences": len(train),
         "train_windows": len(examples),
+        "train_windows_per_epoch": len(with_entity) + min(empty_per_epoch, len(entity_free)),
         "dev_sentences": len(dev or []),
         "history": history,
     }
@@ -228,6 +248,7 @@ _TRAINING_KEYS = {
     "seed",
     "train_max_tokens",
     "window_stride",
+    "train_empty_ratio",
 }
 
 

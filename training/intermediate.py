@@ -1,0 +1,68 @@
+"""NER-specific intermediate training (NER-BERT's idea): fine-tune the base encoder on an NER task from
+other data (SciERC: Task / Method / Metric / Material / ...), keep the encoder, drop the head.
+
+The result is an ordinary Hugging Face encoder folder; point ``SCINER_BASE_MODEL`` at it and every
+later fine-tune (bootstrap, rounds) starts from it at no extra cost per round.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+from pathlib import Path
+
+from sciner.model_dir import HF_DIR, atomic_write_text
+from sciner.records import Sentence
+from sciner.settings import Settings
+from training.pipeline import data_fingerprint
+from training.trainer import train_model
+
+log = logging.getLogger(__name__)
+
+LINEAGE_FILE = "sciner_intermediate.json"
+
+
+def pretrain_ner(
+    train: list[Sentence],
+    dev: list[Sentence] | None,
+    out: Path,
+    settings: Settings,
+    sources: dict[str, Path | None] | None = None,
+    progress: bool = True,
+) -> dict:
+    """Train a token classifier on ``train`` (its own label set) and write only its encoder to ``out``."""
+    from transformers import AutoModelForTokenClassification, AutoTokenizer
+
+    sources = sources or {}
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    work = out.with_name(f".{out.name}.ner-task")
+    data = {"train": data_fingerprint("train", train, sources.get("train"), out.parent)}
+    if dev:
+        data["dev"] = data_fingerprint("dev", dev, sources.get("dev"), out.parent)
+    result = train_model(train, dev, work, settings, data_info=data, progress=progress)
+    model = AutoModelForTokenClassification.from_pretrained(work / HF_DIR)
+    tokenizer = AutoTokenizer.from_pretrained(work / HF_DIR)
+    staging = out.with_name(f".{out.name}.partial")
+    shutil.rmtree(staging, ignore_errors=True)
+    encoder = model.base_model
+    # The encoder's config still names the intermediate task's labels; the next fine-tune replaces them.
+    encoder.config.architectures = [type(encoder).__name__]
+    encoder.save_pretrained(staging)
+    tokenizer.save_pretrained(staging)
+    lineage = {
+        "base_model": settings.base_model,
+        "data": data,
+        "labels": model.config.id2label,
+        "epochs_run": result.epochs_run,
+        "best_epoch": result.best_epoch,
+        "dev_micro_f1": result.dev.micro_f1 if result.dev else None,
+        "seconds": result.seconds,
+    }
+    atomic_write_text(staging / LINEAGE_FILE, json.dumps(lineage, indent=2, sort_keys=True))
+    shutil.rmtree(out, ignore_errors=True)
+    staging.rename(out)
+    shutil.rmtree(work, ignore_errors=True)
+    log.info("intermediate NER encoder in %s (dev micro-F1 %s)", out, lineage["dev_micro_f1"])
+    return {"encoder_dir": str(out), **lineage}
