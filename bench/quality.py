@@ -10,7 +10,7 @@ Every variant is scored the same way: strict IOB2 seqeval on the whole dev split
 predictor on ONNX int8 (what the service runs) and fp32. The O-logit bias is fitted on dev; the
 result also reports it *cross-fitted* (bias fitted on one half of the dev documents, scored on the
 other, and the reverse), which is the honest estimate of what the bias buys on unseen data.
-Writes bench/results/quality-<name>.{json,md}.
+Writes bench/results/quality-<name>.{json,md}; ``bench/quality_report.py`` turns them into docs/quality.md.
 """
 
 from __future__ import annotations
@@ -95,9 +95,12 @@ def main() -> None:
             read_jsonl(args.intermediate / "train.jsonl"), read_jsonl(args.intermediate / "dev.jsonl"),
             out.with_name(out.name + "-encoder"), inter_settings,
             sources={"train": args.intermediate / "train.jsonl", "dev": args.intermediate / "dev.jsonl"},
+            progress=sys.stderr.isatty(),
         )
         settings = settings.model_copy(update={"base_model": intermediate["encoder_dir"]})
-    summary = train_and_export(train, dev, out, settings, sources={"train": args.train, "dev": args.dev})
+    summary = train_and_export(
+        train, dev, out, settings, sources={"train": args.train, "dev": args.dev}, progress=sys.stderr.isatty()
+    )
     train_seconds = time.perf_counter() - t0
 
     rows = {}

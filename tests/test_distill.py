@@ -1,0 +1,105 @@
+"""Distillation: the loss against a hand computation, the teacher's soft labels stored once with their
+hash, and a real student trained on gold + teacher-labelled abstracts."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from sciner.model_dir import read_metadata
+from sciner.predictor import Predictor
+from sciner.settings import Settings
+from training.distill import (
+    SoftTargets,
+    distillation_loss,
+    load_soft_targets,
+    save_soft_targets,
+    soft_targets_for,
+    unlabeled_sentences,
+)
+
+
+def _log_softmax(row: list[float], t: float = 1.0) -> list[float]:
+    scaled = [x / t for x in row]
+    top = max(scaled)
+    norm = top + math.log(sum(math.exp(x - top) for x in scaled))
+    return [x - norm for x in scaled]
+
+
+def test_the_loss_on_a_toy_batch_equals_a_hand_computation():
+    logits = [[[2.0, 0.5, -1.0], [0.1, 0.2, 0.3]], [[-0.5, 1.5, 0.0], [1.0, 1.0, 1.0]]]
+    labels = [[0, -100], [1, -100]]
+    soft = [[[0.0, 0.0, 0.0], [0.2, 0.5, 0.3]], [[0.6, 0.3, 0.1], [0.0, 0.0, 0.0]]]
+    soft_mask = [[False, True], [True, False]]
+    alpha, t = 0.3, 2.0
+
+    ce = -(_log_softmax(logits[0][0])[0] + _log_softmax(logits[1][0])[1]) / 2
+    kls = []
+    for (b, i) in ((0, 1), (1, 0)):
+        log_q = _log_softmax(logits[b][i], t)
+        kls.append(sum(p * (math.log(p) - lq) for p, lq in zip(soft[b][i], log_q, strict=True)))
+    expected = alpha * ce + (1 - alpha) * t * t * sum(kls) / 2
+
+    got = distillation_loss(
+        torch.tensor(logits), torch.tensor(labels), torch.tensor(soft), torch.tensor(soft_mask), alpha, t
+    )
+    assert float(got) == pytest.approx(expected, rel=1e-6)
+
+
+def test_a_batch_without_gold_labels_is_pure_distillation_and_without_soft_labels_pure_ce():
+    logits = torch.tensor([[[1.0, 0.0], [0.0, 1.0]]])
+    soft = torch.tensor([[[0.5, 0.5], [0.9, 0.1]]])
+    none = torch.full((1, 2), -100)
+    kd = distillation_loss(logits, none, soft, torch.tensor([[True, True]]), 0.5, 1.0)
+    assert float(kd) > 0
+    ce = distillation_loss(logits, torch.tensor([[0, 1]]), soft, torch.tensor([[False, False]]), 0.5, 1.0)
+    assert float(ce) == pytest.approx(0.5 * float(torch.nn.functional.cross_entropy(logits[0], torch.tensor([0, 1]))))
+
+
+def test_soft_targets_round_trip_with_their_hash(tmp_path):
+    rows = {"a": np.full((2, 3), 1 / 3, np.float32), "b": np.eye(3, dtype=np.float32)}
+    targets = SoftTargets(["O", "B-X", "I-X"], rows)
+    digest = save_soft_targets(tmp_path / "t.npz", targets, {"temperature": 2.0})
+    back = load_soft_targets(tmp_path / "t.npz")
+    assert back.sha256 == digest and len(digest) == 64 and back.labels == targets.labels
+    assert np.array_equal(back.by_id["b"], targets.by_id["b"]) and back.by_id["a"].shape == (2, 3)
+    assert json.loads((tmp_path / "t.json").read_text())["sentences"] == 2
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_a_student_learns_from_gold_and_teacher_labelled_abstracts(tiny_model_dir, seed_train, seed_dev, tmp_path):
+    from training.pipeline import train_and_export
+
+    papers = tmp_path / "papers.jsonl"
+    papers.write_text(
+        "\n".join(
+            json.dumps({"paper_id": f"p{i}", "title": "A study", "abstract": s})
+            for i, s in enumerate(
+                ["We train BERT on SQuAD with a learning rate of 3e-5 and reach 91.2 F1.",
+                 "Our CRF tagger improves named entity recognition on CoNLL-2003."]
+            )
+        ),
+        encoding="utf-8",
+    )
+    extra = unlabeled_sentences(papers)
+    assert extra and all(s.tags is None for s in extra)
+    settings = Settings(home=tmp_path, epochs=1, batch_size=8, learning_rate=2e-4, intra_op_threads=1)
+    labels = read_metadata(tiny_model_dir).labels
+    targets = soft_targets_for(tiny_model_dir, [*seed_train, *extra], labels, settings)
+    assert len(targets) == len(seed_train) + len(extra) and len(targets.sha256) == 64
+    again = soft_targets_for(tiny_model_dir, [*seed_train, *extra], labels, settings)
+    assert again.sha256 == targets.sha256, "the teacher labels a corpus once; the next call reads the file"
+
+    out = tmp_path / "student"
+    summary = train_and_export([*seed_train, *extra], seed_dev, out, settings, progress=False, soft_targets=targets)
+    meta = read_metadata(out)
+    assert meta.training["distillation"]["soft_targets_sha256"] == targets.sha256
+    assert meta.data["soft_targets"]["sentences"] == len(targets)
+    assert np.isfinite(meta.training["history"][0]["loss"]) and "micro_f1" in summary["dev"]
+    (result,) = Predictor.from_model_dir(out, settings).predict_texts(["We train BERT on SQuAD ."])
+    assert result.sentences == 1

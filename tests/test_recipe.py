@@ -1,0 +1,155 @@
+"""The training recipe's levers: the O-logit decoding bias (fitted on dev, stored in the model folder,
+applied by the one predictor), entity-free windows subsampled per epoch, NER intermediate training."""
+
+from __future__ import annotations
+
+import json
+import random
+import shutil
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+
+from sciner.model_dir import read_metadata, write_metadata
+from sciner.predictor import Predictor
+from sciner.records import Sentence
+from sciner.settings import Settings
+from service.process import ServiceProcess, quiet_env
+from training.calibrate import BiasPoint, bias_grid, calibrate_o_bias, choose_bias
+from training.evaluate import evaluate_predictor
+from training.features import Example
+from training.trainer import epoch_examples, split_by_entity
+
+TEXT = "We fine-tune BERT on SQuAD and reach 91.2 F1 with a learning rate of 3e-5 . GloVe embeddings help NER ."
+
+
+# --- the bias, pure parts ---------------------------------------------------------------------
+def test_the_bias_grid_spans_both_signs_and_always_holds_zero():
+    assert bias_grid(-1.0, 3.0, 0.5) == [-1.0, -0.5, 0.0, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0]
+    assert 0.0 in bias_grid(0.0, 0.3, 0.25) and bias_grid(0.0, 0.0, 0.25) == [0.0]
+
+
+def test_the_best_f1_wins_and_ties_go_to_the_smallest_bias():
+    points = [BiasPoint(-0.5, 0.5, 0.5, 0.50), BiasPoint(0.0, 0.6, 0.4, 0.48), BiasPoint(1.0, 0.5, 0.5, 0.50)]
+    assert choose_bias(points) == -0.5
+    assert choose_bias([*points, BiasPoint(2.0, 0.5, 0.6, 0.55)]) == 2.0
+    assert choose_bias([BiasPoint(0.0, 0, 0, 0.3), BiasPoint(0.25, 0, 0, 0.3)]) == 0.0
+
+
+# --- the bias on a real model ------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def biased_model_dir(tiny_model_dir, tmp_path_factory) -> Path:
+    """The tiny model with a large O bias written into its folder, as calibration would store it."""
+    out = tmp_path_factory.mktemp("biased") / "model"
+    shutil.copytree(tiny_model_dir, out)
+    meta = read_metadata(out)
+    meta.decoding = {"o_bias": 4.0}
+    write_metadata(out, meta)
+    return out
+
+
+def test_a_positive_bias_finds_more_entities_and_a_negative_one_fewer(tiny_model_dir, seed_dev):
+    predictor = Predictor.from_model_dir(tiny_model_dir, Settings(intra_op_threads=1))
+    logits = predictor.word_logits([s.tokens for s in seed_dev])
+
+    def entities(bias: float) -> int:
+        return sum(len(predictor.decode(w, bias).spans) for w in logits)
+
+    assert entities(-3.0) < entities(0.0) < entities(3.0)
+    assert entities(-100.0) == 0
+
+
+def test_the_folders_bias_is_what_the_predictor_applies(biased_model_dir, seed_dev):
+    predictor = Predictor.from_model_dir(biased_model_dir, Settings(intra_op_threads=1))
+    assert predictor.o_bias == 4.0
+    words = [s.tokens for s in seed_dev[:10]]
+    direct = [predictor.decode(w, 4.0).tags for w in predictor.word_logits(words)]
+    unbiased = [predictor.decode(w, 0.0).tags for w in predictor.word_logits(words)]
+    assert [p.tags for p in predictor.predict_sentences(words)] == direct != unbiased
+
+
+def test_calibration_picks_a_bias_no_worse_than_none_and_training_stores_it(tiny_model_dir, seed_dev):
+    predictor = Predictor.from_model_dir(tiny_model_dir, Settings(intra_op_threads=1))
+    result = calibrate_o_bias(predictor, seed_dev, bias_grid(-1.0, 3.0, 0.5))
+    assert result.chosen.micro_f1 >= result.unbiased.micro_f1
+    stored = read_metadata(tiny_model_dir).decoding  # train_and_export calibrated the fixture model
+    assert "o_bias" in stored and stored["calibration"]["f1_calibrated"] >= stored["calibration"]["f1_unbiased"]
+    evaluation, _ = evaluate_predictor(predictor, seed_dev)  # the folder's bias, through evaluation
+    assert evaluation.micro_f1 == pytest.approx(read_metadata(tiny_model_dir).metrics["dev"]["micro_f1"])
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_the_service_and_evaluation_decode_with_the_same_bias(biased_model_dir, tmp_path):
+    predictor = Predictor.from_model_dir(biased_model_dir, Settings(intra_op_threads=1))
+    expected = [(e.start, e.end, e.label) for e in predictor.predict_texts([TEXT])[0].entities]
+    predictor.o_bias = 0.0
+    unbiased = [(e.start, e.end, e.label) for e in predictor.predict_texts([TEXT])[0].entities]
+    assert expected != unbiased, "the bias must change this text's entities, or the test proves nothing"
+    env = quiet_env(tmp_path, SCINER_MODEL_URI=str(biased_model_dir), SCINER_INTRA_OP_THREADS="1")
+    with ServiceProcess(env, tmp_path / "serve.log") as srv:
+        srv.wait("/readyz", timeout=240)
+        response = httpx.post(f"{srv.url}/extract", json={"text": TEXT}, timeout=60)
+    assert response.status_code == 200, response.text
+    assert [(e["start"], e["end"], e["label"]) for e in response.json()["entities"]] == expected
+
+
+# --- entity-free windows per epoch ---------------------------------------------------------------
+def test_examples_split_by_whether_they_carry_an_entity_label():
+    examples = [Example([1, 5, 2], [-100, 0, -100]), Example([1, 6, 2], [-100, 3, -100]), Example([1, 2], [-100, -100])]
+    assert split_by_entity(examples, outside_id=0) == ([1], [0, 2])
+
+
+def test_each_epoch_keeps_every_entity_window_and_redraws_the_entity_free_ones():
+    rng = random.Random(0)
+    with_entity, free = [0, 1, 2], list(range(3, 103))
+    first, second = epoch_examples(with_entity, free, 20, rng), epoch_examples(with_entity, free, 20, rng)
+    for chosen in (first, second):
+        assert chosen[:3] == with_entity and len(chosen) == 23 and set(chosen[3:]) <= set(free)
+    assert first != second
+    assert epoch_examples(with_entity, free, 500, rng) == with_entity + free
+
+
+def test_training_with_an_empty_ratio_takes_fewer_steps_and_records_it(seed_train, tmp_path):
+    from training.trainer import train_model
+
+    settings = Settings(home=tmp_path, epochs=1, batch_size=8, train_empty_ratio=0.0, intra_op_threads=1)
+    result = train_model(seed_train[:60], None, tmp_path / "m", settings, progress=False)
+    training = read_metadata(result.model_dir).training
+    assert training["train_empty_ratio"] == 0.0
+    assert 0 < training["train_windows_per_epoch"] < training["train_windows"]
+
+
+# --- NER intermediate training -------------------------------------------------------------------
+def test_intermediate_training_leaves_an_encoder_that_sciner_fine_tunes(seed_train, seed_dev, tmp_path):
+    from training.intermediate import LINEAGE_FILE, pretrain_ner
+    from training.trainer import train_model
+
+    other_task = [  # another label set, as SciERC's Task/Method/Metric
+        Sentence(s.id, s.tokens, [t.replace("MethodName", "Method").replace("TaskName", "Task") for t in s.tags or []])
+        for s in seed_train[:40]
+    ]
+    settings = Settings(home=tmp_path, epochs=1, batch_size=8, learning_rate=3e-4, intra_op_threads=1)
+    info = pretrain_ner(other_task, None, tmp_path / "encoder", settings, progress=False)
+    encoder = Path(info["encoder_dir"])
+    lineage = json.loads((encoder / LINEAGE_FILE).read_text())
+    assert "B-Method" in lineage["labels"].values() and lineage["data"]["train"]["sha256"]
+    assert not list(tmp_path.glob(".encoder*")), "no staging folder left behind"
+
+    tuned = train_model(
+        seed_train[:40], seed_dev[:10], tmp_path / "tuned", settings.model_copy(update={"base_model": str(encoder)}),
+        progress=False,
+    )
+    labels = read_metadata(tuned.model_dir).labels
+    assert "B-MethodName" in labels and "B-Method" not in labels
+    assert np.isfinite(tuned.history[0]["loss"])
+
+
+def test_training_runs_on_cuda_only_when_asked_for_or_auto_and_present():
+    from training.trainer import training_device
+
+    assert training_device("auto", True) == "cuda" and training_device("cuda", True) == "cuda"
+    assert training_device("auto", False) == "cpu" and training_device("cuda", False) == "cpu"
+    assert training_device("cpu", True) == "cpu"

@@ -1,0 +1,169 @@
+"""Knowledge distillation (NuNER's idea: a compact encoder learns from a large automatically annotated
+corpus). A teacher model folder labels sentences with soft per-word distributions, stored once with
+their hash; the student trains on ``alpha * CE(gold) + (1 - alpha) * T^2 * KL(teacher || student_T)``.
+
+The teacher runs through the shared predictor (same windows, same first-piece rule as serving), so
+its distributions line up word for word with the student's training labels.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from sciner.decoding import softmax
+from sciner.model_dir import atomic_write_text, sha256_file
+from sciner.predictor import Predictor
+from sciner.records import Sentence
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SoftTargets:
+    """Per-word teacher distributions by sentence id, over ``labels`` (the student's label order)."""
+
+    labels: list[str]
+    by_id: dict[str, np.ndarray]
+    sha256: str = ""
+    teacher: str = ""
+
+    def __len__(self) -> int:
+        return len(self.by_id)
+
+
+def teacher_distributions(
+    teacher: Predictor, sentences: list[Sentence], labels: list[str], temperature: float,
+    chunk: int = 512, progress: bool = False,
+) -> dict[str, np.ndarray]:
+    """``softmax(logits / T)`` per word, reordered to ``labels``; the teacher's decoding bias is not applied
+    (the student learns the teacher's distributions, and gets its own bias calibrated afterwards)."""
+    missing = set(labels) - set(teacher.labels)
+    if missing:
+        raise ValueError(f"the teacher has no {sorted(missing)}: its labels are {teacher.labels}")
+    order = [teacher.labels.index(lab) for lab in labels]
+    out: dict[str, np.ndarray] = {}
+    bar = tqdm(total=len(sentences), desc="teacher", unit="sentence", disable=not progress)
+    for start in range(0, len(sentences), chunk):
+        part = sentences[start : start + chunk]
+        for s, w in zip(part, teacher.word_logits([s.tokens for s in part]), strict=True):
+            out[s.id] = softmax(w.logits[:, order] / temperature).astype(np.float32)
+        bar.update(len(part))
+    bar.close()
+    return out
+
+
+def save_soft_targets(path: Path, targets: SoftTargets, info: dict) -> str:
+    """One ``.npz`` (concatenated rows + per-sentence offsets) and a ``.json`` beside it; returns the npz hash."""
+    ids = sorted(targets.by_id)
+    rows = [targets.by_id[i] for i in ids]
+    lengths = np.array([len(r) for r in rows], dtype=np.int64)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    staging = path.with_name(f".{path.stem}.partial.npz")
+    np.savez_compressed(
+        staging,
+        ids=np.array(ids),
+        lengths=lengths,
+        probs=np.concatenate(rows) if rows else np.zeros((0, len(targets.labels)), np.float32),
+    )
+    staging.replace(path)
+    digest = sha256_file(path)
+    meta = {"labels": targets.labels, "sentences": len(ids), "sha256": digest, "teacher": targets.teacher, **info}
+    atomic_write_text(path.with_suffix(".json"), json.dumps(meta, indent=2, sort_keys=True))
+    return digest
+
+
+def load_soft_targets(path: Path) -> SoftTargets:
+    meta = json.loads(path.with_suffix(".json").read_text(encoding="utf-8"))
+    with np.load(path) as data:
+        ids, lengths, probs = list(data["ids"]), data["lengths"], data["probs"]
+    bounds = np.concatenate([[0], np.cumsum(lengths)])
+    by_id = {str(i): probs[bounds[k] : bounds[k + 1]] for k, i in enumerate(ids)}
+    return SoftTargets(meta["labels"], by_id, meta["sha256"], meta.get("teacher", ""))
+
+
+def cache_key(teacher_dir: Path, sentences: list[Sentence], temperature: float) -> str:
+    """Soft targets are computed once per (teacher weights, sentences, temperature)."""
+    digest = hashlib.sha256()
+    for name in ("onnx/int8/model.onnx", "onnx/fp32/model.onnx", "hf/model.safetensors"):
+        if (teacher_dir / name).is_file():
+            digest.update(sha256_file(teacher_dir / name).encode())
+            break
+    for s in sentences:
+        digest.update(s.id.encode())
+        digest.update("\x1f".join(s.tokens).encode())
+    digest.update(f"T={temperature}".encode())
+    return digest.hexdigest()[:16]
+
+
+def distillation_loss(
+    logits: object, labels: object, soft: object, soft_mask: object, alpha: float, temperature: float
+) -> object:
+    """``alpha * CE(labels) + (1 - alpha) * T^2 * KL(soft || softmax(logits / T))``, each averaged over the
+    positions that carry it (``labels != -100``; ``soft_mask``). A batch without either term drops it."""
+    import torch
+    import torch.nn.functional as F
+
+    n_labels = logits.shape[-1]  # type: ignore[attr-defined]
+    flat_logits = logits.reshape(-1, n_labels)  # type: ignore[attr-defined]
+    flat_labels = labels.reshape(-1)  # type: ignore[attr-defined]
+    loss = flat_logits.new_zeros(())
+    if (flat_labels != -100).any():
+        loss = loss + alpha * F.cross_entropy(flat_logits, flat_labels, ignore_index=-100)
+    mask = soft_mask.reshape(-1).bool()  # type: ignore[attr-defined]
+    if mask.any():
+        target = soft.reshape(-1, n_labels)[mask]  # type: ignore[attr-defined]
+        log_student = F.log_softmax(flat_logits[mask] / temperature, dim=-1)
+        kl = (target * (torch.log(target.clamp_min(1e-12)) - log_student)).sum(-1).mean()
+        loss = loss + (1 - alpha) * temperature**2 * kl
+    return loss
+
+
+def soft_targets_for(
+    teacher_dir: Path, sentences: list[Sentence], labels: list[str], settings: object, progress: bool = False
+) -> SoftTargets:
+    """The teacher's distributions for ``sentences``: read from ``<home>/distill/<key>.npz`` when this
+    teacher already labelled exactly these sentences at this temperature, computed and stored otherwise."""
+    temperature = settings.distill_temperature  # type: ignore[attr-defined]
+    path = settings.home / "distill" / f"{cache_key(teacher_dir, sentences, temperature)}.npz"  # type: ignore[attr-defined]
+    if path.is_file() and path.with_suffix(".json").is_file():
+        cached = load_soft_targets(path)
+        if cached.labels == labels:
+            log.info("soft targets from %s (%d sentences)", path, len(cached))
+            return cached
+    teacher = Predictor.from_model_dir(teacher_dir, settings)  # type: ignore[arg-type]
+    by_id = teacher_distributions(teacher, sentences, labels, temperature, progress=progress)
+    targets = SoftTargets(labels, by_id, teacher=str(teacher_dir))
+    digest = save_soft_targets(path, targets, {"temperature": temperature, "engine": teacher.backend.name})
+    log.info("teacher %s labelled %d sentences -> %s", teacher_dir, len(by_id), path)
+    return SoftTargets(labels, by_id, digest, str(teacher_dir))
+
+
+def unlabeled_sentences(path: Path, limit: int | None = None) -> list[Sentence]:
+    """Sentences of a papers JSONL (anthology schema or ``{"text": ...}``), split and tokenized the way
+    the service and auto-annotation split raw text; no tags (the teacher's distributions are the signal)."""
+    from sciner.io import DataError
+    from sciner.papers import paper_from_mapping
+    from sciner.pretokenize import split_sentences
+
+    out: list[Sentence] = []
+    with path.open(encoding="utf-8") as fh:
+        for lineno, raw in enumerate(fh, 1):
+            if limit is not None and lineno > limit:
+                break
+            if not raw.strip():
+                continue
+            try:
+                paper = paper_from_mapping(json.loads(raw), str(path))
+            except (ValueError, json.JSONDecodeError) as exc:
+                raise DataError(path, lineno, str(exc)) from exc
+            for k, sent in enumerate(split_sentences(paper.text)):
+                if sent:
+                    out.append(Sentence(f"{paper.paper_id}:{k}", [t.text for t in sent], None, paper.paper_id))
+    return out
