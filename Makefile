@@ -5,7 +5,7 @@ export TRANSFORMERS_OFFLINE := 1
 export BENTOML_DO_NOT_TRACK := True
 export MLFLOW_SERVER_ENABLE_JOB_EXECUTION := false
 
-.PHONY: install run test lint bench-inference bench-quality
+.PHONY: install run test lint bench-inference bench-quality encoder-mpnet
 
 install:
 	@bash scripts/install.sh
@@ -25,3 +25,6 @@ bench-inference: install
 
 bench-quality: install
 	.venv/bin/python bench/quality.py
+
+encoder-mpnet:  # optional MPNet teacher encoder (~440 MB) into var/encoders/all-mpnet-base-v2
+	@bash scripts/install_mpnet.sh

@@ -2,14 +2,18 @@
 
 For each gold regime:
 
-1. gold train = whole documents of ``../shared/data/sciner/train.jsonl`` (35 picked with a fixed seed,
-   like the paper's 35 manually annotated papers, or all of them); gold dev = ``sciner/dev.jsonl``;
+1. the gate's evaluation split = the documents of ``../shared/data/sciner/train.jsonl`` carved out by
+   document id hash (``SCINER_GOLD_EVAL_FRACTION``, the same split in both regimes, passed to every round
+   as ``SCINER_GOLD_EVAL_PATH``); gold train = whole documents of the rest (35 picked with a fixed seed,
+   like the paper's 35 manually annotated papers, or all of them); gold dev = ``sciner/dev.jsonl``
+   (early stopping, O-bias, thresholds);
 2. a real MLflow server (sqlite backend) on loopback, a fresh ``SCINER_HOME`` and paper store;
 3. iteration 0 = ``run_bootstrap`` (the code behind ``sciner bootstrap``): registered as v1, ``champion``;
 4. iteration k = the next ``--papers-per-round`` papers of ``../shared/data/anthology/papers.jsonl``
    ingested with ``training.ingest.ingest_file`` (the code behind ``sciner ingest``), then one round
    through the scheduler's job (``training.scheduler.scheduled_round``: a ``sciner retrain --once``
-   process configured only by ``SCINER_*`` variables), promoted only if gold dev micro-F1 improves;
+   process configured only by ``SCINER_*`` variables), promoted only if the gate (paired bootstrap over
+   the evaluation documents, seed spread, per-class floor; ``training.promotion``) says the gain is real;
 5. every iteration's scores are read back from the registry (the metrics the round logged), so each
    row of the table names the model version it came from.
 
@@ -75,14 +79,31 @@ def pick_documents(path: Path, count: int | None, seed: int) -> tuple[list[str],
     return [line for d in ids for line in docs[d]], ids
 
 
+def carve_eval(train: Path, work: Path) -> dict:
+    """Write the gate's evaluation split (``gold_eval.jsonl``) and the gold train pool without it
+    (``gold_pool.jsonl``) into ``work``; returns the split's record."""
+    from sciner.io.jsonl import read_jsonl, write_jsonl
+    from sciner.settings import Settings
+    from training.eval_split import carve
+
+    settings = Settings()
+    split = carve(read_jsonl(train), settings.gold_eval_fraction, settings.gold_eval_salt)
+    write_jsonl(work / "gold_eval.jsonl", split.eval)
+    write_jsonl(work / "gold_pool.jsonl", split.train)
+    return {**split.tags, "sentences": len(split.eval), "document_ids": list(split.documents)}
+
+
 def regime_env(regime: Regime, work: Path, uri: str, args: argparse.Namespace) -> dict[str, str]:
     """Everything a round needs, as ``SCINER_*`` variables (the scheduler's round process reads only these)."""
+    gate = {"SCINER_SEED_F1_SD": str(args.seed_f1_sd)} if args.seed_f1_sd is not None else {}
     return {
+        **gate,
         "SCINER_HOME": str(work / "home"),
         "SCINER_MLFLOW_TRACKING_URI": uri,
         "SCINER_EXPERIMENT_NAME": f"reproduce-{regime.name}",
         "SCINER_GOLD_TRAIN_PATH": str(work / "gold_train.jsonl"),
         "SCINER_GOLD_DEV_PATH": str(args.dev),
+        "SCINER_GOLD_EVAL_PATH": str(work / "gold_eval.jsonl"),
         "SCINER_EPOCHS": str(args.epochs or regime.epochs),
         "SCINER_PAPERS_PER_ROUND": str(regime.papers_per_round),
         "SCINER_REANNOTATE_USED_PAPERS": "false",
@@ -123,7 +144,8 @@ def run_regime(regime: Regime, args: argparse.Namespace) -> dict:
     work = REPO / "var" / "reproduce" / f"{regime.name}{args.tag}"
     shutil.rmtree(work, ignore_errors=True)
     (work / "stream").mkdir(parents=True)
-    lines, doc_ids = pick_documents(args.train, regime.documents, args.seed)
+    eval_split = carve_eval(args.train, work)
+    lines, doc_ids = pick_documents(work / "gold_pool.jsonl", regime.documents, args.seed)
     (work / "gold_train.jsonl").write_text("".join(lines), encoding="utf-8")
     server, uri = start_mlflow(work)
     started = time.perf_counter()
@@ -171,6 +193,7 @@ def run_regime(regime: Regime, args: argparse.Namespace) -> dict:
                                                                                   "SCINER_MLFLOW_TRACKING_URI")},
         "machine": machine(), "finished_at": now(), "wall_seconds": round(time.perf_counter() - started, 1),
         "registry": f"sqlite:///var/reproduce/{regime.name}{args.tag}/mlflow.db", "iterations": rows,
+        "eval_split": eval_split,
     }
 
 
@@ -225,6 +248,8 @@ def main() -> None:
     ap.add_argument("--papers", type=Path, default=SHARED / "anthology" / "papers.jsonl")
     ap.add_argument("--documents", type=int, default=None, help="Override the regime's gold document count.")
     ap.add_argument("--papers-per-round", type=int, default=None, help="Override the regime's papers per round.")
+    ap.add_argument("--seed-f1-sd", type=float, default=None,
+                    help="The recipe's measured seed spread for the gate (SCINER_SEED_F1_SD; bench/gate_noise.py).")
     ap.add_argument("--tag", default="", help="Suffix of the result file (smoke runs stay out of the report).")
     ap.add_argument("--control", action="store_true",
                     help="After the regime's result exists: train the gold-only control (as many optimizer "

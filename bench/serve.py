@@ -1,4 +1,4 @@
-"""Load-test the service on loopback: batching on vs off, concurrency 1 / 16 / 64.
+"""Load-test the service on loopback: batching on vs off, and against a peer, concurrency 1 / 16 / 64.
 
 Starts its own ``bentoml serve service.app:SciNER`` per mode (127.0.0.1 only) on a model folder,
 sends single-sentence ``POST /extract`` requests, and reports p50/p95/p99 latency, requests/s and
@@ -7,7 +7,13 @@ number of requests per level and a time cap per level. The client is a minimal k
 HTTP/1.1 client on asyncio streams, so the load generator takes as little CPU as possible from
 the server it measures (they share the machine).
 
-    python bench/serve.py --model-dir <model folder> [--requests 3000] [--write docs/benchmarks.md]
+Mode ``peer`` is what a user would otherwise run: FastAPI + the Hugging Face token-classification
+``pipeline`` on the same checkpoint's ``hf/`` folder (:mod:`bench.peer_server`), measured by the same
+client in the same run, back to back with the sciner modes; the report gives sciner's req/s as a
+multiple of the peer's per concurrency (absolute figures on a shared box drift by a third within an
+hour; ratios within one run hold).
+
+    python bench/serve.py --model-dir <model folder> [--modes on,peer] [--requests 3000] [--write docs/benchmarks.md]
 """
 
 from __future__ import annotations
@@ -28,6 +34,8 @@ from pathlib import Path
 
 from service.process import HOST, ServiceProcess, quiet_env, tree_cpu_seconds, tree_main_thread_cpu_seconds
 
+PEER = "peer"  # FastAPI + transformers pipeline (bench/peer_server.py), not a sciner configuration
+
 REPO = Path(__file__).resolve().parents[1]
 SECTION = "## Serving (bench/serve.py)"
 # on/off: the service's adaptive batching, all else equal. naive: no batching, one request at a time
@@ -41,7 +49,27 @@ MODES: dict[str, dict[str, str]] = {
         "SCINER_SERVICE_INTRA_OP_THREADS": "0",
         "SCINER_SERVICE_ORT_SPINNING": "true",
     },
+    PEER: {},
 }
+
+
+class PeerProcess(ServiceProcess):
+    """The peer server (:mod:`bench.peer_server`) with the start, wait and stop of a sciner server."""
+
+    def __init__(self, env: dict[str, str], log_path: Path, model_dir: Path) -> None:
+        super().__init__(env, log_path)
+        self.model_dir = model_dir
+
+    def start(self) -> PeerProcess:
+        import subprocess
+
+        cmd = [sys.executable, "-m", "bench.peer_server", "--model-dir", str(self.model_dir), "--host", HOST,
+               "--port", str(self.port)]
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        with self.log_path.open("ab") as log:
+            self.proc = subprocess.Popen(cmd, cwd=REPO, env=self.env, stdout=log, stderr=subprocess.STDOUT,
+                                         start_new_session=True)
+        return self
 
 
 @dataclass
@@ -195,6 +223,17 @@ def table(levels: list[Level]) -> str:
     return "\n".join(rows)
 
 
+def peer_ratios(levels: list[Level], mode: str = "on") -> str:
+    """``sciner <mode> / peer`` req/s per concurrency (empty without both)."""
+    by = {(lv.mode, lv.concurrency): lv for lv in levels}
+    parts = []
+    for c in sorted({lv.concurrency for lv in levels}):
+        ours, peer = by.get((mode, c)), by.get((PEER, c))
+        if ours and peer and peer.ok and peer.wall and ours.wall:
+            parts.append(f"c={c}: {(ours.ok / ours.wall) / (peer.ok / peer.wall):.1f}x")
+    return f"sciner (batching {mode}) req/s as a multiple of the peer's, same run: " + ", ".join(parts) if parts else ""
+
+
 def write_section(path: Path, label: str, body: str) -> None:
     """Put ``body`` into this script's section of ``path`` as the block named ``label``: an earlier
     block of that label is replaced, other blocks and hand-written text in the section are kept."""
@@ -264,7 +303,9 @@ def main() -> None:
         for mode in modes:  # all servers up at once (idle ones cost nothing), measured in turns
             home = Path(tmp) / mode
             env = quiet_env(home, SCINER_MODEL_URI=str(args.model_dir.resolve()), **{**extra_env, **MODES[mode]})
-            servers[mode] = stack.enter_context(ServiceProcess(env, home / "serve.log"))
+            proc = (PeerProcess(env, home / "serve.log", args.model_dir.resolve()) if mode == PEER
+                    else ServiceProcess(env, home / "serve.log"))
+            servers[mode] = stack.enter_context(proc)
         for srv in servers.values():
             srv.wait("/readyz", timeout=300)
         for mode, srv in servers.items():
@@ -286,6 +327,8 @@ def main() -> None:
                     )
                     levels.setdefault((mode, c), Level(mode, c, server_cpu=0.0, loop_cpu=0.0)).merge(lv)
     result = table(list(levels.values()))
+    ratios = peer_ratios(list(levels.values()), "on" if "on" in modes else modes[0])
+    result += f"\n\n{ratios}" if ratios else ""
     print("\n" + result)
     if args.write:
         argv = " ".join(shlex.quote(a) for a in sys.argv[1:])
@@ -297,6 +340,11 @@ def main() -> None:
             legend += (
                 "; naive = no batching, one request at a time on one ONNX session using all cores with "
                 "spinning threads (the calibration's naive int8 service)"
+            )
+        if PEER in modes:
+            legend += (
+                "; peer = FastAPI + Hugging Face `pipeline(\"token-classification\", aggregation_strategy=\"simple\")` "
+                "on the same checkpoint's hf/ folder (PyTorch fp32, library defaults, bench/peer_server.py)"
             )
         machine = (
             f"Machine: {os.cpu_count()} CPUs ({platform.processor() or platform.machine()}), shared; load average "

@@ -9,6 +9,8 @@ from typing import Protocol
 
 import numpy as np
 
+from sciner.cpus import available_cpus
+
 log = logging.getLogger(__name__)
 
 CUDA = "CUDAExecutionProvider"
@@ -47,8 +49,8 @@ class OnnxBackend:
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         opts.inter_op_num_threads = 1
-        if intra_op_threads:
-            opts.intra_op_num_threads = intra_op_threads
+        # 0 = the CPUs this process may use (a container's CPU limit, not the node's cores)
+        opts.intra_op_num_threads = intra_op_threads or available_cpus()
         opts.log_severity_level = 3
         if not spinning:  # idle intra-op threads sleep instead of spinning (CPU shared with other work)
             opts.add_session_config_entry("session.intra_op.allow_spinning", "0")

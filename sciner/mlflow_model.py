@@ -1,8 +1,9 @@
 """MLflow pyfunc flavour of a sciner model (models-from-code: an ONNX session cannot be pickled).
 
-``mlflow.pyfunc.load_model("models:/sciner@champion").predict(["text", ...])`` returns one dict
-per text with character-offset entities, through the same :class:`~sciner.predictor.Predictor`
-the service runs.
+``mlflow.pyfunc.load_model("models:/sciner@champion").predict({"text": [...]})`` (or a DataFrame with a
+``text`` column) returns one dict per text, ``{"entities": [{start, end, text, label, score}], "windows"}``
+in character offsets, through the same :class:`~sciner.predictor.Predictor` the service runs. The
+signature and input example logged with it are in :mod:`sciner.mlflow_card`.
 """
 
 from __future__ import annotations
@@ -12,8 +13,7 @@ from typing import Any
 from mlflow.pyfunc import PythonModel
 
 import mlflow
-
-MODEL_DIR_ARTIFACT = "model_dir"
+from sciner.mlflow_card import MODEL_DIR_ARTIFACT, input_texts
 
 
 class SciNERModel(PythonModel):
@@ -22,9 +22,10 @@ class SciNERModel(PythonModel):
 
         self.predictor = Predictor.from_model_dir(context.artifacts[MODEL_DIR_ARTIFACT])
 
-    def predict(self, context: Any, model_input: Any, params: dict | None = None) -> list[dict]:
-        texts = list(model_input["text"]) if hasattr(model_input, "columns") else list(model_input)
-        results = self.predictor.predict_texts([str(t) for t in texts])
+    # ``model_input`` is left unannotated on purpose: MLflow 3 reads the annotation as an input schema (and
+    # warns that ``Any`` is not one); the logged signature (:mod:`sciner.mlflow_card`) is the schema.
+    def predict(self, context: Any, model_input, params: dict | None = None) -> list[dict]:  # noqa: ANN001
+        results = self.predictor.predict_texts(input_texts(model_input))
         return [{"entities": [e.model_dump() for e in r.entities], "windows": r.windows} for r in results]
 
 

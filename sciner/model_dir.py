@@ -35,6 +35,7 @@ class ModelMetadata:
     max_positions: int
     base_model: str
     created_at: str = ""
+    unk_id: int | None = None  # the tokenizer's unknown-piece id ([UNK] in BERT, <unk> in MPNet)
     data: dict[str, Any] = field(default_factory=dict)  # name -> {path, sha256, sentences}
     training: dict[str, Any] = field(default_factory=dict)
     metrics: dict[str, Any] = field(default_factory=dict)

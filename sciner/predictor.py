@@ -66,7 +66,7 @@ class Predictor:
         self.labels = meta.labels
         self.settings = settings
         self.tokenizer = tokenizer
-        self._unk = self.tokenizer.token_to_id("[UNK]")
+        self._unk = meta.unk_id if meta.unk_id is not None else self.tokenizer.token_to_id("[UNK]")
         self.window_tokens = min(settings.window_tokens, meta.max_positions)
         self.overlap = min(settings.window_stride, self.window_tokens // 2)
         self._start_ok, self._trans_ok = allowed_transitions(self.labels)

@@ -76,7 +76,8 @@ def register_model_dir(
 ) -> RegisteredVersion:
     """Log a run for ``model_dir`` and register it as a new model version (tags + description set)."""
     import mlflow
-    from sciner.mlflow_model import MODEL_DIR_ARTIFACT
+    from sciner import mlflow_card, quiet
+    from sciner.mlflow_card import MODEL_DIR_ARTIFACT
 
     tags = {k: str(v) for k, v in (tags or {}).items()}
     try:
@@ -94,16 +95,20 @@ def register_model_dir(
                     mlflow.log_artifacts(str(path), artifact_path=dest)
                 else:
                     mlflow.log_artifact(str(path), artifact_path=dest or None)
-            info = mlflow.pyfunc.log_model(
-                name=MODEL_ARTIFACT_NAME,
-                python_model=str(PYFUNC_CODE),
-                artifacts={MODEL_DIR_ARTIFACT: str(_model_folder_copy(Path(model_dir), Path(tmp)))},
-                pip_requirements=_pip_requirements(),
-                registered_model_name=settings.registered_model_name,
-            )
+            with quiet.mlflow_nags_dropped():
+                info = mlflow.pyfunc.log_model(
+                    name=MODEL_ARTIFACT_NAME,
+                    python_model=str(PYFUNC_CODE),
+                    artifacts={MODEL_DIR_ARTIFACT: str(_model_folder_copy(Path(model_dir), Path(tmp)))},
+                    pip_requirements=_pip_requirements(),
+                    registered_model_name=settings.registered_model_name,
+                    signature=mlflow_card.signature(),
+                    input_example=mlflow_card.input_example(),
+                )
             run_id = run.info.run_id
         version = str(info.registered_model_version)
         update_version(settings, version, tags=tags, description=description)
+        describe_registered_model(settings)
     except RegistryError:
         raise
     except Exception as exc:  # MLflow raises many types for one meaning: the registry failed
@@ -112,6 +117,22 @@ def register_model_dir(
     return RegisteredVersion(
         settings.registered_model_name, version, run_id, tags, dict(metrics or {}), [], description
     )
+
+
+def describe_registered_model(settings: Settings) -> None:
+    """The registered model's description and tags (what it is, labels, how versions are promoted); written
+    only when they differ, so the model page's history stays quiet."""
+    from sciner import mlflow_card
+
+    c = client(settings)
+    name = settings.registered_model_name
+    current = c.get_registered_model(name)
+    text = mlflow_card.registered_model_description()
+    if (current.description or "") != text:
+        c.update_registered_model(name, description=text)
+    for key, value in mlflow_card.registered_model_tags().items():
+        if (current.tags or {}).get(key) != value:
+            c.set_registered_model_tag(name, key, value)
 
 
 def _param(value: object) -> str:
@@ -134,6 +155,22 @@ def get_version(settings: Settings, version: str) -> RegisteredVersion:
     c = client(settings)
     mv = c.get_model_version(settings.registered_model_name, str(version))
     return _to_registered(c, mv)
+
+
+def search_versions(settings: Settings, tags: dict[str, str]) -> list[RegisteredVersion]:
+    """Versions of the registered model whose tags have these exact values (with their run metrics)."""
+    c = client(settings)
+    clauses = [f"name='{_quote(settings.registered_model_name)}'"]
+    clauses += [f"tags.{key}='{_quote(value)}'" for key, value in tags.items()]
+    try:
+        found = c.search_model_versions(" AND ".join(clauses))
+    except Exception as exc:
+        raise RegistryError(f"searching versions at {settings.mlflow_tracking_uri} failed: {exc}") from exc
+    return [_to_registered(c, mv) for mv in found]
+
+
+def _quote(value: str) -> str:
+    return str(value).replace("'", "\\'")
 
 
 def _to_registered(c: object, mv: object) -> RegisteredVersion:
@@ -174,7 +211,13 @@ def alias_version(settings: Settings, alias: str | None = None) -> RegisteredVer
     return _to_registered(c, mv)
 
 
-def set_alias(settings: Settings, alias: str, version: str) -> None:
+def set_alias(settings: Settings, alias: str, version: str, kind: str = "sciner") -> None:
+    """Point ``alias`` at ``version``; a champion move is also recorded in the champion history
+    (:mod:`sciner.champion_history`, ``kind``: gate, bootstrap, manual, rollback, ...)."""
+    from sciner import champion_history
+
+    champion = alias == settings.champion_alias
+    before = _alias_or_none(settings, alias) if champion else None
     try:
         client(settings).set_registered_model_alias(settings.registered_model_name, alias, str(version))
     except Exception as exc:
@@ -182,6 +225,16 @@ def set_alias(settings: Settings, alias: str, version: str) -> None:
             f"moving alias {alias!r} to version {version} at {settings.mlflow_tracking_uri} failed: {exc}"
         ) from exc
     log.info("alias %s -> %s version %s", alias, settings.registered_model_name, version)
+    if champion:
+        champion_history.append(settings, before, str(version), kind)
+
+
+def _alias_or_none(settings: Settings, alias: str) -> str | None:
+    """The version ``alias`` points at now, ``None`` if none (or the registry did not say)."""
+    try:
+        return str(client(settings).get_model_version_by_alias(settings.registered_model_name, alias).version)
+    except Exception:
+        return None
 
 
 def fetch_model_dir(settings: Settings, version: str, dest_root: Path) -> Path:

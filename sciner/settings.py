@@ -7,10 +7,10 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
 def _embedded_base_model() -> str:
@@ -42,7 +42,7 @@ class Settings(BaseSettings):
     onnx_variant: Literal["int8", "fp32"] = "int8"
     device: Literal["auto", "cpu", "cuda"] = "auto"
     require_gpu: bool = Field(False, description="Fail readiness if CUDA was asked for but is not used.")
-    intra_op_threads: int = Field(0, ge=0, description="ONNX Runtime intra-op threads; 0 = all cores.")
+    intra_op_threads: int = Field(0, ge=0, description="ONNX Runtime intra-op threads; 0 = usable CPUs (cgroup quota).")
     ort_spinning: bool = Field(True, description="Let idle ONNX Runtime threads spin (off when sharing cores).")
     batch_token_budget: int = Field(4096, ge=128, description="Max padded word pieces per inference batch.")
     batch_max_windows: int = Field(64, ge=1, description="Max windows per inference batch.")
@@ -63,6 +63,10 @@ class Settings(BaseSettings):
     calibrate_o_bias: bool = Field(
         True, description="After training, fit the O-logit decoding bias on dev (stored in the model folder)."
     )
+    distill_alpha: float = Field(
+        0.5, ge=0, le=1, description="Distillation: weight of the gold cross-entropy (the rest is the KL term)."
+    )
+    distill_temperature: float = Field(2.0, gt=0, description="Distillation: softmax temperature of both models.")
     o_bias_min: float = Field(-1.0, le=0, description="Smallest O-logit bias the calibration tries.")
     o_bias_max: float = Field(3.0, ge=0, description="Largest O-logit bias the calibration tries.")
     o_bias_step: float = Field(0.25, gt=0, description="Grid step of the O-logit bias calibration.")
@@ -96,7 +100,7 @@ class Settings(BaseSettings):
         1, ge=0, description="ONNX Runtime threads per inference run in the service; None = intra_op_threads."
     )
     service_parallel_batches: int = Field(
-        0, ge=0, description="Parts of an adaptive batch run at once, one thread each; 0 = one per CPU core."
+        0, ge=0, description="Parts of an adaptive batch run at once, one thread each; 0 = one per usable CPU."
     )
     service_ort_spinning: bool = Field(
         False, description="Let ONNX Runtime's idle intra-op threads spin (burns the CPU the HTTP loop needs)."
@@ -104,6 +108,59 @@ class Settings(BaseSettings):
     load_retry_max_seconds: float = Field(
         600.0, gt=0, description="Longest back-off before retrying a model version that failed to load."
     )
+    request_timeout_seconds: int = Field(
+        120, ge=1, description="BentoML's per-request timeout; k8s terminationGracePeriodSeconds must exceed it."
+    )
+    long_text_chars: int = Field(
+        4000, ge=1,
+        description="A request with more characters in all runs on the long lane, in pieces, so that it cannot "
+        "hold the adaptive batches of short requests behind it.",
+    )
+    piece_chars: int = Field(
+        2000, ge=100, description="Most characters per long-lane predictor call (cut at sentence boundaries)."
+    )
+    long_lane_threads: int = Field(1, ge=1, description="Threads (single-threaded ONNX runs) of the long lane.")
+    long_lane_nice: int = Field(
+        10, ge=0, le=19, description="Niceness of the long-lane threads: the CPU goes to short requests first."
+    )
+    long_lane_max_requests: int = Field(
+        16, ge=1, description="Long requests admitted at once per worker; more are answered 503 with Retry-After."
+    )
+
+    # --- API security (service/auth.py, service/csrf.py, service/middleware.py) -------------------
+    auth_enabled: bool = Field(
+        True,
+        description="Require bearer tokens on the API. `make run` (loopback only) turns it off; the k8s manifests "
+        "keep it on.",
+    )
+    api_read_tokens: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Comma-separated tokens of the read scope (/extract, /extract_batch, GET /model): "
+        "'sha256:<hex digest>' (preferred: only the hash is stored) or the token itself (16+ characters).",
+    )
+    api_write_tokens: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Comma-separated tokens of the write scope (/ingest, anything that changes state); "
+        "a write token may also read. Same format as SCINER_API_READ_TOKENS.",
+    )
+    auth_metrics: bool = Field(False, description="Require a read token for GET /metrics too.")
+    allowed_hosts: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["localhost", "127.0.0.1", "[::1]"],
+        description="Host headers write routes accept ('name' = any port, 'name:port', '*' = any): stops "
+        "DNS-rebinding pages from writing to a service on loopback.",
+    )
+    allowed_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Origins (scheme://host[:port]) allowed to call write routes from a browser besides the "
+        "service's own; '*' = any. Requests without an Origin header (curl, SDKs) are not affected.",
+    )
+
+    @field_validator("api_read_tokens", "api_write_tokens", "allowed_hosts", "allowed_origins", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [item.strip() for item in value.split(",") if item.strip()]
+        return value
 
     # --- registry ----------------------------------------------------------------------------
     mlflow_tracking_uri: str = "http://127.0.0.1:5000"
@@ -116,7 +173,17 @@ class Settings(BaseSettings):
     store_url: str | None = Field(None, description="Paper store (SQLAlchemy URL); default sqlite:///<home>/papers.db.")
     gold_train_path: Path = Field(Path("data/seed/train.jsonl"), description="Gold train split (JSONL/CoNLL/LS).")
     gold_dev_path: Path = Field(Path("data/seed/dev.jsonl"), description="Gold dev: early stopping, thresholds.")
-    gold_eval_path: Path | None = Field(None, description="Gold split for promotion decisions; default: dev.")
+    gold_eval_path: Path | None = Field(
+        None,
+        description="Gold split the promotion gate alone uses; default: carved from gold train by document "
+        "(SCINER_GOLD_EVAL_FRACTION). Gold train documents that appear in it are left out of training.",
+    )
+    gold_eval_fraction: float = Field(
+        0.15, gt=0, lt=1,
+        description="Share of gold train documents carved out as the gate's evaluation split (by document id hash; "
+        "a document's side never changes as documents are added).",
+    )
+    gold_eval_salt: str = Field("sciner-eval-v1", description="Salt of the document id hash that carves the split.")
     papers_per_round: int = Field(200, ge=1, description="New (unused) papers a round auto-annotates.")
     reannotate_used_papers: bool = Field(
         True, description="Also re-annotate papers of earlier rounds with the current champion."
@@ -136,8 +203,26 @@ class Settings(BaseSettings):
     )
     min_f1_delta: float = Field(0.0, description="Promote only if eval micro-F1 improves by more than this.")
     max_class_drop: float = Field(0.05, ge=0, description="Largest per-class F1 drop a promotion tolerates.")
-    require_bootstrap_ci: bool = Field(False, description="Also require the bootstrap 95% lower bound > 0.")
-    bootstrap_samples: int = Field(1000, ge=10)
+    promotion_rule: Literal["bootstrap_and_spread", "bootstrap", "spread", "delta"] = Field(
+        "bootstrap_and_spread",
+        description="What a gain must beat (training/promotion.py): bootstrap_and_spread (default) = the paired "
+        "bootstrap interval over evaluation documents excludes 0 and the gain beats z * sqrt(se^2 + 2 * "
+        "SCINER_SEED_F1_SD^2) (sampling and seed noise together); bootstrap = the interval alone; spread = gain > "
+        "SCINER_SPREAD_Z * sqrt(2) * SCINER_SEED_F1_SD alone; delta = only SCINER_MIN_F1_DELTA (development).",
+    )
+    bootstrap_samples: int = Field(1000, ge=10, description="Document resamples of the paired bootstrap.")
+    bootstrap_confidence: float = Field(0.95, gt=0, lt=1, description="Two-sided level of the bootstrap interval.")
+    seed_f1_sd: float = Field(
+        0.0096, ge=0,
+        description="Run-to-run spread (standard deviation) of eval micro-F1 across seeds of one recipe, measured "
+        "by bench/gate_noise.py (4 seeds: 0.0096; docs/results.md). Re-measure when the recipe changes.",
+    )
+    spread_z: float = Field(1.645, ge=0, description="One-sided z of the `spread` rule (1.645: 5% of null pairs).")
+    serve_only_gated: bool = Field(
+        True,
+        description="The service swaps in an aliased version only if the gate promoted it (tag decision=promoted) "
+        "or `sciner promote` recorded who and why; off for development.",
+    )
     retrain_cron: str | None = Field(None, description="Crontab (UTC) of rounds, e.g. '0 3 * * 0'.")
     retrain_interval_minutes: float = Field(1440.0, gt=0, description="Round interval when no cron is set.")
     misfire_grace_seconds: int = Field(3600, ge=1)

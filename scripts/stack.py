@@ -6,6 +6,15 @@
 Everything runs on 127.0.0.1 and keeps its state under ``--home`` (MLflow's sqlite database and
 artifacts, the paper store, model folders), so a second run reuses what the first one made.
 Ctrl-C (or SIGTERM) stops every process this script started.
+
+The service runs without bearer tokens (``SCINER_AUTH_ENABLED=false``): it listens on 127.0.0.1
+only. Set ``SCINER_AUTH_ENABLED=true`` and ``SCINER_API_READ_TOKENS`` / ``SCINER_API_WRITE_TOKENS``
+to try it with tokens. MLflow runs without authentication here too (loopback only).
+
+A child that dies (MLflow, the service, the scheduler; any exit code: ``mlflow server`` exits 0
+when its server process is killed) is restarted after a back-off (1 s, 2 s, 4 s, ... up to 30 s)
+with a WARNING naming it; after ``--max-restarts`` restarts within ``--restart-window`` seconds
+the stack stops everything and exits non-zero, naming the child and its log.
 """
 
 from __future__ import annotations
@@ -21,12 +30,42 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from dataclasses import dataclass, field
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 log = logging.getLogger("stack")
 STOP_GRACE_S = 20  # SIGTERM to SIGKILL
+RESTART_BACKOFF_S = 1.0  # first restart delay, doubled per recent restart
+RESTART_BACKOFF_MAX_S = 30.0
+POLL_S = 1.0
+
+
+@dataclass
+class RestartPolicy:
+    """When to restart a dead child (pure): back-off doubling per restart within the window; None
+    (give up) once ``max_restarts`` restarts happened within ``window_s``."""
+
+    max_restarts: int = 5
+    window_s: float = 600.0
+    backoff_s: float = RESTART_BACKOFF_S
+    backoff_max_s: float = RESTART_BACKOFF_MAX_S
+
+    def delay(self, restarts: list[float], now: float) -> float | None:
+        recent = [t for t in restarts if now - t <= self.window_s]
+        if len(recent) >= self.max_restarts:
+            return None
+        return min(self.backoff_max_s, self.backoff_s * 2 ** len(recent))
+
+
+@dataclass
+class Supervised:
+    """A long-running child: its command, to start it again, and its restart times."""
+
+    cmd: list[str]
+    restarts: list[float] = field(default_factory=list)
+    due: float | None = None  # when a pending restart happens
 
 
 def _describe(proc: object) -> str:
@@ -45,6 +84,8 @@ class Stack:
         self.service_port = service_port
         self.log_dir = log_dir
         self.procs: list[tuple[str, subprocess.Popen]] = []
+        self.supervised: dict[str, Supervised] = {}
+        self.policy = RestartPolicy()
         self.env = {
             **os.environ,
             "SCINER_HOME": str(home),
@@ -57,6 +98,8 @@ class Stack:
             "BENTOML_DO_NOT_TRACK": "True",
             "BENTOML_HOME": str(home / "bentoml"),
             "PYTHONUNBUFFERED": "1",
+            # loopback only (127.0.0.1): the service runs without bearer tokens unless asked to
+            "SCINER_AUTH_ENABLED": os.environ.get("SCINER_AUTH_ENABLED", "false"),
         }
 
     def start(self, name: str, cmd: list[str]) -> subprocess.Popen:
@@ -66,8 +109,38 @@ class Stack:
             cmd, cwd=REPO, env=self.env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
         )
         self.procs.append((name, proc))
+        self.supervised.setdefault(name, Supervised(cmd))
         log.info("started %s (pid %d), log %s", name, proc.pid, self.log_dir / f"{name}.log")
         return proc
+
+    def supervise(self, now: float | None = None) -> None:
+        """Restart children that died, after their back-off; SystemExit (non-zero, naming the
+        child) when one keeps dying. Call it every second or so."""
+        now = time.monotonic() if now is None else now
+        for name, proc in list(self.procs):
+            child = self.supervised.get(name)
+            if child is None or proc.poll() is None:
+                continue
+            logfile = self.log_dir / f"{name}.log"
+            if child.due is None:
+                delay = self.policy.delay(child.restarts, now)
+                if delay is None:
+                    raise SystemExit(
+                        f"stack: {name} exited with code {proc.returncode} after {len(child.restarts)} restarts "
+                        f"within {self.policy.window_s:.0f}s; giving up and stopping everything. See {logfile}"
+                    )
+                child.due = now + delay
+                log.warning(
+                    "%s (pid %d) exited with code %s; restarting it in %.0fs (restart %d of at most %d "
+                    "within %.0fs); see %s",
+                    name, proc.pid, proc.returncode, delay, len(child.restarts) + 1,
+                    self.policy.max_restarts, self.policy.window_s, logfile,
+                )  # fmt: skip
+            elif now >= child.due:
+                child.due = None
+                child.restarts.append(now)
+                self.procs.remove((name, proc))
+                self.start(name, child.cmd)
 
     def run(self, name: str, cmd: list[str]) -> None:
         """A step that must finish (bootstrap); its output goes to the terminal."""
@@ -153,6 +226,8 @@ def main() -> None:
     )
     ap.add_argument("--no-scheduler", action="store_true", help="do not start the retraining scheduler")
     ap.add_argument("--exit-when-ready", action="store_true", help="stop everything once it is all up (checks)")
+    ap.add_argument("--max-restarts", type=int, default=5, help="restarts of one child within --restart-window")
+    ap.add_argument("--restart-window", type=float, default=600.0, help="seconds (see --max-restarts)")
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s stack: %(message)s", stream=sys.stdout)
 
@@ -215,23 +290,24 @@ def main() -> None:
         if not args.no_scheduler:
             stack.start("scheduler", [str(BIN / "sciner"), "scheduler"])
         base = f"http://127.0.0.1:{args.service_port}"
+        example = "We fine-tune BERT with a learning rate of 2e-5 and reach 84.6 accuracy on MNLI."  # README's
         print(
             "\n"
             f"  sciner is up.  MLflow UI (registry, versions, aliases): http://127.0.0.1:{args.mlflow_port}\n"
             f"  API docs: {base}/docs    model: {base}/model    metrics: {base}/metrics\n"
             f"  try:  curl -s -X POST {base}/extract -H 'content-type: application/json' \\\n"
-            '          -d \'{"text": "We fine-tune BERT on SQuAD with a learning rate of 3e-5."}\'\n'
+            f'          -d \'{{"text": "{example}"}}\'\n'
+            f"   or:  .venv/bin/sciner predict --text '{example}'\n"
             f"  logs: {home / 'logs'}    state: {home}\n"
             "  Ctrl-C stops everything.\n",
             flush=True,
         )
         if args.exit_when_ready:
             return
+        stack.policy = RestartPolicy(max_restarts=args.max_restarts, window_s=args.restart_window)
         while True:
-            for name, proc in stack.procs:
-                if proc.poll() is not None:
-                    raise SystemExit(f"{name} exited with code {proc.returncode}; see {home / 'logs' / name}.log")
-            time.sleep(1)
+            stack.supervise()
+            time.sleep(POLL_S)
     except KeyboardInterrupt:
         print("\nstopping ...", flush=True)
     finally:

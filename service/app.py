@@ -3,9 +3,14 @@
 Routes
   ``POST /extract``        ``{"text"}`` → entities (character offsets), model version, windows
   ``POST /extract_batch``  ``{"texts": [...]}`` → a list of the above, in order
+  ``POST /ingest``         papers into the paper store (write scope)
   ``GET  /model``          what serves: name, version, alias, labels, gold F1, load time, device
-  ``POST /internal/infer`` the adaptive-batched inference method (``batchable=True``) behind both
   ``/livez`` ``/readyz`` ``/metrics`` ``/docs.json``  BentoML's own
+  (``/internal/infer``, the adaptive-batched ``infer`` method, is called in-process only: the
+  request guard answers 404 to it over HTTP)
+
+Every request passes :class:`service.middleware.RequestGuard` first: bearer tokens and scopes,
+JSON only, cross-site write checks, body size, and the request model (400/422 with the field).
 
 Requests are validated in the public handlers (so one bad text can never fail an adaptive batch),
 then their texts go through BentoML's adaptive batcher into the ``infer`` method. Each batch is
@@ -13,7 +18,8 @@ dealt, sorted by length, into one part per CPU core (``SCINER_SERVICE_PARALLEL_B
 at once in threads, each a single-threaded ONNX run (see :mod:`service.batching`); the predictor
 sorts each call's windows by length and runs them in token-budgeted ONNX batches.
 ``SCINER_ADAPTIVE_BATCHING=false`` sends each request to the predictor on its own instead (as many
-at once as there are parts), for comparison.
+at once as there are parts), for comparison. Requests over ``SCINER_LONG_TEXT_CHARS`` characters
+run on the long lane instead (:mod:`service.long_lane`), in pieces, so they never hold short ones.
 
 The model comes from ``SCINER_MODEL_URI`` (see :mod:`service.swap`); a background task loads it
 and, for a registry alias, keeps polling and swaps new versions in after they are warm.
@@ -24,7 +30,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -35,15 +40,18 @@ import anyio
 import bentoml
 from bentoml.exceptions import ServiceUnavailable
 from fastapi import FastAPI
-from starlette.responses import JSONResponse, RedirectResponse
+from starlette.responses import HTMLResponse, JSONResponse
 
 from sciner.backends import CUDA
+from sciner.cpus import available_cpus
 from sciner.settings import Settings, get_settings
 from service.batching import split_parts
+from service.docs_page import DOCS_HTML
 from service.ingest import IngestRequest, IngestResponse, StoreHolder, ingest
 from service.logs import enable_sciner_logs, log_event
+from service.long_lane import LongLane
 from service.metrics import get_metrics
-from service.middleware import RequestGuard
+from service.middleware import GuardConfig, RequestGuard
 from service.schemas import (
     ExtractBatchRequest,
     ExtractRequest,
@@ -63,7 +71,8 @@ log = logging.getLogger("sciner.service")
 GPU_PROVIDERS = (CUDA, "torch:cuda")
 SETTINGS = get_settings()  # decorator arguments are fixed at import; handlers read self.settings
 INFER = "infer"
-API_PATHS = ("/extract", "/extract_batch", "/ingest", "/internal/infer")
+# Request models the guard checks bodies against (the same ones BentoML parses with).
+BODY_MODELS = {"/extract": ExtractRequest, "/extract_batch": ExtractBatchRequest, "/ingest": IngestRequest}
 # The largest acceptable body: every character JSON-escaped as a surrogate pair, plus slack.
 MAX_BODY_BYTES = 12 * SETTINGS.max_chars + (1 << 20)
 
@@ -73,30 +82,33 @@ Batched = Callable[[list[str]], Awaitable[list[TextResult]]]
 
 
 @model_api.get("/docs", include_in_schema=False)
-async def docs_redirect() -> RedirectResponse:
-    """BentoML serves the Swagger UI at ``/`` and the spec at ``/docs.json``."""
-    return RedirectResponse("/")
+async def docs_page() -> HTMLResponse:
+    """Swagger UI of ``/docs.json`` (BentoML serves the same at ``/``)."""
+    return HTMLResponse(DOCS_HTML)
 
 
 def parallel_parts(settings: Settings) -> int:
     """Parts an adaptive batch is split into (threads running single-threaded ONNX at once)."""
     if settings.service_parallel_batches:
         return settings.service_parallel_batches
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not Linux
-        return max(1, os.cpu_count() or 1)
+    return available_cpus()  # the container's CPU limit (cgroup quota), else the affinity mask
 
 
 def _error(status: HTTPStatus, message: str) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=int(status))
 
 
+def _client_error(exc: RequestError, route: str) -> JSONResponse:
+    """A request check failed: one INFO line (status and route, never the request content)."""
+    log_event(log, "request_rejected", status=int(exc.status), method="POST", path=route, reason="request check")
+    return _error(exc.status, exc.message)
+
+
 @bentoml.service(
     name="sciner",
     description="Scientific entity recognition (ONNX Runtime) with adaptive batching and hot model swap.",
     workers=SETTINGS.service_workers,
-    traffic={"timeout": 120},
+    traffic={"timeout": SETTINGS.request_timeout_seconds},
     logging={"access": {"enabled": SETTINGS.access_log}},
 )
 @bentoml.asgi_app(model_api, path="/")
@@ -114,6 +126,12 @@ class SciNER:
         # batching off: each request is its own inference, as many at once as batches have parts
         self._limiter = anyio.CapacityLimiter(self._parts)
         self._pool = ThreadPoolExecutor(max(1, self._parts - 1), thread_name_prefix="sciner-infer")
+        self._long = LongLane(
+            self.settings.long_lane_threads,
+            self.settings.long_lane_nice,
+            self.settings.long_lane_max_requests,
+            self.settings.piece_chars,
+        )
         self._batched: Batched | None = None
         self._poller: asyncio.Task[None] | None = None
         log_event(
@@ -143,6 +161,7 @@ class SciNER:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._poller
         self._pool.shutdown(wait=False, cancel_futures=True)
+        self._long.shutdown()
         self.papers.close()
 
     async def _poll_forever(self) -> None:
@@ -165,7 +184,7 @@ class SciNER:
         try:
             check_text(text, self.settings)
         except RequestError as exc:
-            return _error(exc.status, exc.message)
+            return _client_error(exc, "/extract")
         results = await self._infer([text])
         if isinstance(results, JSONResponse):
             return results
@@ -181,7 +200,7 @@ class SciNER:
         try:
             check_texts(texts, self.settings)
         except RequestError as exc:
-            return _error(exc.status, exc.message)  # type: ignore[return-value]  # BentoML passes Responses on
+            return _client_error(exc, "/extract_batch")  # type: ignore[return-value]  # BentoML passes Responses on
         results = await self._infer(texts)
         if isinstance(results, JSONResponse):
             return results  # type: ignore[return-value]
@@ -226,7 +245,11 @@ class SciNER:
             swaps=self.holder.swaps,
             failed_loads=self.holder.failed_loads,
             last_error=self.holder.last_error,
+            refusals=self.holder.refusals,
         )
+        refused = self.holder.refused
+        if refused is not None:
+            info = info.model_copy(update={"refused_version": refused.version, "refused_reason": refused.reason})
         model = self.holder.current
         if model is not None:
             info = info.model_copy(
@@ -240,6 +263,7 @@ class SciNER:
                     "loaded_at": model.loaded_at,
                     "provider": model.provider,
                     "requested_providers": model.requested_providers,
+                    "promotion": model.extra.get("promotion"),
                 }
             )
         return info
@@ -253,8 +277,8 @@ class SciNER:
         max_latency_ms=SETTINGS.max_latency_ms,
     )
     def infer(self, texts: list[str]) -> list[TextResult]:
-        """Internal: the adaptive-batched inference behind /extract and /extract_batch (no input
-        checks beyond the schema; use the public routes)."""
+        """Internal: the adaptive-batched inference behind /extract and /extract_batch, called
+        in-process through BentoML's dispatcher; over HTTP the request guard answers 404."""
         return self._predict(texts)
 
     # --- internals ---------------------------------------------------------------------------
@@ -262,6 +286,8 @@ class SciNER:
         if self.holder.current is None:
             _, reason = self.holder.readiness()
             return _error(HTTPStatus.SERVICE_UNAVAILABLE, f"no model loaded yet ({reason})")
+        if sum(len(t) for t in texts) > self.settings.long_text_chars:
+            return await self._infer_long(texts)
         if not self.settings.adaptive_batching:
             return await anyio.to_thread.run_sync(self._predict, texts, limiter=self._limiter)
         if self._batched is None:
@@ -275,14 +301,36 @@ class SciNER:
                 headers={"Retry-After": "1"},
             )
 
+    async def _infer_long(self, texts: list[str]) -> list[TextResult] | JSONResponse:
+        """A long request: pieces on the long lane, never in the adaptive batches of short ones."""
+        model = self.holder.current
+        if model is None:
+            _, reason = self.holder.readiness()
+            return _error(HTTPStatus.SERVICE_UNAVAILABLE, f"no model loaded yet ({reason})")
+        if not self._long.try_admit():
+            return JSONResponse(
+                {"error": f"overloaded: {self._long.max_requests} long requests are running "
+                 "(SCINER_LONG_LANE_MAX_REQUESTS); retry later"},
+                status_code=503,
+                headers={"Retry-After": "2"},
+            )  # fmt: skip
+        try:
+            results = await self._long.run(model, texts, self._predict_chunk)
+        finally:
+            self._long.release()
+        self.metrics.observe_entities(Counter(e.label for r in results for e in r.entities))
+        return results
+
     def _resolve_batched(self) -> Batched:
-        """BentoML's dispatcher for ``infer``, called in-process; else the documented self-proxy.
+        """BentoML's dispatcher for ``infer``, called in-process; else no batching.
 
         ``self.to_async.infer`` (BentoML's way to call a batchable API of the same service) sends
         each call through an in-process HTTP round trip (middlewares, JSON both ways), which costs
-        about as much CPU as the model on one short sentence. The service app factory's
-        ``batch_infer`` is the very function that route ends in, minus that round trip, so the
-        batching (CorkDispatcher, ``max_batch_size``, ``max_latency_ms``) is BentoML's either way.
+        about as much CPU as the model on one short sentence, and the request guard closes the
+        ``/internal/`` routes to HTTP. The service app factory's ``batch_infer`` is the very
+        function that route ends in, minus that round trip, so the batching (CorkDispatcher,
+        ``max_batch_size``, ``max_latency_ms``) is BentoML's. Should a BentoML upgrade move it,
+        requests run unbatched (as with ``SCINER_ADAPTIVE_BATCHING=false``) and a WARNING says so.
         """
         proxy: Any = getattr(self, "__self_proxy__", None)
         app = getattr(getattr(proxy, "to_async", None), "app", None)
@@ -295,13 +343,12 @@ class SciNER:
                 capped = wait_ms is not None and cap_batch_wait(factory.dispatchers[INFER], wait_ms / 1000)
                 log_event(log, "batching_path", path="in-process dispatcher", wait_cap_ms=wait_ms if capped else None)
                 return _dispatcher_call(factory)
-        log_event(log, "batching_path", level=logging.WARNING, path="self-proxy (HTTP round trip)")
+        log_event(log, "batching_path", level=logging.WARNING, path="unbatched (BentoML's dispatcher not found)")
 
-        async def via_proxy(texts: list[str]) -> list[TextResult]:
-            out = await self.to_async.infer(texts=texts)  # type: ignore[attr-defined]
-            return [r if isinstance(r, TextResult) else TextResult.model_validate(r) for r in out]
+        async def unbatched(texts: list[str]) -> list[TextResult]:
+            return await anyio.to_thread.run_sync(self._predict, texts, limiter=self._limiter)
 
-        return via_proxy
+        return unbatched
 
     def _predict(self, texts: list[str]) -> list[TextResult]:
         """Run the serving model on ``texts`` (blocking). The model is read once: a swap during
@@ -371,4 +418,6 @@ def _dispatcher_call(factory: Any) -> Batched:
     return direct
 
 
-SciNER.add_asgi_middleware(RequestGuard, api_paths=API_PATHS, max_body_bytes=MAX_BODY_BYTES)
+SciNER.add_asgi_middleware(
+    RequestGuard, body_models=BODY_MODELS, max_body_bytes=MAX_BODY_BYTES, config=GuardConfig.from_settings(SETTINGS)
+)

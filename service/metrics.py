@@ -50,6 +50,11 @@ class ServiceMetrics:
         self.failed_loads = Counter(
             "sciner_model_failed_loads", "Failed model checks/loads (the old model kept serving).", ["stage"], **kw
         )
+        self.refused = Counter(
+            "sciner_model_refused",
+            "Aliased versions not served: the gate did not promote them and no manual promotion is recorded.",
+            **kw,
+        )
         self.text_errors = Counter(
             "sciner_text_errors", "Texts whose prediction raised (answered 500, batch neighbours unaffected).", **kw
         )
@@ -65,6 +70,9 @@ class ServiceMetrics:
 
     def on_failed_load(self, stage: str) -> None:
         self.failed_loads.labels(stage).inc()
+
+    def on_refused(self) -> None:
+        self.refused.inc()
 
     # --- per request -------------------------------------------------------------------------
     def observe_entities(self, labels: Tally[str]) -> None:

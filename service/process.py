@@ -39,6 +39,8 @@ def quiet_env(home: Path, **overrides: str) -> dict[str, str]:
         "TRANSFORMERS_OFFLINE": "1",
         "SCINER_HOME": str(home / "var"),
         "PYTHONUNBUFFERED": "1",
+        # a loopback sandbox: bearer tokens off unless the caller turns them on (tests/test_security.py)
+        "SCINER_AUTH_ENABLED": "false",
     }
     env.update(overrides)
     return env

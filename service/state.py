@@ -42,6 +42,15 @@ class LoadedModel:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """An aliased version the service would not serve: the gate did not promote it (``sciner.gating``)."""
+
+    version: str
+    reason: str
+    since: datetime
+
+
 class ModelHolder:
     """One reference to the serving model, replaced atomically (a single attribute store)."""
 
@@ -51,6 +60,8 @@ class ModelHolder:
         self.swaps = 0
         self.failed_loads = 0
         self.last_error: str | None = None
+        self.refused: Refusal | None = None  # the alias points at a version that did not pass the gate
+        self.refusals = 0  # distinct refusals since start
 
     @property
     def current(self) -> LoadedModel | None:
@@ -70,12 +81,27 @@ class ModelHolder:
             self.failed_loads += 1
             self.last_error = reason
 
+    def refuse(self, version: str, reason: str, now: datetime) -> bool:
+        """Record that ``version`` is not served; True the first time for this version."""
+        with self._lock:
+            if self.refused is not None and self.refused.version == version:
+                self.refused = Refusal(version, reason, self.refused.since)
+                return False
+            self.refused = Refusal(version, reason, now)
+            self.refusals += 1
+            return True
+
+    def clear_refusal(self) -> None:
+        self.refused = None
+
     def readiness(self) -> tuple[bool, str | None]:
         """``(ready, reason)``: ready once a warm model is loaded and runs where settings demand."""
         model = self._current
         if model is None:
             reason = "no model loaded yet"
-            if self.last_error:
+            if self.refused is not None:
+                reason += f"; not served: {self.refused.reason}"
+            elif self.last_error:
                 reason += f"; last load failed: {self.last_error}"
             return False, reason
         if model.gpu_problem:

@@ -7,12 +7,18 @@
 * ``models:/<name>/<version>`` → that version, pinned (loaded once);
 * anything else → a local model folder (the quickstart path; loaded once).
 
+When an alias moves, the version it points at is served only if its record says it passed the gate
+(``decision=promoted``) or a human promoted it with who and why (:mod:`sciner.gating`); otherwise the
+service keeps what it serves, logs ``model_refused`` once, counts it (``sciner_model_refused_total``)
+and ``GET /model`` names the refused version and why. ``SCINER_SERVE_ONLY_GATED=false`` turns it off.
+
 :meth:`Swapper.check_once` is synchronous and blocking (registry calls, download, ONNX session,
 warm-up); the service runs it in a worker thread so requests keep flowing on the old model.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 import shutil
@@ -24,6 +30,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal, Protocol
 
+from sciner.gating import serve_verdict
 from sciner.model_dir import METADATA_FILE, read_metadata
 from sciner.settings import Settings
 from service.logs import log_event
@@ -241,6 +248,8 @@ class SwapHooks(Protocol):
 
     def on_failed_load(self, stage: str) -> None: ...
 
+    def on_refused(self) -> None: ...
+
 
 Resolver = Callable[[ModelSource, Settings], "RegisteredVersion | None"]
 Loader = Callable[[ModelSource, Settings, "RegisteredVersion | None"], LoadedModel]
@@ -286,7 +295,8 @@ class Swapper:
         return not self.source.polls and self.holder.current is not None
 
     def check_once(self) -> str:
-        """One poll: returns what happened (``loaded``, ``kept``, ``waiting``, ``missing``, ``failed``)."""
+        """One poll: returns what happened (``loaded``, ``kept``, ``waiting``, ``missing``, ``failed``,
+        ``refused``)."""
         current = self.holder.current
         registered: RegisteredVersion | None = None
         try:
@@ -312,9 +322,16 @@ class Swapper:
             return "waiting"
         if action == "keep":
             self.holder.last_error = None  # the registry answers and the target serves
+            self.holder.clear_refusal()
             self._last_problem = None
             return "kept"
         assert target is not None
+        gate = None
+        if self.gated and registered is not None:
+            gate = serve_verdict(registered.version, registered.tags)
+            if not gate.allowed:
+                self._refuse(registered.version, gate.reason)
+                return "refused"
         log_event(
             log,
             "model_load_started",
@@ -328,7 +345,10 @@ class Swapper:
         except Exception as exc:
             self._fail("load", f"{type(exc).__name__}: {exc}", version=target)
             return "failed"
+        if gate is not None:
+            new = dataclasses.replace(new, extra={**new.extra, "promotion": gate.reason})
         old = self.holder.swap(new)
+        self.holder.clear_refusal()
         self.failure = None
         if self.hooks is not None:
             self.hooks.on_swap(old, new)
@@ -345,6 +365,25 @@ class Swapper:
         if new.gpu_problem:
             log_event(log, "model_not_ready", logging.ERROR, reason=new.gpu_problem)
         return "loaded"
+
+    @property
+    def gated(self) -> bool:
+        """Only a moving alias is gated: a pinned version or a local folder is the operator's explicit choice."""
+        return self.settings.serve_only_gated and self.source.polls
+
+    def _refuse(self, version: str, reason: str) -> None:
+        current = self.holder.current
+        first = self.holder.refuse(version, reason, datetime.now(UTC))
+        if current is None:
+            self.holder.last_error = f"not served: {reason}"
+        if not first:
+            return
+        if self.hooks is not None:
+            self.hooks.on_refused()
+        log_event(
+            log, "model_refused", logging.WARNING, uri=self.source.uri, version=version, reason=reason,
+            serving=current.version if current else None,
+        )  # fmt: skip
 
     def _should_log(self, problem: str, every: float = 300.0) -> bool:
         now = self._clock()

@@ -77,3 +77,21 @@ def test_the_control_trains_gold_only_for_as_many_steps_as_a_round(tmp_path):
     text = (docs / "results.md").read_text()
     assert "**Control** (gold only, 4 epochs" in text and "v9, not promoted): micro-F1 42.0" in text
     assert "+2.0 points over iteration 0; the best promoted iteration (2) is +2.0 points above it" in text
+
+
+def test_both_regimes_pick_gold_outside_the_gates_evaluation_split(tmp_path):
+    from bench.reproduce import carve_eval
+    from bench.reproduce_report import evaluated_on
+
+    lines = [{"id": f"d{d}-{i}", "doc_id": f"d{d}", "tokens": ["x"], "tags": ["O"]}
+             for d in range(40) for i in range(3)]
+    train = tmp_path / "train.jsonl"
+    train.write_text("".join(json.dumps(x) + "\n" for x in lines))
+    split = carve_eval(train, tmp_path)
+    assert split == carve_eval(train, tmp_path)  # the same split for every regime and run
+    _, pool_docs = pick_documents(tmp_path / "gold_pool.jsonl", None, seed=13)
+    assert set(split["document_ids"]) and not set(split["document_ids"]) & set(pool_docs)
+    assert len(pool_docs) + len(split["document_ids"]) == 40
+    text = evaluated_on({"dev": "dev.jsonl", "eval_split": split})
+    assert f"the gate's evaluation split ({split['eval_split_documents']} gold train documents" in text
+    assert evaluated_on({"dev": "dev.jsonl"}) == "`dev.jsonl`"  # results of the earlier gate

@@ -585,3 +585,111 @@ def test_references_resolve(target):
             for source in c.get("envFrom", []):
                 if "configMapRef" in source:
                     assert source["configMapRef"]["name"] in configmaps, kind_name(obj)
+
+
+# --------------------------------------------------------------------------------------------
+# security (issue 12): API ingress, egress, tokens, MLflow accounts, shutdown grace
+
+DNS_PORTS = {("UDP", 53), ("TCP", 53)}
+
+
+@pytest.mark.parametrize("target", ALL)
+def test_api_ingress_comes_only_from_the_ingress_controller_and_labelled_namespaces(target):
+    policy = objects(target, "NetworkPolicy")["sciner-api-ingress"]["spec"]
+    for rule in policy["ingress"]:
+        assert rule.get("from"), "a rule without `from` admits every pod in the cluster"
+        for peer in rule["from"]:
+            assert set(peer) == {"namespaceSelector"} and peer["namespaceSelector"].get("matchLabels"), peer
+    selected = [p["namespaceSelector"]["matchLabels"] for r in policy["ingress"] for p in r["from"]]
+    assert {"kubernetes.io/metadata.name": "ingress-nginx"} in selected
+    assert {"sciner.io/api-client": "true"} in selected
+
+
+def _egress_rules(target: str, pod_labels: dict[str, str]) -> list[dict[str, Any]]:
+    return [
+        rule
+        for p in objects(target, "NetworkPolicy").values()
+        if "Egress" in p["spec"].get("policyTypes", []) and selector_matches(p["spec"]["podSelector"], pod_labels)
+        for rule in p["spec"].get("egress", [])
+    ]
+
+
+def _egress_targets(target: str, pod_labels: dict[str, str]) -> tuple[set[str], set[tuple[str, int]], set[int]]:
+    """(workloads reachable in the namespace, DNS ports allowed, ports open to IP blocks)."""
+    reachable: set[str] = set()
+    dns: set[tuple[str, int]] = set()
+    external: set[int] = set()
+    for rule in _egress_rules(target, pod_labels):
+        assert rule.get("to") and rule.get("ports"), f"an egress rule without `to`/`ports` opens everything: {rule}"
+        ports = {(p.get("protocol", "TCP"), p["port"]) for p in rule["ports"]}
+        for peer in rule["to"]:
+            if "ipBlock" in peer:
+                external |= {port for _, port in ports}
+            elif "namespaceSelector" in peer:
+                assert peer["namespaceSelector"] == {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}}
+                assert peer["podSelector"] == {"matchLabels": {"k8s-app": "kube-dns"}}
+                dns |= ports
+            else:
+                reachable |= {
+                    kind_name(obj)
+                    for obj, template in workloads(target)
+                    if selector_matches(peer["podSelector"], template["metadata"].get("labels", {}))
+                }
+    return reachable, dns, external
+
+
+@pytest.mark.parametrize("target", ALL)
+def test_egress_is_denied_by_default_and_opened_to_mlflow_postgres_and_dns(target):
+    deny = objects(target, "NetworkPolicy")["default-deny-egress"]["spec"]
+    assert deny["podSelector"] == {} and deny["policyTypes"] == ["Egress"] and not deny.get("egress")
+    t = TARGETS[target]
+    postgres = {"StatefulSet/postgres"} if t.in_cluster_postgres else set()
+    retrainer = objects(target, "CronJob").get("sciner-retrain") or objects(target, "Deployment")["sciner-retrainer"]
+    for workload in (objects(target, "Deployment")["sciner-api"], retrainer):
+        reachable, dns, external = _egress_targets(target, pod_template(workload)["metadata"]["labels"])
+        assert reachable == {"Deployment/mlflow", *postgres}, kind_name(workload)
+        assert dns == DNS_PORTS
+        assert external == (set() if t.in_cluster_postgres else {5432}), kind_name(workload)
+    mlflow = objects(target, "Deployment")["mlflow"]
+    reachable, dns, external = _egress_targets(target, pod_template(mlflow)["metadata"]["labels"])
+    assert reachable == postgres and dns == DNS_PORTS
+    s3 = {443} if "mlflow-s3-artifacts" in t.components else set()
+    assert external == (set() if t.in_cluster_postgres else {5432}) | s3
+
+
+@pytest.mark.parametrize("target", ALL)
+def test_api_requires_bearer_tokens_from_a_secret_and_uses_the_read_only_mlflow_account(target):
+    env = env_of(container_of(objects(target, "Deployment")["sciner-api"], "api"))
+    assert env["SCINER_AUTH_ENABLED"] == "true"
+    for key, scope in (("SCINER_API_READ_TOKENS", "read"), ("SCINER_API_WRITE_TOKENS", "write")):
+        assert env[key]["secretKeyRef"] == {"name": "sciner-api-tokens", "key": scope}
+    assert "*" not in env["SCINER_ALLOWED_HOSTS"].split(",")
+    assert env["MLFLOW_TRACKING_USERNAME"] == "sciner-api"
+    assert env["MLFLOW_TRACKING_PASSWORD"]["secretKeyRef"] == {"name": "mlflow-accounts", "key": "api-password"}
+    # thread counts follow the CPU limit (cgroup quota); a fixed count here had no effect
+    assert not {"SCINER_INTRA_OP_THREADS", "SCINER_SERVICE_INTRA_OP_THREADS"} & set(env)
+
+
+@pytest.mark.parametrize("target", ALL)
+def test_the_retrainer_uses_its_own_mlflow_account_and_mlflow_runs_with_authentication(target):
+    retrainer = objects(target, "CronJob").get("sciner-retrain") or objects(target, "Deployment")["sciner-retrainer"]
+    env = env_of(container_of(retrainer, "retrainer"))
+    assert env["MLFLOW_TRACKING_USERNAME"] == "sciner-retrainer"
+    assert env["MLFLOW_TRACKING_PASSWORD"]["secretKeyRef"] == {"name": "mlflow-accounts", "key": "retrainer-password"}
+    mlflow = env_of(container_of(objects(target, "Deployment")["mlflow"], "mlflow"))
+    assert mlflow["MLFLOW_AUTH"] == "true"
+    assert mlflow["MLFLOW_AUTH_ADMIN_PASSWORD"]["secretKeyRef"] == {"name": "mlflow-auth", "key": "admin-password"}
+    assert mlflow["MLFLOW_FLASK_SERVER_SECRET_KEY"]["secretKeyRef"]["name"] == "mlflow-auth"
+
+
+@pytest.mark.parametrize("target", ALL)
+def test_api_termination_grace_outlasts_the_longest_request(target):
+    from sciner.settings import Settings
+
+    api = objects(target, "Deployment")["sciner-api"]
+    grace = pod_template(api)["spec"]["terminationGracePeriodSeconds"]
+    pre_stop = container_of(api, "api")["lifecycle"]["preStop"]["exec"]["command"]
+    pause = int(pre_stop[-1]) if pre_stop[0] == "sleep" else 0
+    config = next(cm for n, cm in objects(target, "ConfigMap").items() if n.startswith("sciner-config"))
+    timeout = int(config["data"].get("SCINER_REQUEST_TIMEOUT_SECONDS", Settings().request_timeout_seconds))
+    assert grace >= pause + timeout, f"grace {grace}s < preStop {pause}s + request timeout {timeout}s"

@@ -56,7 +56,7 @@ def mlflow_uri(tmp_path_factory):
         env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, cwd=root,
     )
     uri = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 90
+    deadline = time.monotonic() + 300  # a loaded 2-core box needs minutes to import the server
     while True:
         try:
             with urllib.request.urlopen(f"{uri}/health", timeout=2) as resp:
@@ -145,6 +145,13 @@ def artifact_paths(env, run_id: str, path: str | None = None) -> set[str]:
     return out
 
 
+def artifact_json(env, run_id: str, path: str, tmp_path: Path):
+    return json.loads(Path(client(env).download_artifacts(run_id, path, str(tmp_path))).read_text())
+
+
+LINEAGE_HASH_TAGS = {"auto_sha256", "train_sha256", "gold_train_sha256", "gold_dev_sha256", "gold_additions_sha256"}
+
+
 def unused(env) -> int:
     store = PaperStore(settings(env).paper_store_url)
     try:
@@ -165,13 +172,16 @@ def champion(env) -> str:
 
 
 # --- the happy path --------------------------------------------------------------------------
-def test_bootstrap_registers_the_first_champion_once(env, champion):
+def test_bootstrap_registers_the_first_champion_once(env, champion, tmp_path):
     assert champion == "1" and aliases(env) == {"champion": "1"}
     mv = version(env, "1")
     assert mv.tags["decision"] == "promoted" and mv.tags["kind"] == "bootstrap"
-    assert mv.tags["gold_train_sha256"] == sha256_file(SEED_TRAIN)
-    assert mv.description.startswith("Promoted: bootstrap model")
-    assert {"review/per_class.md", "review/confusion.md", "review/side_by_side.md"} <= artifact_paths(env, mv.run_id)
+    assert mv.description.startswith("Promoted: bootstrap, ")
+    assert {"review/per_class.md", "review/confusion.md", "review/side_by_side.md", "review/side_by_side.html",
+            "review/lineage.json"} <= artifact_paths(env, mv.run_id)
+    lineage = artifact_json(env, mv.run_id, "review/lineage.json", tmp_path)
+    assert lineage["data"]["gold_train"]["sha256"] == sha256_file(SEED_TRAIN)
+    assert mv.tags["data_sha256"] == lineage["data_sha256"] and not LINEAGE_HASH_TAGS & set(mv.tags)
     again = cli(env, "bootstrap")
     assert again.exit_code == 0 and json.loads(again.stdout)["status"] == "exists"
     assert len(client(env).search_model_versions("name='sciner'")) == 1
@@ -185,7 +195,8 @@ def test_ingest_papers(env, champion):
 
 def test_round_promoted_when_the_gate_passes(env, champion, tmp_path):
     # A 1-epoch candidate is no better than a 1-epoch champion: open the gate to exercise promotion.
-    result = cli(env, "retrain", "--once", SCINER_MIN_F1_DELTA="-1", SCINER_MAX_CLASS_DROP="1")
+    result = cli(env, "retrain", "--once", SCINER_MIN_F1_DELTA="-1", SCINER_MAX_CLASS_DROP="1",
+                 SCINER_PROMOTION_RULE="delta")
     assert result.exit_code == 0, result.output
     out = json.loads(result.stdout)
     assert (out["decision"], out["version"], out["champion_before"], out["champion_after"]) == \
@@ -195,24 +206,32 @@ def test_round_promoted_when_the_gate_passes(env, champion, tmp_path):
     tags = mv.tags
     assert tags["decision"] == "promoted" and tags["parent_version"] == "1" and tags["kind"] == "round"
     assert tags["reason"].startswith("Promoted: micro-F1") and tags["champion_previous"] == "1"
-    assert mv.description.startswith("Promoted:") and mv.description.count(". ") == 0
-    for key in ("auto_sha256", "train_sha256", "gold_train_sha256", "gold_dev_sha256", "gold_eval_sha256"):
-        assert len(tags[key]) == 64
+    assert mv.description.startswith("Promoted: ") and " F1 vs v1 — " in mv.description
+    assert mv.description.count(". ") == 0  # one sentence
+    assert len(tags["data_sha256"]) == 64 and not LINEAGE_HASH_TAGS & set(tags)  # hashes: review/lineage.json
     run = client(env).get_run(mv.run_id)
     m = run.data.metrics
     for key in ("eval_micro_f1", "eval_macro_f1", "eval_token_accuracy", "eval_f1_MethodName",
                 "champion_eval_micro_f1", "f1_delta", "bootstrap_delta_lower", "threshold_MethodName",
                 "gold_train_sentences", "auto_sentences", "papers_new", "stage_train_s", "stage_register_s"):
         assert key in m, key
-    assert m["gold_train_sentences"] == 132 and m["papers_new"] == 10
+    # the seed set minus its carved evaluation documents (2 of 12 documents, 23 sentences); both versions
+    # were judged on the same split, and say which
+    assert m["gold_train_sentences"] == 109 and m["gold_eval_sentences"] == 23 and m["papers_new"] == 10
+    assert tags["eval_split"].startswith("carved:0.15:") and tags["eval_split_documents"] == "2"
+    assert tags["eval_split_sha256"] == version(env, "1").tags["eval_split_sha256"]
     assert run.data.params["min_f1_delta"] == "-1.0" and run.data.params["parent_version"] == "1"
     files = artifact_paths(env, mv.run_id)
     assert {"review/per_class.md", "review/confusion.md", "review/confusion.json", "review/side_by_side.md",
-            "review/decision.json", "review/thresholds.json", "auto/auto_annotated.jsonl",
-            "auto/predictions.jsonl", "auto/active_learning.json"} <= files
+            "review/side_by_side.html", "review/decision.json", "review/thresholds.json", "review/lineage.json",
+            "auto/auto_annotated.jsonl", "auto/predictions.jsonl", "auto/active_learning.json"} <= files
     # the snapshot artifact is the data the candidate was trained with, by content hash
     snap = client(env).download_artifacts(mv.run_id, "auto/auto_annotated.jsonl", str(tmp_path))
-    assert sha256_file(Path(snap)) == tags["auto_sha256"]
+    lineage = artifact_json(env, mv.run_id, "review/lineage.json", tmp_path)
+    assert sha256_file(Path(snap)) == lineage["data"]["auto_annotated"]["sha256"]
+    assert lineage["data_sha256"] == tags["data_sha256"]
+    for key in ("gold_train", "gold_dev", "gold_eval", "train_as_used"):
+        assert len(lineage["data"][key]["sha256"]) == 64, key
     rows = [json.loads(line) for line in Path(snap).read_text().splitlines()]
     assert len(rows) == m["auto_sentences"] > 0
     assert all(t is None or t == "O" or t[:2] in ("B-", "I-") for r in rows for t in r["tags"])
@@ -321,6 +340,7 @@ def test_registry_failure_after_training_marks_nothing(env, champion, monkeypatc
 
 
 def test_next_round_succeeds_and_is_rejected_by_a_high_min_delta(env, champion):
+    # the default rule (bootstrap and seed spread), so that the rounds of this module log every gate metric
     result = cli(env, "retrain", "--once", SCINER_MIN_F1_DELTA="1.0")
     assert result.exit_code == 0, result.output
     out = json.loads(result.stdout)
@@ -330,7 +350,8 @@ def test_next_round_succeeds_and_is_rejected_by_a_high_min_delta(env, champion):
     mv = version(env, "3")
     assert mv.tags["decision"] == "rejected" and mv.tags["parent_version"] == "2"
     assert "not above the required +1.0000" in mv.tags["reason"]
-    assert mv.description.startswith("Not promoted:")
+    verdict = mv.description.split(" — ")[0]  # the check that failed: a class drop, or the gain below +100.0
+    assert verdict.startswith("Rejected: ") and " F1 vs v2" in verdict and len(verdict) < 60
     assert unused(env) == 30
     store = PaperStore(settings(env).paper_store_url)
     try:
@@ -348,12 +369,186 @@ def test_rollback_and_promote_move_the_champion(env, champion):
     assert aliases(env)["champion"] == "1" and version(env, "2").tags["rolled_back_to"] == "1"
     result = cli(env, "promote", "--version", "3", "--reason", "reviewed by hand")
     assert result.exit_code == 0 and "v1 -> v3" in result.stdout
-    tags = version(env, "3").tags
-    assert tags["champion_previous"] == "1" and tags["manual_reason"] == "reviewed by hand"
+    mv = version(env, "3")
+    tags = mv.tags
+    assert tags["champion_previous"] == "1" and tags["promotion_reason"] == "reviewed by hand"
     assert tags["decision"] == "rejected"  # the gate's verdict stays on record
+    # the version page tells who, why and when first, then what the gate said
+    assert mv.description.startswith(f"Promoted by hand by {tags['promoted_by']} ({tags['promoted_at']}): "
+                                      "reviewed by hand. | gate: Rejected: ")
     assert cli(env, "rollback").exit_code == 0 and aliases(env)["champion"] == "1"
     missing = cli(env, "promote", "--version", "99")
     assert missing.exit_code == 1 and aliases(env)["champion"] == "1"
+
+
+def test_rollback_after_an_alias_move_through_the_rest_api_returns_to_the_version_that_served(env, champion):
+    """Someone moves `champion` v3 -> v2 with MLflow's REST API (as the UI does): sciner records nothing
+    then, but `sciner rollback` still goes back to v3, the version that served before the move."""
+    assert aliases(env)["champion"] == "1"
+    result = cli(env, "promote", "--version", "3", "--reason", "serves again")
+    assert result.exit_code == 0 and "v1 -> v3" in result.stdout, result.output
+    request = urllib.request.Request(
+        f"{env['SCINER_MLFLOW_TRACKING_URI']}/api/2.0/mlflow/registered-models/alias", method="POST",
+        data=json.dumps({"name": "sciner", "alias": "champion", "version": "2"}).encode(),
+        headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=10) as resp:
+        assert resp.status == 200
+    assert aliases(env)["champion"] == "2"  # v2 carries champion_previous=1 from its own round
+    result = cli(env, "rollback")
+    assert result.exit_code == 0 and "v2 -> v3" in result.stdout, result.output
+    assert aliases(env)["champion"] == "3"
+    history = json.loads(client(env).get_registered_model("sciner").tags["champion_history"])
+    assert [(m["version"], m["kind"]) for m in history][-3:] == [("3", "manual"), ("2", "observed"), ("3", "rollback")]
+    assert cli(env, "rollback").exit_code == 0 and aliases(env)["champion"] == "1"  # and on, down the stack
+
+
+REVIEW_MD = Path(__file__).resolve().parents[1] / "mlflow" / "REVIEW.md"
+FILE_SUFFIXES = (".md", ".json", ".jsonl", ".png", ".html", ".csv", ".xml")
+
+
+def review_md_sections() -> dict[str, list[str]]:
+    """REVIEW.md's ``### `` sections -> the backticked names in the first column of their tables
+    (``<Class>``-style placeholders kept), plus ``"*"``: every backticked name outside code blocks."""
+    import re
+
+    text = re.sub(r"```.*?```", "", REVIEW_MD.read_text(encoding="utf-8"), flags=re.S)
+    sections: dict[str, list[str]] = {"*": re.findall(r"`([^`]+)`", text)}
+    heading = ""
+    for line in text.splitlines():
+        if line.startswith("#"):
+            heading = line.lstrip("#").strip()
+        elif line.startswith("| `") and heading:
+            sections.setdefault(heading, []).extend(re.findall(r"`([^`]+)`", line.split("|")[1]))
+    return sections
+
+
+def named(pattern: str, existing: set[str]) -> bool:
+    import re
+
+    regex = re.escape(pattern).replace(re.escape("<Class>"), "[A-Za-z]+").replace(re.escape("<stage>"), "[a-z_]+")
+    return any(re.fullmatch(regex, name) for name in existing)
+
+
+def test_review_md_names_only_what_a_real_round_produces(env, champion):
+    """Every alias, tag, metric, param, artifact, command and setting REVIEW.md names exists in the registry
+    after the real rounds of this module (bootstrap v1, promoted v2, rejected v3, promote, rollback)."""
+    import re
+
+    from sciner.settings import Settings
+
+    c = client(env)
+    versions = c.search_model_versions("name='sciner'")
+    runs = [c.get_run(v.run_id) for v in versions]
+    model = c.get_registered_model("sciner")
+    existing = {
+        "Tags (on the model version)": {k for v in versions for k in v.tags},
+        "Tags (on the registered model)": set(model.tags),
+        "Metrics (on the run)": {k for r in runs for k in r.data.metrics},
+        "Artifacts (on the run)": set().union(*(artifact_paths(env, r.info.run_id) for r in runs)),
+        "Params (on the run)": {k for r in runs for k in r.data.params},
+    }
+    sections = review_md_sections()
+    for heading, names in existing.items():
+        assert sections.get(heading) or heading.startswith("Params"), f"REVIEW.md has no {heading!r} table"
+        for name in sections.get(heading, []):
+            assert named(name, names), f"REVIEW.md, {heading}: `{name}` is not produced by a real round"
+    assert set(sections["Reviewing models in the MLflow registry"]) == set(model.aliases) == {"champion", "challenger"}
+    everything = sections["*"]
+    params = re.findall(r"`([a-z0-9_]+)`", REVIEW_MD.read_text().split("### Params (on the run)")[1].split("###")[0])
+    for name in params:
+        assert name in existing["Params (on the run)"], f"REVIEW.md, Params: `{name}` is not a param of a run"
+    basenames = {Path(p).name for p in existing["Artifacts (on the run)"]}
+    repo = REVIEW_MD.parents[1]
+    for name in everything:
+        if name.endswith(FILE_SUFFIXES) and not (repo / name).is_file():  # a repository file is no artifact
+            assert Path(name).name in basenames, f"REVIEW.md names a file no run has: `{name}`"
+    for setting in re.findall(r"SCINER_[A-Z0-9_]+", REVIEW_MD.read_text()):
+        assert setting.removeprefix("SCINER_").lower() in Settings.model_fields, f"no setting {setting}"
+    commands = set(re.findall(r"(?:`|bin/|-- )sciner ([a-z][a-z-]+)", REVIEW_MD.read_text()))  # as typed
+    assert {"rollback", "promote"} <= commands
+    for command in commands:
+        assert cli(env, command, "--help").exit_code == 0, f"REVIEW.md names `sciner {command}`, which does not exist"
+
+
+def test_review_page_shows_every_gold_and_predicted_entity_of_the_sample(env, champion, tmp_path):
+    from html.parser import HTMLParser
+
+    from training.review_html import spans
+
+    run_id = version(env, "3").run_id
+    page = Path(client(env).download_artifacts(run_id, "review/side_by_side.html", str(tmp_path))).read_text("utf-8")
+    rows = [json.loads(line) for line in Path(client(env).download_artifacts(
+        run_id, "review/side_by_side.jsonl", str(tmp_path))).read_text("utf-8").splitlines()]
+
+    class Entities(HTMLParser):
+        """(sentence index, who, entity text, label) of every highlighted entity on the page."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.found: list[tuple[int, str, str, str]] = []
+            self.sentence, self.open, self.text = -1, None, ""
+
+        def handle_starttag(self, tag, attrs):
+            a = dict(attrs)
+            if a.get("class") == "sent":
+                self.sentence += 1
+            elif "data-who" in a and self.sentence >= 0:
+                self.open, self.text = (a["data-who"], a["data-label"]), ""
+            elif tag == "b" and self.open:  # the class name inside the highlight
+                self.found.append((self.sentence, *self.open[:1], self.text.strip(), self.open[1]))
+                self.open = None
+
+        def handle_data(self, data):
+            if self.open:
+                self.text += data
+
+    parser = Entities()
+    parser.feed(page)
+    expected = sorted((i, who, " ".join(r["tokens"][s.start:s.end]), s.label)
+                      for i, r in enumerate(rows) for who in ("gold", "champion", "candidate") for s in spans(r[who]))
+    assert expected and sorted(parser.found) == expected
+    assert page.startswith("<!DOCTYPE html>") and '<meta charset="utf-8">' in page
+    assert all(f">{label}</span>" in page for label in ("MethodName", "DatasetName", "TaskName"))  # the legend
+    assert "data:image/png;base64," in page and "<th>ΔF1</th>" in page
+    disagree = [i for i, r in enumerate(rows) if r["champion"] != r["candidate"]]
+    assert disagree == list(range(len(disagree)))  # sentences where the models disagree come first
+    markdown = Path(client(env).download_artifacts(run_id, "review/side_by_side.md", str(tmp_path))).read_text()
+    assert "](" not in markdown and "⟨" in markdown  # classes as text, never as links
+    decision = artifact_json(env, run_id, "review/decision.json", tmp_path)
+    assert decision["checks"] and all(isinstance(v, bool) for v in decision["checks"].values())
+
+
+def test_mlflow_models_predict_runs_a_registered_version(env, champion, tmp_path):
+    from mlflow.models import get_model_info
+
+    import mlflow
+
+    mlflow.set_tracking_uri(env["SCINER_MLFLOW_TRACKING_URI"])
+    info = get_model_info("models:/sciner/2")
+    assert [c["name"] for c in info.signature.inputs.to_dict()] == ["text"]
+    assert [c["name"] for c in info.signature.outputs.to_dict()] == ["entities", "windows"]
+    assert info.saved_input_example_info is not None
+    text = "We fine-tune BERT with a learning rate of 2e-5 and reach 84.6 accuracy on MNLI."
+    (tmp_path / "in.json").write_text(json.dumps({"dataframe_records": [{"text": text}]}))
+    out = subprocess.run(
+        [str(Path(sys.executable).with_name("mlflow")), "models", "predict", "-m", "models:/sciner/2",
+         "--env-manager", "local", "-i", str(tmp_path / "in.json"), "-t", "json", "-o", str(tmp_path / "out.json")],
+        env={**os.environ, **env, "MLFLOW_TRACKING_URI": env["SCINER_MLFLOW_TRACKING_URI"]}, capture_output=True,
+        text=True, timeout=300, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr[-3000:]
+    [prediction] = json.loads((tmp_path / "out.json").read_text())["predictions"]
+    assert prediction["windows"] == 1
+    for e in prediction["entities"]:
+        assert text[e["start"]:e["end"]] == e["text"] and set(e) == {"start", "end", "text", "label", "score"}
+    model = client(env).get_registered_model("sciner")
+    assert "ACL SciNER" in model.description and model.tags["labels"].split(",")[0] == "MethodName"
+    # sciner's own command takes the same URIs, and without one the serving model (the champion)
+    for args in (["models:/sciner/2"], []):
+        result = cli(env, "predict", *args, "--text", text)
+        assert result.exit_code == 0, result.output
+        assert json.loads(result.stdout.strip().splitlines()[-1])["text"] == text
+    missing = cli(env, "predict", "models:/sciner@nope", "--text", text)
+    assert missing.exit_code == 2 and "no such alias" in missing.output
 
 
 def test_active_learning_export_and_gold_ingest(env, champion, tmp_path):
@@ -376,4 +571,4 @@ def test_active_learning_export_and_gold_ingest(env, champion, tmp_path):
 
     gold = load_gold(settings(env))
     assert len(gold.additions) == 1 and gold.additions[0].tags[0] == "B-MethodName"
-    assert len(gold.train_all) == 133
+    assert len(gold.train_all) == 110  # 109 seed train sentences outside the evaluation split + 1

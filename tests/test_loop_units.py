@@ -111,33 +111,33 @@ def _scores(micro, per_class, support=10):
 def test_promote_only_when_f1_improves_by_more_than_the_delta():
     champ = _scores(0.50, {"A": 0.5, "B": 0.5})
     better = _scores(0.55, {"A": 0.55, "B": 0.52})
-    d = decide(better, champ, min_f1_delta=0.0, max_class_drop=0.05)
+    d = decide(better, champ, rule="delta", min_f1_delta=0.0, max_class_drop=0.05)
     assert d.promote and d.reason.startswith("Promoted:") and d.delta == pytest.approx(0.05)
-    assert not decide(better, champ, min_f1_delta=0.05).promote  # "more than", strictly
-    same = decide(champ, champ)
+    assert not decide(better, champ, rule="delta", min_f1_delta=0.05).promote  # "more than", strictly
+    same = decide(champ, champ, rule="delta")
     assert not same.promote and "not above" in same.reason
-    assert not decide(better, champ, min_f1_delta=1.0).promote
+    assert not decide(better, champ, rule="delta", min_f1_delta=1.0).promote
 
 
 def test_a_class_dropping_too_much_blocks_promotion():
     champ = _scores(0.50, {"A": 0.5, "B": 0.6})
     cand = _scores(0.60, {"A": 0.7, "B": 0.5})
-    d = decide(cand, champ, max_class_drop=0.05)
+    d = decide(cand, champ, rule="delta", max_class_drop=0.05)
     assert not d.promote and "B F1 dropped by 0.1000" in d.reason
-    assert decide(cand, champ, max_class_drop=0.2).promote
+    assert decide(cand, champ, rule="delta", max_class_drop=0.2).promote
     # classes without gold support are ignored
     champ0 = ModelScores(0.5, {"A": 0.5, "Z": 0.9}, {"A": 10, "Z": 0})
-    assert decide(_scores(0.6, {"A": 0.6, "Z": 0.0}), champ0).promote
+    assert decide(_scores(0.6, {"A": 0.6, "Z": 0.0}), champ0, rule="delta").promote
 
 
 def test_required_bootstrap_ci_must_exclude_zero():
     champ, cand = _scores(0.5, {"A": 0.5}), _scores(0.6, {"A": 0.6})
     from training.promotion import BootstrapCI
 
-    assert not decide(cand, champ, require_ci=True, ci=BootstrapCI(0.1, 0.1, -0.01, 0.2, 100)).promote
-    ok = decide(cand, champ, require_ci=True, ci=BootstrapCI(0.1, 0.1, 0.02, 0.2, 100))
-    assert ok.promote and "lower bound +0.0200" in ok.reason
-    assert not decide(cand, champ, require_ci=True, ci=None).promote
+    assert not decide(cand, champ, rule="bootstrap", ci=BootstrapCI(0.1, 0.1, -0.01, 0.2, 100)).promote
+    ok = decide(cand, champ, rule="bootstrap", ci=BootstrapCI(0.1, 0.1, 0.02, 0.2, 100))
+    assert ok.promote and "[+0.0200, +0.2000] (100 resamples)" in ok.reason
+    assert not decide(cand, champ, rule="bootstrap", ci=None).promote
 
 
 def test_sentence_counts_and_micro_f1_agree_with_seqeval():
@@ -348,3 +348,15 @@ def test_export_review_from_a_round_folder(tmp_path):
     assert out.with_name("review.label_config.xml").is_file()
     with pytest.raises(FileNotFoundError):
         export_review(settings, out, round_id=99)
+
+
+def test_sciner_promote_loads_neither_the_trainer_nor_the_metrics_stack():
+    """`sciner promote` moves one alias: importing seqeval/scikit-learn, SQLAlchemy or torch made it take 7-8 s."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from training.cli import app; from training.loop_commands import promote; "
+            "import training.aliases; print(sorted(m for m in ('torch', 'seqeval', 'sklearn', 'sqlalchemy', "
+            "'transformers', 'mlflow') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"  # MLflow's client is imported on the first registry call only

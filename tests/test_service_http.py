@@ -142,17 +142,17 @@ def test_concurrent_requests_are_batched_and_all_succeed(client, server):
         ("/extract", {"text": ""}, 422, "empty"),
         ("/extract", {"text": " \n\t "}, 422, "empty"),
         ("/extract", {"text": "x" * (MAX_CHARS + 1)}, 413, "SCINER_MAX_CHARS"),
-        ("/extract", {"text": 42}, 400, "valid string"),
-        ("/extract", {"text": None}, 400, "valid string"),
-        ("/extract", {"text": ["a"]}, 400, "valid string"),
-        ("/extract", {}, 400, "Field required"),
-        ("/extract", ["text"], 400, "object"),
+        ("/extract", {"text": 42}, 422, "valid string"),
+        ("/extract", {"text": None}, 422, "valid string"),
+        ("/extract", {"text": ["a"]}, 422, "valid string"),
+        ("/extract", {}, 422, "Field required"),
+        ("/extract", ["text"], 422, "object"),
         ("/extract_batch", {"texts": []}, 422, "at least one"),
         ("/extract_batch", {"texts": ["ok", "  "]}, 422, "texts[1]"),
         ("/extract_batch", {"texts": ["a"] * (MAX_TEXTS + 1)}, 413, "SCINER_MAX_BATCH_TEXTS"),
         ("/extract_batch", {"texts": ["x" * 2000, "y" * 2000]}, 413, "in all"),
-        ("/extract_batch", {"texts": "not a list"}, 400, "valid array"),
-        ("/extract_batch", {"texts": [1, 2]}, 400, "valid string"),
+        ("/extract_batch", {"texts": "not a list"}, 422, "valid array"),
+        ("/extract_batch", {"texts": [1, 2]}, 422, "valid string"),
     ],
 )
 def test_bad_json_bodies_get_4xx_with_a_message(client, path, payload, status, fragment):
@@ -231,6 +231,16 @@ def test_openapi_shows_the_pydantic_models(client):
     assert {"ExtractResponse", "Entity", "ModelInfo"} <= set(schemas)
     body = spec["paths"]["/extract"]["post"]["requestBody"]["content"]["application/json"]["schema"]
     assert body["properties"]["text"]["maxLength"] == MAX_CHARS
+
+
+def test_docs_serves_the_swagger_ui_of_the_openapi_document(client):
+    page = client.get("/docs", follow_redirects=False)
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert 'id="swagger-ui"' in page.text and "googletagmanager" not in page.text
+    for asset in ("swagger-ui-bundle.js", "swagger-initializer.js", "swagger-ui.css"):
+        assert f"./static_content/{asset}" in page.text
+        assert client.get(f"/static_content/{asset}").status_code == 200, asset
+    assert '"./docs.json"' in client.get("/static_content/swagger-initializer.js").text
 
 
 def test_schemathesis_finds_no_server_errors(server, tmp_path):

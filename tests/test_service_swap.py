@@ -22,6 +22,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
 MODEL_NAME = "sciner-swap-test"
 POLL_SECONDS = 1.0
+PROMOTED = {"decision": "promoted"}  # what the gate records (the service serves only gated versions)
 TEXTS = [
     "We fine-tune BERT on SQuAD and reach 90.1 F1 .",
     "ResNet-50 reaches 76.1 % top-1 accuracy on ImageNet .",
@@ -71,7 +72,8 @@ def registry_settings(mlflow_url, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def v1(registry_settings, tiny_model_dir):
-    rv = register_model_dir(registry_settings, tiny_model_dir, run_name="v1", metrics={"gold_micro_f1": 0.5})
+    rv = register_model_dir(registry_settings, tiny_model_dir, run_name="v1", metrics={"gold_micro_f1": 0.5},
+                            tags=PROMOTED)
     set_alias(registry_settings, "champion", rv.version)
     return rv
 
@@ -145,7 +147,8 @@ def test_serves_the_champion_at_start(service, v1):
 
 
 def test_hot_swap_under_load_with_zero_failed_requests(service, v1, registry_settings, tiny_model_dir):
-    v2 = register_model_dir(registry_settings, tiny_model_dir, run_name="v2", metrics={"gold_micro_f1": 0.6})
+    v2 = register_model_dir(registry_settings, tiny_model_dir, run_name="v2", metrics={"gold_micro_f1": 0.6},
+                            tags=PROMOTED)
     assert v2.version != v1.version
     with httpx.Client(base_url=service.url, timeout=30) as c, Load(service.url) as load:
         wait_for(lambda: len(load.results) >= 30, timeout=60)  # v1 serving under load
@@ -177,7 +180,7 @@ def test_a_corrupt_version_keeps_the_old_model_serving(service, registry_setting
     shutil.copytree(tiny_model_dir, broken, ignore=shutil.ignore_patterns("hf"))
     for onnx in broken.glob("onnx/*/model.onnx"):
         onnx.write_bytes(b"this is not an ONNX model")
-    v3 = register_model_dir(registry_settings, broken, run_name="v3-broken")
+    v3 = register_model_dir(registry_settings, broken, run_name="v3-broken", tags=PROMOTED)
     set_alias(registry_settings, "champion", v3.version)
     with httpx.Client(base_url=service.url, timeout=30) as c:
         info = wait_for(lambda: "onnx" in ((i := c.get("/model").json())["last_error"] or "").lower() and i, 120)

@@ -283,12 +283,16 @@ class FakeRegistry:
         self.version: str | None = "1"
         self.down = False
         self.broken: set[str] = set()
+        self.ungated: set[str] = set()  # versions the gate did not promote
         self.loads: list[str] = []
 
     def resolve(self, source, settings):
         if self.down:
             raise ConnectionError("registry unreachable")
-        return None if self.version is None else RegisteredVersion("sciner", self.version, "run")
+        if self.version is None:
+            return None
+        tags = {} if self.version in self.ungated else {"decision": "promoted"}
+        return RegisteredVersion("sciner", self.version, "run", tags=tags)
 
     def load(self, source, settings, registered):
         self.loads.append(registered.version)
@@ -301,12 +305,16 @@ class Hooks:
     def __init__(self) -> None:
         self.swaps: list[tuple[str | None, str]] = []
         self.failures: list[str] = []
+        self.refused = 0
 
     def on_swap(self, old, new):
         self.swaps.append((old.version if old else None, new.version))
 
     def on_failed_load(self, stage):
         self.failures.append(stage)
+
+    def on_refused(self):
+        self.refused += 1
 
 
 def make_swapper(reg: FakeRegistry, hooks: Hooks, clock: list[float]) -> tuple[Swapper, ModelHolder]:
@@ -325,6 +333,33 @@ def test_swapper_loads_keeps_and_swaps_on_alias_change():
     assert swapper.check_once() == "loaded" and holder.current.version == "2"
     assert hooks.swaps == [(None, "1"), ("1", "2")] and holder.swaps == 1
     assert not swapper.done  # an alias keeps being polled
+
+
+def test_a_version_the_gate_did_not_promote_is_not_served():
+    reg, hooks, clock = FakeRegistry(), Hooks(), [0.0]
+    swapper, holder = make_swapper(reg, hooks, clock)
+    swapper.check_once()
+    reg.version, reg.ungated = "2", {"2"}
+    assert swapper.check_once() == "refused" and swapper.check_once() == "refused"
+    assert holder.current.version == "1" and reg.loads == ["1"] and holder.readiness() == (True, None)
+    assert holder.refused.version == "2" and "v2 was not promoted" in holder.refused.reason
+    assert hooks.refused == 1 and holder.refusals == 1  # counted once per version, not per poll
+    reg.version = "1"  # the alias moved back
+    assert swapper.check_once() == "kept" and holder.refused is None
+    reg.version = "3"  # a promoted version swaps in with its record
+    assert swapper.check_once() == "loaded" and holder.current.extra["promotion"].startswith("v3: promoted")
+
+
+def test_an_ungated_champion_at_start_leaves_the_service_not_ready_with_the_reason():
+    reg, hooks, clock = FakeRegistry(), Hooks(), [0.0]
+    reg.ungated = {"1"}
+    swapper, holder = make_swapper(reg, hooks, clock)
+    assert swapper.check_once() == "refused" and holder.current is None
+    ready, reason = holder.readiness()
+    assert not ready and "not served: v1 was not promoted" in reason
+    off = Swapper(swapper.source, SETTINGS.model_copy(update={"serve_only_gated": False}), ModelHolder(), hooks,
+                  resolver=reg.resolve, loader=reg.load, clock=lambda: clock[0])
+    assert off.check_once() == "loaded"  # development: the setting turns the check off
 
 
 def test_a_failed_load_keeps_the_old_model_and_backs_off():
@@ -457,6 +492,7 @@ def test_metrics_follow_swaps_and_failures():
     m.on_swap(None, fake_model("1"))
     m.on_swap(fake_model("1"), fake_model("2"))
     m.on_failed_load("load")
+    m.on_refused()
     m.observe_request("extract", 3, 1)
     m.observe_entities(Counter({"TaskName": 2}))
 
@@ -467,6 +503,7 @@ def test_metrics_follow_swaps_and_failures():
     assert value("sciner_model_info", name="sciner", version="1", alias="champion", provider=CPU) == 0
     assert value("sciner_model_swaps_total") == 1 and value("sciner_model_loads_total") == 2
     assert value("sciner_model_failed_loads_total", stage="load") == 1
+    assert value("sciner_model_refused_total") == 1
     assert value("sciner_entities_total", label="TaskName") == 2
     assert value("sciner_windows_per_request_sum", endpoint="extract") == 3
 
@@ -475,7 +512,7 @@ def test_metrics_follow_swaps_and_failures():
 @pytest.mark.parametrize(
     ("ctype", "ok"),
     [
-        (None, True),
+        (None, False),  # a body must say it is JSON (browsers send simple cross-site POSTs without one)
         ("application/json", True),
         ("Application/JSON; charset=utf-8", True),
         ("application/problem+json", True),
@@ -527,18 +564,26 @@ def echo_app():
 
 
 def test_guard_rejects_wrong_content_type_and_oversized_bodies():
+    from service.schemas import ExtractRequest
+
     app, seen = echo_app()
-    guard = RequestGuard(app, api_paths=("/extract",), max_body_bytes=10, not_ready_reason=lambda: None)
+    models = {"/extract": ExtractRequest}
+    guard = RequestGuard(app, body_models=models, max_body_bytes=16, not_ready_reason=lambda: None)
+    js = {"content-type": "application/json"}
     out = run_guard(guard, "POST", "/extract", {"content-type": "text/plain"}, [b"{}"])
     assert out[0]["status"] == 415 and "application/json" in json.loads(out[1]["body"])["error"]
-    out = run_guard(guard, "POST", "/extract", {"content-length": "11"}, [b"x" * 11])
+    out = run_guard(guard, "POST", "/extract", {}, [b"{}"])  # no Content-Type at all
+    assert out[0]["status"] == 415
+    out = run_guard(guard, "POST", "/extract", {**js, "content-length": "17"}, [b"x" * 17])
     assert out[0]["status"] == 413
-    out = run_guard(guard, "POST", "/extract", {}, [b"x" * 6, b"y" * 6])  # chunked, over the limit
+    out = run_guard(guard, "POST", "/extract", js, [b"x" * 9, b"y" * 9])  # chunked, over the limit
     assert out[0]["status"] == 413 and "body" not in seen
-    out = run_guard(guard, "POST", "/extract", {}, [b"ab", b"cd"])  # chunked, replayed to the app
-    assert out[0]["status"] == 200 and seen["body"] == b"abcd"
-    out = run_guard(guard, "POST", "/other", {"content-type": "text/plain"}, [b"zz"])
-    assert out[0]["status"] == 200  # not an API path: untouched
+    out = run_guard(guard, "POST", "/extract", js, [b'{"text"', b': "ab"}'])  # chunked, checked, replayed
+    assert out[0]["status"] == 200 and seen["body"] == b'{"text": "ab"}'
+    out = run_guard(guard, "POST", "/extract", js, [b'{"text": 1}'])
+    assert out[0]["status"] == 422 and json.loads(out[1]["body"])["detail"][0]["field"] == "text"
+    out = run_guard(guard, "GET", "/internal/infer", {}, [b""])
+    assert out[0]["status"] == 404  # the batched method is in-process only
 
 
 def test_guard_readyz_gives_the_reason():

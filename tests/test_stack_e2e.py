@@ -73,16 +73,24 @@ def test_stack_comes_up_answers_and_stops_cleanly(tmp_path):
         children = {int(x.split("pid ")[1].split(")")[0]) for x in lines if "(pid " in x and "started" in x}
         assert len(children) == 3, "".join(lines)
 
-        status, body = post(
-            f"http://127.0.0.1:{service_port}/extract",
-            {"text": "We fine-tune BERT on SQuAD with a learning rate of 3e-5 and report 91.2 F1."},
-        )
+        # the README's example: the quickstart champion (data/seed/recipe.env) finds exactly what the README shows
+        from tests.test_readme import readme_example
+
+        text, shown = readme_example()
+        expected = [(e["start"], e["end"], e["text"], e["label"]) for e in shown]
+        status, body = post(f"http://127.0.0.1:{service_port}/extract", {"text": text})
         assert status == 200 and body["model_version"]
-        text = "We fine-tune BERT on SQuAD with a learning rate of 3e-5 and report 91.2 F1."
-        # the seed recipe (data/seed/recipe.env) gives a champion that finds entities in the README example
-        assert {"BERT", "3e-5"} <= {e["text"] for e in body["entities"]}, body
-        for e in body["entities"]:
-            assert text[e["start"] : e["end"]] == e["text"]
+        assert [(e["start"], e["end"], e["text"], e["label"]) for e in body["entities"]] == expected, body
+        # ... and so does the README's `sciner predict --text` right after `make run` (the serving model by default)
+        predict = subprocess.run(
+            [str(Path(sys.executable).with_name("sciner")), "predict", "--text", text], cwd=REPO, capture_output=True,
+            text=True, timeout=300,
+            env={**env, "SCINER_HOME": str(tmp_path / "var"),
+                 "SCINER_MLFLOW_TRACKING_URI": f"http://127.0.0.1:{mlflow_port}"},
+        )
+        assert predict.returncode == 0, predict.stderr[-2000:]
+        line = json.loads(predict.stdout)
+        assert [(e["start"], e["end"], e["text"], e["label"]) for e in line["entities"]] == expected
         with urllib.request.urlopen(f"http://127.0.0.1:{mlflow_port}/health", timeout=5) as resp:
             assert resp.status == 200
 

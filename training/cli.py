@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -14,7 +15,12 @@ from sciner.io import DataError
 from sciner.io.formats import read_sentences
 from sciner.settings import get_settings
 
-app = typer.Typer(help="sciner: scientific entity recognition that keeps improving.", no_args_is_help=True)
+if TYPE_CHECKING:
+    from sciner.predictor import Predictor
+
+# plain help (rich_markup_mode=None): the rich panels of typer 0.29 print every flag as "<bool>"
+app = typer.Typer(help="sciner: scientific entity recognition that keeps improving.", no_args_is_help=True,
+                  rich_markup_mode=None)
 log = logging.getLogger("sciner")
 
 
@@ -26,6 +32,21 @@ def setup_logging(verbose: bool = False) -> None:
     )
     for noisy in ("transformers", "optimum", "onnxruntime", "urllib3", "httpx"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    from sciner import quiet
+
+    quiet.install()
+    if not sys.stderr.isatty():  # MLflow's download bars: one line per redraw in a log file
+        os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+
+
+def bars(flag: bool | None) -> bool:
+    """Progress bars when asked, else only on a terminal (in a log file each redraw is one more line)."""
+    return sys.stderr.isatty() if flag is None else flag
+
+
+ProgressFlag = Annotated[
+    bool | None, typer.Option("--progress/--no-progress", help="Progress bars (default: if stderr is a terminal).")
+]
 
 
 def fail(message: str, code: int = 2) -> None:
@@ -34,7 +55,9 @@ def fail(message: str, code: int = 2) -> None:
 
 
 @app.callback()
-def main(verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False) -> None:
+def main(
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging (sciner and libraries).")] = False,
+) -> None:
     setup_logging(verbose)
 
 
@@ -46,6 +69,7 @@ def train(
     epochs: Annotated[int | None, typer.Option(help="Override SCINER_EPOCHS.")] = None,
     limit: Annotated[int | None, typer.Option(help="Use only the first N training sentences.")] = None,
     no_export: Annotated[bool, typer.Option("--no-export", help="Skip the ONNX export.")] = False,
+    progress: ProgressFlag = None,
 ) -> None:
     """Fine-tune the base encoder, export ONNX (fp32 + int8) and evaluate on dev."""
     from training.pipeline import train_and_export
@@ -59,7 +83,8 @@ def train(
     except DataError as exc:
         fail(str(exc))
     result = train_and_export(
-        train_set, dev_set, out, settings, sources={"train": train_file, "dev": dev_file}, export=not no_export
+        train_set, dev_set, out, settings, sources={"train": train_file, "dev": dev_file}, export=not no_export,
+        progress=bars(progress),
     )
     typer.echo(json.dumps(result, indent=2))
 
@@ -72,6 +97,7 @@ def pretrain_ner_command(
     ),
     dev_file: Annotated[Path | None, typer.Option("--dev", help="Dev data of that task (early stopping).")] = None,
     epochs: Annotated[int | None, typer.Option(help="Override SCINER_EPOCHS.")] = None,
+    progress: ProgressFlag = None,
 ) -> None:
     """NER-specific intermediate training (NER-BERT): train on another NER task, keep the encoder."""
     from training.intermediate import pretrain_ner
@@ -84,33 +110,94 @@ def pretrain_ner_command(
         dev_set = read_sentences(dev_file) if dev_file else None
     except DataError as exc:
         fail(str(exc))
-    result = pretrain_ner(train_set, dev_set, out, settings, sources={"train": train_file, "dev": dev_file})
+    result = pretrain_ner(train_set, dev_set, out, settings, sources={"train": train_file, "dev": dev_file},
+                          progress=bars(progress))
+    typer.echo(json.dumps(result, indent=2))
+
+
+MODEL_HELP = ("Model folder, models:/<name>@<alias> or models:/<name>/<version> "
+              "(default: what the service serves, SCINER_MODEL_URI or models:/sciner@champion).")
+
+
+def _predictor(model: str | None, variant: str | None) -> tuple[Predictor, str]:
+    from sciner.predictor import Predictor
+    from sciner.settings import Settings
+    from training.model_ref import ModelRefError, resolve_model
+
+    settings = Settings()  # fresh from the environment: which registry and model to read
+    try:
+        resolved = resolve_model(model, settings)
+        return Predictor.from_model_dir(resolved.folder, settings, variant), resolved.label
+    except (ModelRefError, FileNotFoundError) as exc:
+        fail(str(exc))
+        raise  # unreachable: fail() exits
+
+
+@app.command()
+def distill(
+    teacher: Annotated[Path, typer.Argument(help="Teacher model folder (e.g. an MPNet model trained by sciner).")],
+    train_file: Annotated[Path, typer.Argument(help="Gold training data.")],
+    out: Annotated[Path, typer.Option(help="Student model folder to write.")] = Path("var/models/student"),
+    dev_file: Annotated[Path | None, typer.Option("--dev", help="Gold dev data for early stopping.")] = None,
+    unlabeled: Annotated[
+        Path | None, typer.Option(help="Papers JSONL (title + abstract) the teacher also labels, e.g. the anthology.")
+    ] = None,
+    limit_papers: Annotated[int | None, typer.Option(help="Use only the first N unlabeled papers.")] = None,
+    epochs: Annotated[int | None, typer.Option(help="Override SCINER_EPOCHS.")] = None,
+) -> None:
+    """Distil a teacher into the student encoder (SCINER_BASE_MODEL): gold CE + KL to the teacher's soft labels."""
+    from sciner.labels import bio_labels, entity_types_in
+    from sciner.model_dir import read_metadata
+    from training.distill import soft_targets_for, unlabeled_sentences
+    from training.pipeline import train_and_export
+
+    settings = get_settings()
+    if epochs is not None:
+        settings = settings.model_copy(update={"epochs": epochs})
+    try:
+        gold = read_sentences(train_file)
+        dev_set = read_sentences(dev_file) if dev_file else None
+        teacher_labels = read_metadata(teacher).labels
+        extra = unlabeled_sentences(unlabeled, limit_papers) if unlabeled else []
+    except (DataError, FileNotFoundError) as exc:
+        fail(str(exc))
+    labels = bio_labels(entity_types_in([[t for t in s.tags or [] if t] for s in gold]))
+    if set(labels) - set(teacher_labels):
+        fail(f"the teacher's labels {teacher_labels} do not cover the gold labels {labels}")
+    targets = soft_targets_for(teacher, [*gold, *extra], labels, settings, progress=sys.stderr.isatty())
+    result = train_and_export(
+        [*gold, *extra], dev_set, out, settings, sources={"train": train_file, "dev": dev_file},
+        progress=sys.stderr.isatty(), soft_targets=targets,
+    )
     typer.echo(json.dumps(result, indent=2))
 
 
 @app.command()
 def evaluate(
-    model: Annotated[Path, typer.Argument(help="Model folder.")],
-    gold_file: Annotated[Path, typer.Argument(help="Gold data (JSONL, CoNLL or Label Studio JSON).")],
+    args: Annotated[list[str], typer.Argument(
+        metavar="[MODEL] GOLD_FILE", show_default=False,
+        help="GOLD_FILE: gold data (JSONL, CoNLL or Label Studio JSON). MODEL, optional: " + MODEL_HELP)],
     variant: Annotated[str | None, typer.Option(help="int8 or fp32 (default: SCINER_ONNX_VARIANT).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
 ) -> None:
     """Strict IOB2 micro/macro P/R/F1 per class (seqeval) and token accuracy."""
-    from sciner.predictor import Predictor
     from training.evaluate import evaluate_predictor
 
+    if len(args) not in (1, 2):
+        fail("give the gold file, optionally after the model: sciner evaluate [MODEL] GOLD_FILE")
+    model, gold_file = (None, Path(args[0])) if len(args) == 1 else (args[0], Path(args[1]))
     try:
         gold = read_sentences(gold_file)
-        predictor = Predictor.from_model_dir(model, get_settings(), variant)
     except (DataError, FileNotFoundError) as exc:
         fail(str(exc))
+    predictor, _ = _predictor(model, variant)
     evaluation, _ = evaluate_predictor(predictor, gold)
     typer.echo(json.dumps(evaluation.to_dict(), indent=2) if as_json else evaluation.table())
 
 
 @app.command()
 def predict(
-    model: Annotated[Path, typer.Argument(help="Model folder.")],
+    model: Annotated[str | None, typer.Argument(help=MODEL_HELP)] = None,
     text: Annotated[str | None, typer.Option(help="Text to annotate.")] = None,
     file: Annotated[Path | None, typer.Option(help="Text file, or JSONL with a 'text' field per line.")] = None,
     variant: Annotated[str | None, typer.Option(help="int8 or fp32.")] = None,
@@ -118,19 +205,14 @@ def predict(
 ) -> None:
     """Annotate text: one JSON line per input with character-offset entities."""
     from sciner.io.labelstudio import prediction_task, write_tasks
-    from sciner.predictor import Predictor
 
     texts = _input_texts(text, file)
-    try:
-        predictor = Predictor.from_model_dir(model, get_settings(), variant)
-    except FileNotFoundError as exc:
-        fail(str(exc))
+    predictor, version = _predictor(model, variant)
     results = predictor.predict_texts(texts)
     for t, r in zip(texts, results, strict=True):
         line = {"text": t, "windows": r.windows, "entities": [e.model_dump() for e in r.entities]}
         typer.echo(json.dumps(line, ensure_ascii=False))
     if label_studio:
-        version = str(model)
         write_tasks(
             label_studio, [prediction_task(t, r.entities, version) for t, r in zip(texts, results, strict=True)]
         )
@@ -168,7 +250,7 @@ def _input_texts(text: str | None, file: Path | None) -> list[str]:
 @app.command()
 def export(
     model: Annotated[Path, typer.Argument(help="Model folder with an hf/ checkpoint.")],
-    no_quantize: Annotated[bool, typer.Option("--no-quantize")] = False,
+    no_quantize: Annotated[bool, typer.Option("--no-quantize", help="fp32 only, skip the int8 model.")] = False,
 ) -> None:
     """(Re-)export ONNX fp32 (fused) and int8 (dynamic, per-channel) from the HF checkpoint."""
     from training.export import export_onnx

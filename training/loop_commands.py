@@ -140,13 +140,19 @@ def scheduler(
 
 def promote(
     version: Annotated[str, typer.Option("--version", help="Model version to make champion.")],
-    reason: Annotated[str, typer.Option(help="Why (kept as a version tag).")] = "",
+    reason: Annotated[str, typer.Option(help="Why (tag promotion_reason); required for a version the gate "
+                                             "did not promote.")] = "",
+    by: Annotated[str | None, typer.Option(help="Who promotes (tag promoted_by; default: your login).")] = None,
 ) -> None:
-    """Point the champion alias at a version (the service follows on its next poll)."""
-    from training.rounds import RoundError, promote_version
+    """Point the champion alias at a version (the service follows on its next poll).
+
+    Records who and why on the version first: the service serves a version the gate rejected only
+    with that record."""
+    from training.aliases import promote_version
+    from training.errors import RoundError
 
     try:
-        move = promote_version(_settings(), version, reason)
+        move = promote_version(_settings(), version, reason, by)
     except RoundError as exc:
         _fail(str(exc))
     typer.echo(f"{move.alias}: v{move.before} -> v{move.after}")
@@ -154,8 +160,8 @@ def promote(
 
 def rollback() -> None:
     """Move the champion alias back to the version it replaced."""
-    from training.rounds import RoundError
-    from training.rounds import rollback as do_rollback
+    from training.aliases import rollback as do_rollback
+    from training.errors import RoundError
 
     try:
         move = do_rollback(_settings())

@@ -11,6 +11,7 @@ from sciner.predictor import Predictor
 from sciner.records import Sentence
 from sciner.settings import Settings
 from training.calibrate import bias_grid, calibrate_o_bias
+from training.distill import SoftTargets
 from training.evaluate import evaluate_predictor
 from training.export import export_onnx
 from training.trainer import train_model
@@ -35,6 +36,7 @@ def train_and_export(
     sources: dict[str, Path | None] | None = None,
     export: bool = True,
     progress: bool = True,
+    soft_targets: SoftTargets | None = None,
 ) -> dict:
     """Fine-tune, export ONNX, fit the O-logit decoding bias on dev (served variant), evaluate it on dev;
     record it all in ``sciner.json``."""
@@ -43,7 +45,12 @@ def train_and_export(
     data_info = {"train": data_fingerprint("train", train, sources.get("train"), out.parent)}
     if dev:
         data_info["dev"] = data_fingerprint("dev", dev, sources.get("dev"), out.parent)
-    result = train_model(train, dev, out, settings, data_info=data_info, progress=progress)
+    if soft_targets is not None:
+        data_info["soft_targets"] = {"sha256": soft_targets.sha256, "teacher": soft_targets.teacher,
+                                     "sentences": len(soft_targets)}
+    result = train_model(
+        train, dev, out, settings, data_info=data_info, progress=progress, soft_targets=soft_targets
+    )
     summary: dict = {"model_dir": str(out), "best_epoch": result.best_epoch, "train_seconds": result.seconds}
     if export:
         summary["export"] = export_onnx(out)

@@ -4,9 +4,10 @@
 
 - ``per_class.md``: candidate vs champion P/R/F1 per class on the gold evaluation split;
 - ``confusion.md`` / ``confusion.json`` (+ ``confusion.png``): word-level type confusion of the candidate;
-- ``side_by_side.md`` / ``side_by_side.jsonl``: gold vs champion vs candidate on sampled sentences,
-  sentences where the two models disagree first;
-- ``decision.json``, ``thresholds.json``, ``summary.json``.
+- ``side_by_side.html`` (the page to read: verdict, per-class deltas, confusion image, sentences in colour,
+  :mod:`training.review_html`), ``side_by_side.md`` / ``side_by_side.jsonl``: gold vs champion vs candidate
+  on sampled sentences, sentences where the two models disagree first;
+- ``decision.json``, ``thresholds.json``, ``summary.json``, ``lineage.json`` (rounds add them).
 """
 
 from __future__ import annotations
@@ -16,12 +17,12 @@ import logging
 from collections.abc import Sequence
 from pathlib import Path
 
-from sciner.decoding import tags_to_spans
 from sciner.labels import ENTITY_TYPES, OUTSIDE
 from sciner.metrics import Evaluation, confusion_counts
 from sciner.model_dir import atomic_write_text
 from sciner.records import Sentence
 from sciner.settings import Settings
+from training.review_html import spans as span_set
 
 log = logging.getLogger(__name__)
 
@@ -95,19 +96,38 @@ def _confusion_png(counts: dict[str, dict[str, int]], path: Path) -> bool:
     return True
 
 
-def render(tokens: Sequence[str], tags: Sequence[str | None]) -> str:
-    """``We use [BERT](MethodName) on ...``; unknown (masked) words as ``?word``."""
-    spans = {s.start: s for s in tags_to_spans([t or OUTSIDE for t in tags])}
+_MD_SPECIAL = str.maketrans({c: "\\" + c for c in "\\`*_[]<>|#"})
+
+
+def _md(text: str) -> str:
+    """A token as literal markdown text (no emphasis, links or HTML)."""
+    return text.translate(_MD_SPECIAL)
+
+
+def render(tokens: Sequence[str], tags: Sequence[str | None], gold: Sequence[str | None] | None = None) -> str:
+    """``We use **BERT** ⟨MethodName⟩ on ...``: the class stays visible as text (``[x](Label)`` would be a
+    link in MLflow's viewer). Against ``gold``: an entity not in gold is marked ``✗``, missed gold entities
+    are listed at the end. Unknown (masked) words as ``?word``."""
+    found = span_set(tags)
+    by_start = {s.start: s for s in found}
+    gold_spans = span_set(gold) if gold is not None else None
     out, i = [], 0
     while i < len(tokens):
-        if i in spans:
-            s = spans[i]
-            out.append(f"[{' '.join(tokens[s.start:s.end])}]({s.label})")
+        if i in by_start:
+            s = by_start[i]
+            mark = " ✗" if gold_spans is not None and s not in gold_spans else ""
+            out.append(f"**{_md(' '.join(tokens[s.start:s.end]))}** ⟨{s.label}{mark}⟩")
             i = s.end
             continue
-        out.append(tokens[i] if tags[i] is not None else f"?{tokens[i]}")
+        out.append(_md(tokens[i]) if tags[i] is not None else f"?{_md(tokens[i])}")
         i += 1
-    return " ".join(out)
+    line = " ".join(out)
+    if gold_spans is not None:
+        missed = sorted(gold_spans - found, key=lambda s: (s.start, s.end))
+        if missed:
+            line += " — missed: " + ", ".join(f"~~{_md(' '.join(tokens[s.start:s.end]))}~~ ⟨{s.label}⟩"
+                                              for s in missed)
+    return line
 
 
 def side_by_side(
@@ -121,21 +141,41 @@ def side_by_side(
         same = [i for i in idx if list(champion[i]) == list(candidate[i])]
         idx = differ + same
     chosen = sorted(idx[:size], key=lambda i: (champion is not None and list(champion[i]) == list(candidate[i]), i))
-    lines = ["# Side by side: gold vs champion vs candidate", ""]
+    lines = ["# Side by side: gold vs champion vs candidate", "",
+             "Entities in **bold** with their class in ⟨ ⟩; ✗ marks an entity that is not in gold (other "
+             "boundaries or class); missed gold entities are listed ~~struck through~~. "
+             "`side_by_side.html` shows the same sentences in colour.", ""]
     rows = []
     for i in chosen:
         s = gold[i]
         gold_tags = [t or OUTSIDE for t in (s.tags or [])]
         row = {"id": s.id, "tokens": s.tokens, "gold": gold_tags, "candidate": list(candidate[i])}
-        lines.append(f"### {s.id}")
+        disagree = champion is not None and list(champion[i]) != list(candidate[i])
+        lines.append(f"### {s.id}" + (" (models disagree)" if disagree else ""))
         lines.append(f"- gold:      {render(s.tokens, gold_tags)}")
         if champion is not None:
             row["champion"] = list(champion[i])
-            lines.append(f"- champion:  {render(s.tokens, champion[i])}")
-        lines.append(f"- candidate: {render(s.tokens, candidate[i])}")
+            lines.append(f"- champion:  {render(s.tokens, champion[i], gold_tags)}")
+        lines.append(f"- candidate: {render(s.tokens, candidate[i], gold_tags)}")
         lines.append("")
         rows.append(row)
     return "\n".join(lines) + "\n", rows
+
+
+def plain(obj: object) -> object:
+    """JSON-ready copy: numpy scalars become Python ``bool``/``int``/``float`` (``json.dumps(default=str)``
+    would write ``numpy.bool_(False)`` as the string ``"False"``)."""
+    if isinstance(obj, dict):
+        return {str(k): plain(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [plain(v) for v in obj]
+    if hasattr(obj, "item") and callable(obj.item) and type(obj).__module__ == "numpy":
+        return obj.item()
+    return obj
+
+
+def write_json(path: Path, obj: object) -> None:
+    atomic_write_text(path, json.dumps(plain(obj), indent=1, sort_keys=True, default=str, ensure_ascii=False))
 
 
 def write_review(
@@ -149,23 +189,34 @@ def write_review(
     champion_name: str = "champion",
     sample_size: int = 40,
     extra_json: dict[str, object] | None = None,
+    title: str = "Review",
+    verdict: str = "",
+    decision: str = "",
 ) -> Path:
     """Write the ``review/`` folder; returns it."""
+    from training.review_html import page, per_class_html
+
     out_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out_dir / "per_class.md", per_class_table(candidate_eval, champion_eval, champion_name))
     gold_tags = [[t or OUTSIDE for t in (s.tags or [])] for s in gold]
     counts = confusion_counts(gold_tags, candidate_pred)
-    atomic_write_text(out_dir / "confusion.json", json.dumps(counts, indent=1, sort_keys=True))
+    write_json(out_dir / "confusion.json", counts)
     atomic_write_text(out_dir / "confusion.md", confusion_markdown(counts))
+    png = out_dir / "confusion.png"
     try:
-        _confusion_png(counts, out_dir / "confusion.png")
+        _confusion_png(counts, png)
     except Exception as exc:  # a plot must never fail a round
         log.warning("confusion plot failed: %s", exc)
     md, rows = side_by_side(gold, champion_pred, candidate_pred, sample_size)
     atomic_write_text(out_dir / "side_by_side.md", md)
     atomic_write_text(out_dir / "side_by_side.jsonl", "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+    atomic_write_text(out_dir / "side_by_side.html", page(
+        rows, title=title, verdict=verdict, decision=decision,
+        table_html=per_class_html(candidate_eval, champion_eval, champion_name),
+        confusion_png=png.read_bytes() if png.is_file() else None,
+    ))
     for name, obj in (extra_json or {}).items():
-        atomic_write_text(out_dir / f"{name}.json", json.dumps(obj, indent=1, sort_keys=True, default=str))
+        write_json(out_dir / f"{name}.json", obj)
     return out_dir
 
 

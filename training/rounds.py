@@ -1,10 +1,11 @@
-"""One self-training round, the bootstrap, and alias moves (promote, rollback).
+"""One self-training round and the bootstrap (alias moves by hand: :mod:`training.aliases`).
 
 A round (``sciner retrain --once``), in order::
 
     lock -> champion -> unused papers -> split -> predict (shared Predictor) -> per-class thresholds
     + masking -> snapshot -> train a fresh candidate from the base encoder on gold + auto -> evaluate
-    candidate and champion on gold eval (same code) -> gate -> register version -> alias challenger
+    candidate and champion on the gate's evaluation split (same code; never trained, stopped or
+    calibrated on) -> gate (:mod:`training.promotion`) -> register version -> alias challenger
     -> re-read champion -> alias champion (if promoted) -> mark papers used -> unlock
 
 Nothing is marked used before the registry write succeeded: a round that dies (SIGKILL included)
@@ -18,31 +19,45 @@ import json
 import logging
 import shutil
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
 from sciner import registry
-from sciner.io import DataError
 from sciner.labels import ENTITY_TYPES, OUTSIDE
 from sciner.metrics import Evaluation
 from sciner.model_dir import atomic_write_text, read_metadata, sha256_file, write_metadata
 from sciner.papers import FAILED, REGISTERED, Paper, PaperStore
 from sciner.records import Sentence
 from sciner.settings import Settings
-from training.ingest import read_gold, resolve_data_path
+from training.aliases import AliasMove, check_registry, promote_version, rollback  # noqa: F401 (re-exported)
+from training.aliases import champion_version as _champion
+from training.aliases import now as _now
+from training.aliases import registry_call as _registry_call
+from training.errors import RoundError
+from training.eval_split import document_of
+from training.gate_history import promoted_class_scores
+from training.gold import Gold, load_gold
+from training.lineage import TAG as LINEAGE_TAG
+from training.lineage import lineage
 from training.locking import Heartbeat, RoundLock
-from training.promotion import PROMOTED, REJECTED, Decision, ModelScores, decide, paired_bootstrap, sentence_counts
+from training.promotion import (
+    PROMOTED,
+    REJECTED,
+    Decision,
+    ModelScores,
+    class_floors,
+    decide,
+    document_counts,
+    paired_bootstrap,
+    sentence_counts,
+)
 from training.review import write_review, write_review_tasks
+from training.verdict import bootstrap_headline, decision_headline
+from training.verdict import description as version_description
 
 log = logging.getLogger("sciner.rounds")
-
-class RoundError(RuntimeError):
-    """A round could not run or finish; the message says why. Nothing was marked used."""
-
 
 @dataclass
 class RoundResult:
@@ -58,61 +73,6 @@ class RoundResult:
 
     def to_dict(self) -> dict:
         return asdict(self)
-
-
-# --- inputs ----------------------------------------------------------------------------------
-@dataclass
-class Gold:
-    train: list[Sentence]
-    additions: list[Sentence]
-    dev: list[Sentence]
-    eval: list[Sentence]
-    paths: dict[str, str]
-    hashes: dict[str, str]
-
-    @property
-    def train_all(self) -> list[Sentence]:
-        """Gold train with human additions; an addition replaces a train sentence with the same tokens."""
-        added = {tuple(s.tokens) for s in self.additions}
-        return [s for s in self.train if tuple(s.tokens) not in added] + self.additions
-
-    @property
-    def eval_is_dev(self) -> bool:
-        return self.paths["eval"] == self.paths["dev"]
-
-
-def load_gold(settings: Settings) -> Gold:
-    try:
-        train_p = resolve_data_path(settings.gold_train_path)
-        dev_p = resolve_data_path(settings.gold_dev_path)
-        eval_p = resolve_data_path(settings.gold_eval_path) if settings.gold_eval_path else dev_p
-        train, dev = read_gold(train_p), read_gold(dev_p)
-        evaluation = dev if eval_p == dev_p else read_gold(eval_p)
-        add_p = settings.gold_additions_path
-        additions = read_gold(add_p) if add_p.is_file() else []
-    except DataError as exc:
-        raise RoundError(f"gold data: {exc}") from exc
-    if not train or not dev or not evaluation:
-        raise RoundError("gold train, dev and evaluation splits must not be empty")
-    paths = {"train": str(train_p), "dev": str(dev_p), "eval": str(eval_p), "additions": str(add_p)}
-    hashes = {k: sha256_file(Path(p)) for k, p in paths.items() if Path(p).is_file()}
-    return Gold(train, additions, dev, evaluation, paths, hashes)
-
-
-def check_registry(settings: Settings, timeout: float = 5.0) -> None:
-    """Fail fast with a clear message when the MLflow tracking server does not answer."""
-    uri = settings.mlflow_tracking_uri
-    if not uri.startswith(("http://", "https://")):
-        return
-    try:
-        with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=timeout) as resp:
-            if resp.status != 200:
-                raise RoundError(f"MLflow tracking server {uri} is unhealthy (HTTP {resp.status})")
-    except (urllib.error.URLError, OSError, TimeoutError) as exc:
-        reason = getattr(exc, "reason", exc)
-        raise RoundError(
-            f"MLflow tracking server {uri} is unreachable ({reason}); nothing was changed"
-        ) from exc
 
 
 # --- helpers ---------------------------------------------------------------------------------
@@ -143,19 +103,6 @@ class Stages:
         self._progress(name, "done")
 
 
-def _registry_call(what: str, fn, *args, **kwargs):  # noqa: ANN001
-    try:
-        return fn(*args, **kwargs)
-    except RoundError:
-        raise
-    except Exception as exc:
-        raise RoundError(f"{what} failed: {exc}") from exc
-
-
-def _champion(settings: Settings) -> registry.RegisteredVersion | None:
-    return _registry_call("reading the champion alias", registry.alias_version, settings, settings.champion_alias)
-
-
 def evaluate_model(predictor: object, gold: list[Sentence]) -> tuple[Evaluation, list[list[str]]]:
     """The one evaluation path for candidate and champion (``training.evaluate``)."""
     from training.evaluate import evaluate_predictor
@@ -179,14 +126,6 @@ def _clean_old_round_dirs(settings: Settings, current: Path) -> None:
     for child in root.glob("*/*candidate*"):
         if child.parent != current and child.is_dir():
             shutil.rmtree(child, ignore_errors=True)
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
-
-
-def _one_sentence(reason: str, suffix: str) -> str:
-    return f"{reason.rstrip('.')} ({suffix})."
 
 
 # --- the round -------------------------------------------------------------------------------
@@ -314,14 +253,7 @@ def _round_body(
         cand_eval, cand_pred = evaluate_model(candidate, gold.eval)
         champ_eval, champ_pred = evaluate_model(champ, gold.eval)
     with stage("decide"):
-        gold_tags = _gold_tags(gold.eval)
-        ci = paired_bootstrap(sentence_counts(gold_tags, cand_pred), sentence_counts(gold_tags, champ_pred),
-                              settings.bootstrap_samples, settings.seed)
-        decision = decide(
-            ModelScores.from_evaluation(cand_eval), ModelScores.from_evaluation(champ_eval),
-            min_f1_delta=settings.min_f1_delta, max_class_drop=settings.max_class_drop,
-            require_ci=settings.require_bootstrap_ci, ci=ci, champion_name=f"champion v{champion.version}",
-        )
+        decision = _gate(settings, gold, champion.version, cand_eval, cand_pred, champ_eval, champ_pred)
         decision = _recheck_champion(settings, champion, decision)
         log.info("round=%d decision=%s %s", round_id, decision.label, decision.reason)
     stats = {
@@ -329,26 +261,33 @@ def _round_body(
         "gold_addition_sentences": len(gold.additions), "gold_eval_sentences": len(gold.eval),
         "auto_sentences": len(auto_train), "auto": auto.stats, "best_epoch": summary.get("best_epoch"),
     }
+    verdict = decision_headline(decision.to_dict(), champion.version, settings.min_f1_delta)
+    data_lineage = lineage(
+        gold_paths=gold.paths, gold_hashes=gold.hashes, train_sha256=str(meta.data.get("train", {}).get("sha256", "")),
+        auto_sha256=auto_sha, base_model=_short_model_name(settings.base_model), annotator_version=champion.version,
+    )
     with stage("review"):
         write_review(
             review_dir, gold=gold.eval, candidate_eval=cand_eval, candidate_pred=cand_pred,
             champion_eval=champ_eval, champion_pred=champ_pred, champion_name=f"champion v{champion.version}",
             sample_size=settings.review_sample_size,
+            title=f"Round {round_id}: candidate vs champion v{champion.version}",
+            verdict=f"{verdict}. {decision.reason}", decision=decision.label,
             extra_json={"decision": decision.to_dict(), "thresholds": thresholds_to_dict(thresholds),
+                        "lineage": data_lineage,
                         "summary": {"round": round_id, "stats": stats, "gold": gold.paths,
                                     "gold_sha256": gold.hashes, "auto_sha256": auto_sha,
                                     "train_summary": summary}},
         )
-    description = _one_sentence(
-        decision.reason,
+    description = version_description(
+        verdict, decision.reason,
         f"round {round_id}, parent v{champion.version}, {len(gold.eval)} gold evaluation sentences, "
         f"{len(gold.train_all)} gold + {len(auto_train)} auto-annotated training sentences",
     )
     tags = {
         "decision": decision.label, "reason": decision.reason, "parent_version": champion.version,
-        "round_id": str(round_id), "kind": "round", "auto_sha256": auto_sha,
-        "train_sha256": str(meta.data.get("train", {}).get("sha256", "")),
-        **{f"gold_{k}_sha256": v for k, v in gold.hashes.items()},
+        "round_id": str(round_id), "kind": "round", LINEAGE_TAG: data_lineage[LINEAGE_TAG], **gold.split_tags,
+        "gate_rule": decision.rule, "gate_fired": decision.fired,
         "base_model": _short_model_name(settings.base_model),
     }
     metrics = _metrics(cand_eval, champ_eval, decision, thresholds, stats, auto.stats)
@@ -380,6 +319,30 @@ def _round_body(
              champion_after)
     return RoundResult(REGISTERED, round_id, final_decision, decision.reason, version.version, champion.version,
                        champion_after, stage.timings, stats)
+
+
+def _gate(
+    settings: Settings, gold: Gold, champion: str, cand_eval: Evaluation, cand_pred: list[list[str]],
+    champ_eval: Evaluation, champ_pred: list[list[str]],
+) -> Decision:
+    """Paired bootstrap over the evaluation split's documents, the seed-spread rule, and the per-class
+    floor (best F1 per class among promoted versions on this split)."""
+    gold_tags = _gold_tags(gold.eval)
+    docs = [document_of(s) for s in gold.eval]
+    cand_docs, _ = document_counts(sentence_counts(gold_tags, cand_pred), docs)
+    champ_docs, _ = document_counts(sentence_counts(gold_tags, champ_pred), docs)
+    ci = paired_bootstrap(cand_docs, champ_docs, settings.bootstrap_samples, settings.seed,
+                          confidence=settings.bootstrap_confidence)
+    champ_scores = ModelScores.from_evaluation(champ_eval)
+    history = _registry_call("reading promoted versions on this split", promoted_class_scores, settings,
+                             gold.split.sha256)
+    history.pop(champion, None)  # the champion counts as scored now, by this code
+    return decide(
+        ModelScores.from_evaluation(cand_eval), champ_scores, rule=settings.promotion_rule,
+        min_f1_delta=settings.min_f1_delta, max_class_drop=settings.max_class_drop, ci=ci,
+        seed_sd=settings.seed_f1_sd, spread_z=settings.spread_z,
+        floors=class_floors(champ_scores, champion, history), champion_name=f"champion v{champion}",
+    )
 
 
 def _write_snapshot(
@@ -419,7 +382,12 @@ def _metrics(cand: Evaluation, champ: Evaluation, decision: Decision, thresholds
     m["f1_delta"] = decision.delta
     if decision.ci is not None:
         m.update({"bootstrap_delta_lower": decision.ci.lower, "bootstrap_delta_upper": decision.ci.upper,
-                  "bootstrap_delta_mean": decision.ci.mean})
+                  "bootstrap_delta_mean": decision.ci.mean, "bootstrap_resamples": float(decision.ci.samples),
+                  "bootstrap_confidence": decision.ci.confidence, "bootstrap_documents": float(decision.ci.units)})
+    if decision.spread_threshold is not None:
+        m["seed_spread_threshold"] = decision.spread_threshold
+    for name, floor in decision.class_floors.items():
+        m[f"class_floor_{name}"] = floor.f1
     for name, t in thresholds.items():
         m[f"threshold_{name}"] = t.threshold
     for key in ("papers_new", "papers_reused", "gold_train_sentences", "gold_addition_sentences",
@@ -438,12 +406,13 @@ def _params(settings: Settings, round_id: int | str, parent: str | None, new: in
             "seed", "train_max_tokens", "window_stride", "onnx_variant", "papers_per_round",
             "reannotate_used_papers", "auto_pool_max_papers", "target_precision", "threshold_default",
             "threshold_min_entities", "o_confidence_floor", "auto_empty_ratio", "min_f1_delta", "max_class_drop",
-            "require_bootstrap_ci", "bootstrap_samples")
+            "promotion_rule", "bootstrap_samples", "bootstrap_confidence", "seed_f1_sd", "spread_z",
+            "gold_eval_fraction", "gold_eval_salt")
     dumped = settings.model_dump(mode="json")
     out = {k: dumped[k] for k in keys}
     out.update({"round_id": round_id, "parent_version": parent or "", "papers_new": new, "papers_reused": reused,
                 "gold_train_path": str(settings.gold_train_path), "gold_dev_path": str(settings.gold_dev_path),
-                "gold_eval_path": str(settings.gold_eval_path or settings.gold_dev_path)})
+                "gold_eval_path": str(settings.gold_eval_path or "")})
     return out
 
 
@@ -470,10 +439,13 @@ def _promote_if_unchanged(
         reason = (f"Not promoted: the champion alias moved from v{champion.version} to v{now.version} "
                   "just before promotion.")
         _registry_call("tagging the version", registry.update_version, settings, version,
-                       tags={"decision": REJECTED, "reason": reason}, description=reason)
+                       tags={"decision": REJECTED, "reason": reason},
+                       description=version_description(f"Rejected: champion moved to v{now.version}", reason,
+                                                       "gate passed, not applied"))
         decision.promote, decision.reason = False, reason
         return now.version
-    _registry_call("setting the champion alias", registry.set_alias, settings, settings.champion_alias, version)
+    _registry_call("setting the champion alias", registry.set_alias, settings, settings.champion_alias, version,
+                   "gate")
     _registry_call("tagging the version", registry.update_version, settings, version,
                    tags={"champion_previous": champion.version, "promoted_at": _now(), "promoted_by": "gate"})
     return version
@@ -559,20 +531,26 @@ def _bootstrap_body(settings: Settings, store: PaperStore, round_id: int,
                   f"(eval micro-F1 {cand_eval.micro_f1:.4f}); promote it by hand if wanted.")
     stats = {"gold_train_sentences": len(gold.train), "gold_addition_sentences": len(gold.additions),
              "gold_eval_sentences": len(gold.eval), "auto_sentences": 0, "best_epoch": summary.get("best_epoch")}
+    verdict = bootstrap_headline(promote, cand_eval.micro_f1, champion.version if champion else None)
+    meta = read_metadata(candidate_dir)
+    data_lineage = lineage(
+        gold_paths=gold.paths, gold_hashes=gold.hashes, train_sha256=str(meta.data.get("train", {}).get("sha256", "")),
+        base_model=_short_model_name(settings.base_model),
+    )
     with stage("review"):
         review_dir = write_review(
             round_dir / "review", gold=gold.eval, candidate_eval=cand_eval, candidate_pred=cand_pred,
-            sample_size=settings.review_sample_size,
-            extra_json={"decision": {"decision": PROMOTED if promote else REJECTED, "reason": reason},
+            sample_size=settings.review_sample_size, title=f"Round {round_id}: bootstrap model",
+            verdict=f"{verdict}. {reason}", decision=PROMOTED if promote else REJECTED,
+            extra_json={"decision": {"decision": PROMOTED if promote else REJECTED, "promote": promote,
+                                     "reason": reason},
+                        "lineage": data_lineage,
                         "summary": {"round": round_id, "stats": stats, "gold": gold.paths,
                                     "gold_sha256": gold.hashes, "train_summary": summary}},
         )
-    meta = read_metadata(candidate_dir)
     tags = {
         "decision": PROMOTED if promote else REJECTED, "reason": reason, "parent_version": "",
-        "round_id": str(round_id), "kind": "bootstrap",
-        "train_sha256": str(meta.data.get("train", {}).get("sha256", "")),
-        **{f"gold_{k}_sha256": v for k, v in gold.hashes.items()},
+        "round_id": str(round_id), "kind": "bootstrap", LINEAGE_TAG: data_lineage[LINEAGE_TAG], **gold.split_tags,
         "base_model": _short_model_name(settings.base_model),
     }
     metrics = {**cand_eval.as_flat_metrics("eval_"), "gold_train_sentences": float(len(gold.train)),
@@ -583,21 +561,24 @@ def _bootstrap_body(settings: Settings, store: PaperStore, round_id: int,
             "registering the bootstrap model", registry.register_model_dir, settings, candidate_dir,
             run_name=f"bootstrap-{round_id}", params=_params(settings, round_id, None, 0, 0),
             metrics={**metrics, **{f"stage_{k}_s": v for k, v in stage.timings.items()}}, tags=tags,
-            artifacts={"review": review_dir}, description=_one_sentence(reason, f"round {round_id}, bootstrap"),
+            artifacts={"review": review_dir},
+            description=version_description(verdict, reason, f"round {round_id}, bootstrap"),
         )
         champion_after = champion.version if champion else None
         if promote:
             now = _champion(settings)
             if now is None:
                 _registry_call("setting the champion alias", registry.set_alias, settings,
-                               settings.champion_alias, version.version)
+                               settings.champion_alias, version.version, "bootstrap")
                 _registry_call("tagging the version", registry.update_version, settings, version.version,
                                tags={"promoted_at": _now(), "promoted_by": "bootstrap"})
                 champion_after = version.version
             else:
                 reason = f"Not promoted: v{now.version} became champion while the bootstrap model trained."
                 _registry_call("tagging the version", registry.update_version, settings, version.version,
-                               tags={"decision": REJECTED, "reason": reason}, description=reason)
+                               tags={"decision": REJECTED, "reason": reason},
+                               description=version_description(f"Rejected: v{now.version} became champion",
+                                                               reason, f"round {round_id}, bootstrap"))
                 promote, champion_after = False, now.version
     store.finish_round(round_id, status=REGISTERED, decision=PROMOTED if promote else REJECTED, reason=reason,
                        model_version=version.version, stats={**stats, "kind": "bootstrap",
@@ -606,47 +587,3 @@ def _bootstrap_body(settings: Settings, store: PaperStore, round_id: int,
         shutil.rmtree(candidate_dir, ignore_errors=True)
     return RoundResult(REGISTERED, round_id, PROMOTED if promote else REJECTED, reason, version.version,
                        champion.version if champion else None, champion_after, stage.timings, stats)
-
-
-# --- alias moves -----------------------------------------------------------------------------
-@dataclass
-class AliasMove:
-    alias: str
-    before: str | None
-    after: str
-
-
-def promote_version(settings: Settings, version: str, reason: str = "") -> AliasMove:
-    """Point ``champion`` at ``version`` (manual promotion); the service follows on its next poll."""
-    check_registry(settings)
-    target = _registry_call(f"reading version {version}", registry.get_version, settings, str(version))
-    before = _champion(settings)
-    if before is not None and before.version == target.version:
-        return AliasMove(settings.champion_alias, before.version, target.version)
-    _registry_call("setting the champion alias", registry.set_alias, settings, settings.champion_alias,
-                   target.version)
-    tags = {"promoted_at": _now(), "promoted_by": "manual"}
-    if before is not None:
-        tags["champion_previous"] = before.version
-    if reason:
-        tags["manual_reason"] = reason
-    _registry_call("tagging the version", registry.update_version, settings, target.version, tags=tags)
-    log.info("champion v%s -> v%s (manual)", before.version if before else None, target.version)
-    return AliasMove(settings.champion_alias, before.version if before else None, target.version)
-
-
-def rollback(settings: Settings) -> AliasMove:
-    """Move ``champion`` back to the version it replaced (tag ``champion_previous``, else ``parent_version``)."""
-    check_registry(settings)
-    current = _champion(settings)
-    if current is None:
-        raise RoundError("no champion to roll back")
-    target = current.tags.get("champion_previous") or current.tags.get("parent_version")
-    if not target:
-        raise RoundError(f"champion v{current.version} records no previous champion to roll back to")
-    _registry_call(f"reading version {target}", registry.get_version, settings, target)
-    _registry_call("setting the champion alias", registry.set_alias, settings, settings.champion_alias, target)
-    _registry_call("tagging the version", registry.update_version, settings, current.version,
-                   tags={"rolled_back_at": _now(), "rolled_back_to": target})
-    log.info("champion v%s -> v%s (rollback)", current.version, target)
-    return AliasMove(settings.champion_alias, current.version, target)

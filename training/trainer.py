@@ -23,6 +23,7 @@ from sciner.predictor import Predictor
 from sciner.records import Sentence
 from sciner.settings import Settings
 from training.batching import bucketed_batches
+from training.distill import SoftTargets, distillation_loss
 from training.evaluate import evaluate_predictor
 from training.features import Example, build_examples
 
@@ -66,12 +67,18 @@ def plateaued(best_f1: float, best_epoch: int, epoch: int, patience: int) -> boo
     return best_f1 > 0 and epoch - best_epoch >= patience
 
 
+def training_device(setting: str, cuda_available: bool) -> str:
+    """``cuda`` when asked for (or ``auto``) and present, else ``cpu`` (the teacher trains on a GPU node)."""
+    if setting == "cuda" and not cuda_available:
+        log.warning("SCINER_DEVICE=cuda but CUDA is not available: training on CPU")
+    return "cuda" if setting in ("auto", "cuda") and cuda_available else "cpu"
+
+
 def split_by_entity(examples: list[Example], outside_id: int) -> tuple[list[int], list[int]]:
     """Indices of the examples with at least one entity label, and of the entity-free ones."""
     with_entity, entity_free = [], []
     for i, e in enumerate(examples):
-        has = any(lab not in (outside_id, IGNORE_INDEX) for lab in e.labels)
-        (with_entity if has else entity_free).append(i)
+        (with_entity if e.has_entity(outside_id) else entity_free).append(i)
     return with_entity, entity_free
 
 
@@ -89,11 +96,32 @@ def _collate(batch: list[Example], pad_id: int) -> dict:
     labels = np.full(ids.shape, IGNORE_INDEX, dtype=np.int64)
     for i, e in enumerate(batch):
         labels[i, : len(e.labels)] = e.labels
-    return {
+    out = {
         "input_ids": torch.from_numpy(ids),
         "attention_mask": torch.from_numpy(mask),
         "labels": torch.from_numpy(labels),
     }
+    with_soft = [e for e in batch if e.soft]
+    if with_soft:
+        n_labels = len(with_soft[0].soft[0][1])  # type: ignore[index]
+        soft = np.zeros((*ids.shape, n_labels), dtype=np.float32)
+        soft_mask = np.zeros(ids.shape, dtype=bool)
+        for i, e in enumerate(batch):
+            for pos, probs in e.soft or []:
+                soft[i, pos], soft_mask[i, pos] = probs, True
+        out["soft"], out["soft_mask"] = torch.from_numpy(soft), torch.from_numpy(soft_mask)
+    return out
+
+
+def batch_loss(model: object, batch: dict, settings: Settings) -> object:
+    """The model's cross-entropy, or with teacher distributions in the batch the distillation loss."""
+    if "soft" not in batch:
+        return model(**batch).loss  # type: ignore[operator]
+    logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits  # type: ignore[operator]
+    return distillation_loss(
+        logits, batch["labels"], batch["soft"], batch["soft_mask"], settings.distill_alpha,
+        settings.distill_temperature,
+    )
 
 
 def train_model(
@@ -104,6 +132,7 @@ def train_model(
     labels: list[str] | None = None,
     data_info: dict | None = None,
     progress: bool = True,
+    soft_targets: SoftTargets | None = None,
 ) -> TrainResult:
     """Fine-tune ``settings.base_model`` on ``train``; early-stop on dev micro-F1.
 
@@ -120,6 +149,10 @@ def train_model(
     seed_everything(settings.seed)
     if not train:
         raise ValueError("no training sentences")
+    if soft_targets is not None:
+        labels = labels or soft_targets.labels
+        if labels != soft_targets.labels:
+            raise ValueError(f"teacher labels {soft_targets.labels} differ from the student's {labels}")
     labels = labels or bio_labels(entity_types_in([[t for t in s.tags or [] if t] for s in [*train, *(dev or [])]]))
     label2id = {lab: i for i, lab in enumerate(labels)}
     unknown = {t for s in train for t in s.tags or [] if t and t not in label2id}
@@ -141,9 +174,14 @@ def train_model(
         id2label=dict(enumerate(labels)),
         label2id=label2id,
     )
+    device = training_device(settings.device, torch.cuda.is_available())
+    model.to(device)
     max_positions = int(getattr(model.config, "max_position_embeddings", 512))
     max_tokens = min(settings.train_max_tokens, max_positions)
-    examples = build_examples(train, rust_tok, label2id, cls_id, sep_id, max_tokens, settings.window_stride, unk_id)
+    examples = build_examples(
+        train, rust_tok, label2id, cls_id, sep_id, max_tokens, settings.window_stride, unk_id,
+        soft_by_id=soft_targets.by_id if soft_targets is not None else None,
+    )
     if not examples:
         raise ValueError("no training example carries a label")
     meta = ModelMetadata(
@@ -153,6 +191,7 @@ def train_model(
         pad_id=pad_id,
         max_positions=max_positions,
         base_model=settings.base_model,
+        unk_id=unk_id,
     )
     predictor = Predictor(TorchBackend(model), rust_tok, meta, settings)
 
@@ -183,8 +222,8 @@ def train_model(
         losses = []
         chosen = epoch_examples(with_entity, entity_free, empty_per_epoch, rng)
         for batch_idx in bucketed_batches([lengths[i] for i in chosen], settings.batch_size, rng):
-            batch = _collate([examples[chosen[i]] for i in batch_idx], pad_id)
-            loss = model(**batch).loss
+            batch = {k: v.to(device) for k, v in _collate([examples[chosen[i]] for i in batch_idx], pad_id).items()}
+            loss = batch_loss(model, batch, settings)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             optimizer.step()
@@ -225,6 +264,11 @@ def train_model(
         "train_windows": len(examples),
         "train_windows_per_epoch": len(with_entity) + min(empty_per_epoch, len(entity_free)),
         "dev_sentences": len(dev or []),
+        "distillation": {
+            "soft_targets_sha256": soft_targets.sha256, "teacher": soft_targets.teacher,
+            "sentences": len(soft_targets), "alpha": settings.distill_alpha,
+            "temperature": settings.distill_temperature,
+        } if soft_targets is not None else None,
         "history": history,
     }
     if best_eval is not None:
