@@ -64,6 +64,25 @@ def save_result(name: str, payload: dict, markdown: str) -> None:
     (RESULTS / f"{name}.md").write_text(markdown)
 
 
+def put_block(path: Path, section: str, begin: str, end: str, body: str) -> None:
+    """Write ``body`` between the ``begin``/``end`` markers in ``section`` of a markdown file: an earlier
+    block between the same markers is replaced; other blocks and hand-written text are kept; the
+    section is appended when the file lacks it."""
+    text = path.read_text(encoding="utf-8") if path.exists() else "# Benchmarks\n"
+    block = f"{begin}\n{body.strip()}\n{end}\n"
+    if section not in text:
+        text = text.rstrip("\n") + f"\n\n{section}\n\n{block}"
+    elif begin in text and end in text:
+        text = text[: text.index(begin)] + block.rstrip("\n") + text[text.index(end) + len(end) :]
+    else:
+        start = text.index(section)
+        nxt = text.find("\n## ", start + len(section))
+        at = nxt + 1 if nxt != -1 else len(text)
+        text = text[:at].rstrip("\n") + "\n\n" + block + ("\n" + text[at:] if nxt != -1 else "")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

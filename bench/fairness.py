@@ -31,8 +31,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.common import put_block
 from bench.serve import Conn, default_data, load_sentences
-from service.process import ServiceProcess, quiet_env
+from service.process import quiet_env, ready_service
 
 REPO = Path(__file__).resolve().parents[1]
 SECTION = "## Fair latency under large requests (bench/fairness.py)"
@@ -135,19 +136,6 @@ def table(results: list[Result]) -> str:
     return "\n".join(rows)
 
 
-def write_section(path: Path, body: str) -> None:
-    text = path.read_text(encoding="utf-8") if path.exists() else "# Benchmarks\n"
-    block = f"{BEGIN}\n{body.strip()}\n{END}"
-    if BEGIN in text and END in text:
-        text = text[: text.index(BEGIN)] + block + text[text.index(END) + len(END) :]
-    elif SECTION in text:
-        at = text.index(SECTION) + len(SECTION)
-        text = text[:at] + "\n\n" + block + text[at:]
-    else:
-        text = text.rstrip("\n") + f"\n\n{SECTION}\n\n{block}\n"
-    path.write_text(text, encoding="utf-8")
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model-dir", type=Path, required=True)
@@ -178,8 +166,7 @@ def main() -> None:
                 SCINER_ACCESS_LOG="false",
                 **{**MODES[mode], **extra},
             )
-            with ServiceProcess(env, home / "serve.log") as srv:
-                srv.wait("/readyz", timeout=300)
+            with ready_service(env, home / "serve.log", timeout=300) as srv:
                 result = asyncio.run(run_mode(srv.port, args, small, big, mode))
             results.append(result)
             print(f"{mode}: small p95 {result.small.pct(95):.1f} ms, 503s {result.small.statuses.get(503, 0)}, "
@@ -194,7 +181,7 @@ def main() -> None:
     )
     print(body)
     if args.write:
-        write_section(args.write, body)
+        put_block(args.write, SECTION, BEGIN, END, body)
     sys.exit(0 if all(r.passed for r in results if r.mode == "lane") else 1)
 
 

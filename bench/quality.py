@@ -26,15 +26,23 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.common import REPO, SHARED, machine, now, save_result
 from bench.reproduce import pick_documents
 from sciner.io.jsonl import read_jsonl
-from sciner.labels import OUTSIDE
-from sciner.metrics import evaluate_tags
+from sciner.labels import OUTSIDE, bio_labels, entity_types_in
+from sciner.metrics import Evaluation, evaluate_tags
 from sciner.predictor import Predictor
 from sciner.records import Sentence
 from sciner.settings import get_settings
 from training.calibrate import bias_grid, calibrate_o_bias
+from training.distill import soft_targets_for, unlabeled_sentences
 from training.evaluate import evaluate_predictor
 from training.intermediate import pretrain_ner
 from training.pipeline import train_and_export
+
+
+def decoded_with(predictor: Predictor, sentences: list[Sentence], o_bias: float) -> Evaluation:
+    """Score ``sentences`` decoded under ``o_bias`` instead of the model's own (the predictor is unchanged)."""
+    logits = predictor.word_logits([s.tokens for s in sentences])
+    pred = [predictor.decode(w, o_bias).tags for w in logits]
+    return evaluate_tags([[t or OUTSIDE for t in (s.tags or [])] for s in sentences], pred)
 
 
 def cross_fitted(predictor: Predictor, dev: list[Sentence], grid: list[float]) -> dict:
@@ -68,6 +76,12 @@ def main() -> None:
     ap.add_argument("--intermediate", type=Path, default=None,
                     help="folder with train.jsonl/dev.jsonl of another NER task: intermediate training first")
     ap.add_argument("--intermediate-epochs", type=int, default=4)
+    ap.add_argument("--head-lr-factor", type=float, default=None, help="SCINER_HEAD_LR_FACTOR")
+    ap.add_argument("--teacher", type=Path, default=None,
+                    help="teacher model folder: distil it (gold CE + KL to its soft labels, `sciner distill`)")
+    ap.add_argument("--papers", type=Path, default=SHARED / "anthology" / "papers.jsonl",
+                    help="with --teacher: abstracts the teacher also labels")
+    ap.add_argument("--unlabeled-papers", type=int, default=0, help="with --teacher: how many of --papers")
     ap.add_argument("--no-calibrate", action="store_true", help="no O-logit bias (today's decoding)")
     ap.add_argument("--out", type=Path, default=None, help="model folder (default var/bench/quality-<name>)")
     args = ap.parse_args()
@@ -77,7 +91,7 @@ def main() -> None:
 
     overrides = {
         "epochs": args.epochs, "learning_rate": args.lr, "batch_size": args.batch_size,
-        "train_empty_ratio": args.empty_ratio, "base_model": args.base_model,
+        "train_empty_ratio": args.empty_ratio, "base_model": args.base_model, "head_lr_factor": args.head_lr_factor,
     }
     settings = get_settings().model_copy(update={k: v for k, v in overrides.items() if v is not None})
     settings = settings.model_copy(update={"calibrate_o_bias": not args.no_calibrate})
@@ -98,8 +112,15 @@ def main() -> None:
             progress=sys.stderr.isatty(),
         )
         settings = settings.model_copy(update={"base_model": intermediate["encoder_dir"]})
+    targets, unlabeled = None, 0
+    if args.teacher:
+        extra = unlabeled_sentences(args.papers, args.unlabeled_papers) if args.unlabeled_papers else []
+        labels = bio_labels(entity_types_in([[t for t in s.tags or [] if t] for s in train]))
+        train, unlabeled = [*train, *extra], len(extra)
+        targets = soft_targets_for(args.teacher, train, labels, settings, progress=sys.stderr.isatty())
     summary = train_and_export(
-        train, dev, out, settings, sources={"train": args.train, "dev": args.dev}, progress=sys.stderr.isatty()
+        train, dev, out, settings, sources={"train": args.train, "dev": args.dev}, progress=sys.stderr.isatty(),
+        soft_targets=targets,
     )
     train_seconds = time.perf_counter() - t0
 
@@ -113,7 +134,7 @@ def main() -> None:
         rows[variant] = evaluation
     int8 = Predictor.from_model_dir(out, settings, "int8")
     grid = bias_grid(settings.o_bias_min, settings.o_bias_max, settings.o_bias_step)
-    unbiased, _ = evaluate_predictor(_with_bias(int8, 0.0), dev)
+    unbiased = decoded_with(int8, dev, 0.0)
     crossfit = cross_fitted(int8, dev, grid) if not args.no_calibrate else None
 
     head = [
@@ -142,10 +163,12 @@ def main() -> None:
             "at": now(),
             "settings": {k: v for k, v in settings.model_dump(mode="json").items()
                          if k in ("base_model", "epochs", "learning_rate", "batch_size", "train_empty_ratio",
-                                  "warmup_ratio", "seed")},
+                                  "warmup_ratio", "seed", "head_lr_factor", "distill_alpha", "distill_temperature")},
             "intermediate": intermediate,
             "train_documents": len(doc_ids),
-            "train_sentences": len(train),
+            "train_sentences": len(train) - unlabeled,
+            "teacher": {"folder": str(args.teacher), "soft_targets_sha256": targets.sha256,
+                        "unlabeled_sentences": unlabeled} if targets is not None else None,
             "summary": summary,
             "train_seconds": train_seconds,
             "sentences_per_second": speed,
@@ -155,11 +178,6 @@ def main() -> None:
         },
         text,
     )
-
-
-def _with_bias(predictor: Predictor, bias: float) -> Predictor:
-    predictor.o_bias = bias
-    return predictor
 
 
 if __name__ == "__main__":

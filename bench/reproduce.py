@@ -153,8 +153,8 @@ def run_regime(regime: Regime, args: argparse.Namespace) -> dict:
         os.environ.update(regime_env(regime, work, uri, args))
         from sciner.papers import PaperStore
         from sciner.settings import Settings
+        from training.bootstrap import run_bootstrap
         from training.ingest import ingest_file
-        from training.rounds import run_bootstrap
         from training.scheduler import scheduled_round
 
         settings = Settings()
@@ -219,7 +219,7 @@ def run_control(regime: Regime, args: argparse.Namespace) -> dict:
         os.environ.update({**regime_env(regime, work, uri, args), "SCINER_EPOCHS": str(epochs)})
         from sciner.papers import PaperStore
         from sciner.settings import Settings
-        from training.rounds import run_bootstrap
+        from training.bootstrap import run_bootstrap
 
         settings = Settings()
         log.info("control for %s: gold only, %d epochs", regime.name, epochs)

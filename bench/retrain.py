@@ -54,7 +54,7 @@ def papers_for_sentences(path: Path, target: int) -> tuple[int, int]:
 def register_champion(settings: object, model_dir: Path) -> object:
     """Version 1 = an existing model folder, aliased ``champion`` (no training)."""
     from sciner import registry
-    from training.rounds import RoundResult
+    from training.round_common import RoundResult
 
     version = registry.register_model_dir(
         settings, model_dir, run_name="bench-champion", tags={"kind": "bench", "decision": "promoted"},  # type: ignore[arg-type]
@@ -93,8 +93,9 @@ def main() -> None:
     from sciner.io.jsonl import read_jsonl, write_jsonl
     from sciner.papers import PaperStore
     from sciner.settings import Settings
+    from training.bootstrap import run_bootstrap
     from training.ingest import ingest_file
-    from training.rounds import run_bootstrap, run_round
+    from training.rounds import run_round
 
     work = args.workdir or Path(tempfile.mkdtemp(prefix="sciner-bench-retrain-"))
     work.mkdir(parents=True, exist_ok=True)

@@ -32,6 +32,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.common import put_block
 from service.process import HOST, ServiceProcess, quiet_env, tree_cpu_seconds, tree_main_thread_cpu_seconds
 
 PEER = "peer"  # FastAPI + transformers pipeline (bench/peer_server.py), not a sciner configuration
@@ -237,20 +240,7 @@ def peer_ratios(levels: list[Level], mode: str = "on") -> str:
 def write_section(path: Path, label: str, body: str) -> None:
     """Put ``body`` into this script's section of ``path`` as the block named ``label``: an earlier
     block of that label is replaced, other blocks and hand-written text in the section are kept."""
-    text = path.read_text(encoding="utf-8") if path.exists() else "# Benchmarks\n"
-    begin, end = f"<!-- bench/serve.py {label}: begin -->", f"<!-- bench/serve.py {label}: end -->"
-    block = f"{begin}\n{body.strip()}\n{end}\n"
-    if SECTION not in text:
-        text = text.rstrip("\n") + f"\n\n{SECTION}\n\n{block}"
-    elif begin in text and end in text:
-        text = text[: text.index(begin)] + block.rstrip("\n") + text[text.index(end) + len(end) :]
-    else:
-        start = text.index(SECTION)
-        nxt = text.find("\n## ", start + len(SECTION))
-        at = nxt + 1 if nxt != -1 else len(text)
-        text = text[:at].rstrip("\n") + "\n\n" + block + ("\n" + text[at:] if nxt != -1 else "")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text, encoding="utf-8")
+    put_block(path, SECTION, f"<!-- bench/serve.py {label}: begin -->", f"<!-- bench/serve.py {label}: end -->", body)
 
 
 def served_settings(extra_env: dict[str, str]) -> str:

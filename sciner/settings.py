@@ -50,6 +50,9 @@ class Settings(BaseSettings):
     # --- training ----------------------------------------------------------------------------
     epochs: int = Field(8, ge=1)
     learning_rate: float = Field(1e-4, gt=0)
+    head_lr_factor: float = Field(
+        1.0, gt=0, description="Learning rate of the new classification head, as a multiple of learning_rate."
+    )
     batch_size: int = Field(16, ge=1)
     warmup_ratio: float = Field(0.1, ge=0, le=1)
     weight_decay: float = Field(0.01, ge=0)
@@ -189,6 +192,11 @@ class Settings(BaseSettings):
         True, description="Also re-annotate papers of earlier rounds with the current champion."
     )
     auto_pool_max_papers: int = Field(1000, ge=1, description="Most papers (new + earlier) in one round.")
+    annotator_model: Path | None = Field(
+        None,
+        description="A model folder (e.g. the MPNet teacher) that auto-annotates the round's papers instead of the "
+        "champion; the student trained on them is still gated against the champion. Unset: the champion annotates.",
+    )
     target_precision: float = Field(
         0.7, gt=0, le=1,
         description="Per-class threshold: dev precision of the accepted entities (gold teams agree at ~0.58 F1).",

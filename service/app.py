@@ -7,7 +7,7 @@ Routes
   ``GET  /model``          what serves: name, version, alias, labels, gold F1, load time, device
   ``/livez`` ``/readyz`` ``/metrics`` ``/docs.json``  BentoML's own
   (``/internal/infer``, the adaptive-batched ``infer`` method, is called in-process only: the
-  request guard answers 404 to it over HTTP)
+  request guard answers 404 to it over HTTP, and :mod:`service.openapi_doc` leaves it out of ``/docs.json``)
 
 Every request passes :class:`service.middleware.RequestGuard` first: bearer tokens and scopes,
 JSON only, cross-site write checks, body size, and the request model (400/422 with the field).
@@ -52,6 +52,7 @@ from service.logs import enable_sciner_logs, log_event
 from service.long_lane import LongLane
 from service.metrics import get_metrics
 from service.middleware import GuardConfig, RequestGuard
+from service.openapi_doc import PublicOpenAPI
 from service.schemas import (
     ExtractBatchRequest,
     ExtractRequest,
@@ -421,3 +422,4 @@ def _dispatcher_call(factory: Any) -> Batched:
 SciNER.add_asgi_middleware(
     RequestGuard, body_models=BODY_MODELS, max_body_bytes=MAX_BODY_BYTES, config=GuardConfig.from_settings(SETTINGS)
 )
+SciNER.add_asgi_middleware(PublicOpenAPI)  # /docs.json lists only the routes a client can call

@@ -15,6 +15,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
 
@@ -143,6 +144,15 @@ def descendants(pid: int) -> list[int]:
             out.append(child)
             todo.append(child)
     return out
+
+
+
+@contextlib.contextmanager
+def ready_service(env: dict[str, str], log_path: Path, timeout: float = 240) -> Iterator[ServiceProcess]:
+    """A served sciner that answers ``/readyz`` with 200 on entry (its log in ``log_path``); stopped on exit."""
+    with ServiceProcess(env, log_path) as srv:
+        srv.wait("/readyz", timeout=timeout)
+        yield srv
 
 
 def tree_cpu_seconds(pid: int) -> float:

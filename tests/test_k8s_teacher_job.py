@@ -26,6 +26,7 @@ def test_it_takes_one_gpu_as_a_limit_and_runs_as_the_sciner_user():
     assert pod["securityContext"]["runAsUser"] == 1034 and pod["securityContext"]["runAsNonRoot"]
     env = {e["name"]: e["value"] for e in container["env"]}
     assert env["SCINER_DEVICE"] == "cuda"
+    assert env["SCINER_HEAD_LR_FACTOR"] == "20"  # MPNet learns nothing in its first epochs without it
 
 
 def test_it_writes_to_the_retrainers_volume():

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import queue
+import shutil
 import signal
 import socket
 import subprocess
@@ -572,3 +573,34 @@ def test_active_learning_export_and_gold_ingest(env, champion, tmp_path):
     gold = load_gold(settings(env))
     assert len(gold.additions) == 1 and gold.additions[0].tags[0] == "B-MethodName"
     assert len(gold.train_all) == 110  # 109 seed train sentences outside the evaluation split + 1
+
+
+# --- a teacher annotates (issue 14) ----------------------------------------------------------
+def test_a_round_annotated_by_a_teacher_folder_records_the_teacher_in_its_lineage(env, champion, tmp_path):
+    from sciner import registry
+
+    # any sciner model folder can teach (the MPNet teacher in production); here the first champion's folder
+    teacher = tmp_path / "mpnet-teacher"
+    shutil.copytree(registry.fetch_model_dir(settings(env), "1", tmp_path / "fetch"), teacher)
+    digest = sha256_file(teacher / "onnx" / "int8" / "model.onnx")[:12]
+    result = cli(env, "retrain", "--once", SCINER_ANNOTATOR_MODEL=str(teacher), SCINER_MIN_F1_DELTA="1.0")
+    assert result.exit_code == 0, result.output
+    mv = version(env, json.loads(result.stdout)["version"])
+    assert mv.tags["annotator"] == f"teacher mpnet-teacher (sha256 {digest})"
+    assert "training sentences auto-annotated by teacher mpnet-teacher" in mv.description
+    assert client(env).get_run(mv.run_id).data.params["annotator_model"] == str(teacher)
+    lineage = artifact_json(env, mv.run_id, "review/lineage.json", tmp_path)
+    assert lineage["data"]["auto_annotated"]["annotator_version"] == f"teacher:mpnet-teacher@{digest}"
+    rows = Path(client(env).download_artifacts(mv.run_id, "auto/predictions.jsonl", str(tmp_path))).read_text()
+    assert {json.loads(r)["annotator_version"] for r in rows.splitlines()} == {f"teacher:mpnet-teacher@{digest}"}
+    tasks = json.loads(Path(client(env).download_artifacts(mv.run_id, "auto/active_learning.json",
+                                                           str(tmp_path))).read_text())
+    assert {t["predictions"][0]["model_version"] for t in tasks} == {f"teacher:mpnet-teacher@{digest}"}
+
+
+def test_a_teacher_folder_that_is_not_a_model_fails_the_round_and_uses_no_paper(env, champion, tmp_path):
+    before, versions = unused(env), len(client(env).search_model_versions("name='sciner'"))
+    result = cli(env, "retrain", "--once", SCINER_ANNOTATOR_MODEL=str(tmp_path))
+    assert result.exit_code == 1
+    assert f"SCINER_ANNOTATOR_MODEL={tmp_path} is not a sciner model folder" in result.output
+    assert unused(env) == before and len(client(env).search_model_versions("name='sciner'")) == versions

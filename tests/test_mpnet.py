@@ -18,7 +18,7 @@ import pytest
 from sciner.model_dir import read_metadata
 from sciner.predictor import Predictor
 from sciner.settings import Settings
-from service.process import ServiceProcess, quiet_env
+from service.process import quiet_env, ready_service
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
@@ -99,8 +99,7 @@ def test_long_mpnet_sentences_are_windowed(mpnet_model_dir):
 def test_the_service_answers_with_an_mpnet_model(mpnet_model_dir, tmp_path):
     env = quiet_env(tmp_path, SCINER_MODEL_URI=str(mpnet_model_dir), SCINER_INTRA_OP_THREADS="1")
     text = "We fine-tune BERT on SQuAD with a learning rate of 3e-5 ."
-    with ServiceProcess(env, tmp_path / "serve.log") as srv:
-        srv.wait("/readyz", timeout=240)
+    with ready_service(env, tmp_path / "serve.log") as srv:
         response = httpx.post(f"{srv.url}/extract", json={"text": text}, timeout=60)
     assert response.status_code == 200, response.text
     for entity in response.json()["entities"]:

@@ -16,11 +16,11 @@ from sciner.model_dir import read_metadata, write_metadata
 from sciner.predictor import Predictor
 from sciner.records import Sentence
 from sciner.settings import Settings
-from service.process import ServiceProcess, quiet_env
+from service.process import quiet_env, ready_service
 from training.calibrate import BiasPoint, bias_grid, calibrate_o_bias, choose_bias
 from training.evaluate import evaluate_predictor
 from training.features import Example
-from training.trainer import epoch_examples, split_by_entity
+from training.trainer import epoch_examples, parameter_groups, split_by_entity
 
 TEXT = "We fine-tune BERT on SQuAD and reach 91.2 F1 with a learning rate of 3e-5 . GloVe embeddings help NER ."
 
@@ -89,8 +89,7 @@ def test_the_service_and_evaluation_decode_with_the_same_bias(biased_model_dir, 
     unbiased = [(e.start, e.end, e.label) for e in predictor.predict_texts([TEXT])[0].entities]
     assert expected != unbiased, "the bias must change this text's entities, or the test proves nothing"
     env = quiet_env(tmp_path, SCINER_MODEL_URI=str(biased_model_dir), SCINER_INTRA_OP_THREADS="1")
-    with ServiceProcess(env, tmp_path / "serve.log") as srv:
-        srv.wait("/readyz", timeout=240)
+    with ready_service(env, tmp_path / "serve.log") as srv:
         response = httpx.post(f"{srv.url}/extract", json={"text": TEXT}, timeout=60)
     assert response.status_code == 200, response.text
     assert [(e["start"], e["end"], e["label"]) for e in response.json()["entities"]] == expected
@@ -153,3 +152,21 @@ def test_training_runs_on_cuda_only_when_asked_for_or_auto_and_present():
     assert training_device("auto", True) == "cuda" and training_device("cuda", True) == "cuda"
     assert training_device("auto", False) == "cpu" and training_device("cuda", False) == "cpu"
     assert training_device("cpu", True) == "cpu"
+
+
+def test_the_new_head_learns_at_its_own_rate_and_norms_and_biases_skip_weight_decay():
+    from transformers import BertConfig, BertForTokenClassification
+
+    model = BertForTokenClassification(BertConfig(vocab_size=50, hidden_size=16, num_hidden_layers=1,
+                                                  num_attention_heads=2, intermediate_size=32, num_labels=5))
+    groups = parameter_groups(model.named_parameters(), Settings(learning_rate=1e-4, head_lr_factor=20,
+                                                                 weight_decay=0.01))
+    by_id = {id(p): g for g in groups for p in g["params"]}
+    named = dict(model.named_parameters())
+    assert len(by_id) == len(named)  # every parameter in exactly one group
+    assert by_id[id(named["classifier.weight"])]["lr"] == pytest.approx(2e-3)
+    assert by_id[id(named["classifier.weight"])]["weight_decay"] == 0.01
+    assert by_id[id(named["classifier.bias"])]["weight_decay"] == 0.0
+    body = named["bert.encoder.layer.0.attention.self.query.weight"]
+    assert (by_id[id(body)]["lr"], by_id[id(body)]["weight_decay"]) == (1e-4, 0.01)
+    assert by_id[id(named["bert.embeddings.LayerNorm.weight"])]["weight_decay"] == 0.0

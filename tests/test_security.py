@@ -17,7 +17,7 @@ import pytest
 
 from sciner.predictor import Predictor
 from sciner.settings import Settings
-from service.process import ServiceProcess, quiet_env
+from service.process import ServiceProcess, quiet_env, ready_service
 from service.swap import predictor_settings
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
@@ -48,8 +48,7 @@ def server(tiny_model_dir, tmp_path_factory):
         SCINER_PIECE_CHARS=str(PIECE_CHARS),
         SCINER_LOG_LEVEL="INFO",
     )
-    with ServiceProcess(env, home / "serve.log") as srv:
-        srv.wait("/readyz", timeout=240)
+    with ready_service(env, home / "serve.log") as srv:
         yield srv
 
 

@@ -11,7 +11,7 @@ import pytest
 from mlflow import MlflowClient
 from sciner.registry import register_model_dir, set_alias
 from sciner.settings import Settings
-from service.process import ServiceProcess, quiet_env
+from service.process import quiet_env, ready_service
 from tests.test_service_swap import mlflow_url, wait_for  # noqa: F401 (fixture)
 from training.aliases import promote_version
 
@@ -42,8 +42,7 @@ def service(v1, mlflow_url, tmp_path_factory):  # noqa: F811
                     SCINER_POLL_SECONDS="1", SCINER_INTRA_OP_THREADS="1")
     env.pop("SCINER_MODEL_URI", None)  # follow models:/<name>@champion
     env.pop("SCINER_SERVE_ONLY_GATED", None)  # the default: on
-    with ServiceProcess(env, home / "serve.log") as srv:
-        srv.wait("/readyz", timeout=240)
+    with ready_service(env, home / "serve.log") as srv:
         yield srv
 
 

@@ -18,7 +18,7 @@ import pytest
 
 from sciner.predictor import Predictor
 from sciner.settings import Settings
-from service.process import ServiceProcess, quiet_env
+from service.process import ServiceProcess, quiet_env, ready_service
 from service.swap import predictor_settings
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
@@ -44,8 +44,7 @@ def server(tiny_model_dir, tmp_path_factory):
         SCINER_MAX_BATCH_TEXTS=str(MAX_TEXTS),
         SCINER_MAX_BATCH_SIZE="4",  # < MAX_TEXTS: a full /extract_batch is split across adaptive batches
     )
-    with ServiceProcess(env, home / "serve.log") as srv:
-        srv.wait("/readyz", timeout=240)
+    with ready_service(env, home / "serve.log") as srv:
         yield srv
 
 
@@ -227,6 +226,7 @@ def test_openapi_shows_the_pydantic_models(client):
     spec = client.get("/docs.json").json()
     for path in ("/extract", "/extract_batch", "/model", "/readyz", "/metrics"):
         assert path in spec["paths"], path
+    assert not [p for p in spec["paths"] if p.startswith("/internal/")]  # called in-process only (404 over HTTP)
     schemas = spec["components"]["schemas"]
     assert {"ExtractResponse", "Entity", "ModelInfo"} <= set(schemas)
     body = spec["paths"]["/extract"]["post"]["requestBody"]["content"]["application/json"]["schema"]

@@ -16,7 +16,7 @@ import pytest
 
 from sciner.registry import RegistryError, register_model_dir, set_alias
 from sciner.settings import Settings
-from service.process import ServiceProcess, free_port, quiet_env, stop_process_group
+from service.process import free_port, quiet_env, ready_service, stop_process_group
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
@@ -89,8 +89,7 @@ def service(v1, mlflow_url, tmp_path_factory):
         SCINER_INTRA_OP_THREADS="1",
     )
     env.pop("SCINER_MODEL_URI", None)  # the default: models:/<name>@champion
-    with ServiceProcess(env, home / "serve.log") as srv:
-        srv.wait("/readyz", timeout=240)
+    with ready_service(env, home / "serve.log") as srv:
         yield srv
 
 

@@ -7,13 +7,14 @@ import logging
 import os
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 
 from sciner.io import DataError
 from sciner.io.formats import read_sentences
-from sciner.settings import get_settings
+from sciner.records import Sentence
+from sciner.settings import Settings, get_settings
 
 if TYPE_CHECKING:
     from sciner.predictor import Predictor
@@ -49,7 +50,7 @@ ProgressFlag = Annotated[
 ]
 
 
-def fail(message: str, code: int = 2) -> None:
+def fail(message: str, code: int = 2) -> NoReturn:
     typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
     raise typer.Exit(code)
 
@@ -59,6 +60,20 @@ def main(
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging (sciner and libraries).")] = False,
 ) -> None:
     setup_logging(verbose)
+
+
+def _settings(epochs: int | None) -> Settings:
+    """The settings, with ``--epochs`` over SCINER_EPOCHS when given."""
+    settings = get_settings()
+    return settings if epochs is None else settings.model_copy(update={"epochs": epochs})
+
+
+def _train_and_dev(train_file: Path, dev_file: Path | None) -> tuple[list[Sentence], list[Sentence] | None]:
+    """Gold train and (optional) dev sentences; a clear exit 2 on unreadable data."""
+    try:
+        return read_sentences(train_file), (read_sentences(dev_file) if dev_file else None)
+    except DataError as exc:
+        fail(str(exc))
 
 
 @app.command()
@@ -74,16 +89,11 @@ def train(
     """Fine-tune the base encoder, export ONNX (fp32 + int8) and evaluate on dev."""
     from training.pipeline import train_and_export
 
-    settings = get_settings()
-    if epochs is not None:
-        settings = settings.model_copy(update={"epochs": epochs})
-    try:
-        train_set = read_sentences(train_file)[:limit]
-        dev_set = read_sentences(dev_file) if dev_file else None
-    except DataError as exc:
-        fail(str(exc))
+    settings = _settings(epochs)
+    train_set, dev_set = _train_and_dev(train_file, dev_file)
     result = train_and_export(
-        train_set, dev_set, out, settings, sources={"train": train_file, "dev": dev_file}, export=not no_export,
+        train_set[:limit], dev_set, out, settings, sources={"train": train_file, "dev": dev_file},
+        export=not no_export,
         progress=bars(progress),
     )
     typer.echo(json.dumps(result, indent=2))
@@ -144,6 +154,7 @@ def distill(
     ] = None,
     limit_papers: Annotated[int | None, typer.Option(help="Use only the first N unlabeled papers.")] = None,
     epochs: Annotated[int | None, typer.Option(help="Override SCINER_EPOCHS.")] = None,
+    progress: ProgressFlag = None,
 ) -> None:
     """Distil a teacher into the student encoder (SCINER_BASE_MODEL): gold CE + KL to the teacher's soft labels."""
     from sciner.labels import bio_labels, entity_types_in
@@ -151,12 +162,9 @@ def distill(
     from training.distill import soft_targets_for, unlabeled_sentences
     from training.pipeline import train_and_export
 
-    settings = get_settings()
-    if epochs is not None:
-        settings = settings.model_copy(update={"epochs": epochs})
+    settings = _settings(epochs)
+    gold, dev_set = _train_and_dev(train_file, dev_file)
     try:
-        gold = read_sentences(train_file)
-        dev_set = read_sentences(dev_file) if dev_file else None
         teacher_labels = read_metadata(teacher).labels
         extra = unlabeled_sentences(unlabeled, limit_papers) if unlabeled else []
     except (DataError, FileNotFoundError) as exc:
@@ -164,10 +172,10 @@ def distill(
     labels = bio_labels(entity_types_in([[t for t in s.tags or [] if t] for s in gold]))
     if set(labels) - set(teacher_labels):
         fail(f"the teacher's labels {teacher_labels} do not cover the gold labels {labels}")
-    targets = soft_targets_for(teacher, [*gold, *extra], labels, settings, progress=sys.stderr.isatty())
+    targets = soft_targets_for(teacher, [*gold, *extra], labels, settings, progress=bars(progress))
     result = train_and_export(
         [*gold, *extra], dev_set, out, settings, sources={"train": train_file, "dev": dev_file},
-        progress=sys.stderr.isatty(), soft_targets=targets,
+        progress=bars(progress), soft_targets=targets,
     )
     typer.echo(json.dumps(result, indent=2))
 

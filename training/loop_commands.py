@@ -90,8 +90,9 @@ def bootstrap(
     ] = None,
 ) -> None:
     """Train the first model on the gold train split; register it as champion if there is none."""
+    from training.bootstrap import run_bootstrap
+    from training.errors import RoundError
     from training.locking import LockBusy
-    from training.rounds import RoundError, run_bootstrap
 
     try:
         with _stdout_to_stderr():

@@ -40,7 +40,8 @@ def resolve_model(ref: str | None, settings: Settings) -> ResolvedModel:
 
 def _from_registry(settings: Settings, uri: str, alias: str | None, version: str | None) -> ResolvedModel:
     from sciner import registry
-    from training.rounds import RoundError, check_registry
+    from training.aliases import check_registry
+    from training.errors import RoundError
 
     try:
         check_registry(settings)  # fail in seconds, not after MLflow's retries

@@ -220,6 +220,11 @@ def write_review(
     return out_dir
 
 
+def annotator_name(model_name: str, annotator_version: str) -> str:
+    """``sciner/v7`` for a champion version; a teacher's own name (``teacher:<folder>@<sha12>``) as it is."""
+    return annotator_version if annotator_version.startswith("teacher:") else f"{model_name}/v{annotator_version}"
+
+
 def write_review_tasks(path: Path, rows: list[dict], model_name: str) -> int:
     """Label Studio tasks with the model's entities as pre-annotations (+ the labeling config)."""
     from sciner.io.labelstudio import label_config, prediction_task, write_tasks
@@ -227,7 +232,7 @@ def write_review_tasks(path: Path, rows: list[dict], model_name: str) -> int:
 
     tasks = [
         prediction_task(
-            r["text"], [Entity(**e) for e in r["entities"]], f"{model_name}/v{r.get('annotator_version', '')}",
+            r["text"], [Entity(**e) for e in r["entities"]], annotator_name(model_name, r.get("annotator_version", "")),
             meta={"sentence_id": r["id"], "paper_id": r["paper_id"], "confidence": r["confidence"],
                   "round": r.get("round")},
         )

@@ -7,9 +7,11 @@ import logging
 import random
 import shutil
 import time
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -113,6 +115,27 @@ def _collate(batch: list[Example], pad_id: int) -> dict:
     return out
 
 
+_NO_DECAY = ("bias", "LayerNorm.weight", "layer_norm.weight")
+_HEAD_PREFIX = "classifier."
+
+
+def parameter_groups(named_parameters: Iterable[tuple[str, Any]], settings: Settings) -> list[dict]:
+    """AdamW groups: no weight decay on biases and norms; the new token-classification head at
+    ``learning_rate * head_lr_factor`` (a randomly initialised head beside a pre-trained body)."""
+    groups: dict[tuple[bool, bool], list] = {}
+    for name, param in named_parameters:
+        key = (name.startswith(_HEAD_PREFIX), name.endswith(_NO_DECAY))
+        groups.setdefault(key, []).append(param)
+    return [
+        {
+            "params": params,
+            "weight_decay": 0.0 if no_decay else settings.weight_decay,
+            "lr": settings.learning_rate * (settings.head_lr_factor if head else 1.0),
+        }
+        for (head, no_decay), params in sorted(groups.items())
+    ]
+
+
 def batch_loss(model: object, batch: dict, settings: Settings) -> object:
     """The model's cross-entropy, or with teacher distributions in the batch the distillation loss."""
     if "soft" not in batch:
@@ -201,15 +224,7 @@ def train_model(
     empty_per_epoch = round(settings.train_empty_ratio * len(entity_free))
     steps_per_epoch = -(-(len(with_entity) + empty_per_epoch) // settings.batch_size)
     total_steps = steps_per_epoch * settings.epochs
-    no_decay = ("bias", "LayerNorm.weight", "layer_norm.weight")
-    groups = [
-        {
-            "params": [p for n, p in model.named_parameters() if not n.endswith(no_decay)],
-            "weight_decay": settings.weight_decay,
-        },
-        {"params": [p for n, p in model.named_parameters() if n.endswith(no_decay)], "weight_decay": 0.0},
-    ]
-    optimizer = torch.optim.AdamW(groups, lr=settings.learning_rate)
+    optimizer = torch.optim.AdamW(parameter_groups(model.named_parameters(), settings), lr=settings.learning_rate)
     scheduler = get_linear_schedule_with_warmup(optimizer, int(settings.warmup_ratio * total_steps), total_steps)
 
     best_f1, best_epoch, best_state, best_eval = -1.0, 0, None, None
@@ -285,6 +300,7 @@ _TRAINING_KEYS = {
     "base_model",
     "epochs",
     "learning_rate",
+    "head_lr_factor",
     "batch_size",
     "warmup_ratio",
     "weight_decay",
