@@ -23,10 +23,6 @@ class Annotator:
     version: str  # the lineage's annotator_version: "7" (champion v7) or "teacher:<folder>@<sha12>"
     description: str  # for people: "champion v7" or "teacher <folder> (sha256 <12 hex>)"
 
-    @property
-    def is_teacher(self) -> bool:
-        return self.version.startswith("teacher:")
-
 
 def teacher_fingerprint(model_dir: Path, variant: str) -> str:
     """sha256 of the weights the teacher serves with (its ONNX file; its metadata when it has none)."""
@@ -38,10 +34,9 @@ def champion_annotator(predictor: Predictor, champion_version: str) -> Annotator
     return Annotator(predictor, champion_version, f"champion v{champion_version}")
 
 
-def teacher_annotator(settings: Settings) -> Annotator:
-    """The configured teacher; a clear error (before any training) when its folder is not a model."""
-    model_dir = settings.annotator_model
-    assert model_dir is not None
+def teacher_annotator(model_dir: Path, settings: Settings) -> Annotator:
+    """The teacher in ``model_dir`` (``SCINER_ANNOTATOR_MODEL``); a clear error, before any training, when
+    the folder is not a model."""
     if not (model_dir / METADATA_FILE).is_file():
         raise RoundError(
             f"SCINER_ANNOTATOR_MODEL={model_dir} is not a sciner model folder ({METADATA_FILE} missing): "

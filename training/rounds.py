@@ -143,7 +143,7 @@ def _round_body(
     annotator = champion_annotator(champ, champion.version)
     if settings.annotator_model is not None:
         with stage("load_annotator"):
-            annotator = teacher_annotator(settings)
+            annotator = teacher_annotator(settings.annotator_model, settings)
     log.info("round=%d annotator=%s", round_id, annotator.description)
     with stage("calibrate"):
         dev_preds = annotator.predictor.predict_sentences([s.tokens for s in gold.dev])
