@@ -12,8 +12,10 @@
 
     nice -n 10 python bench/gate_noise.py                 # 4 seeds x 500 sentences x 3 epochs (~15 min, 2 cores)
     python bench/gate_noise.py --analyse-only             # re-run step 2 from var/gate-noise/
+    python bench/gate_noise.py --tag=-docs35 --sentences 6000 --learning-rate 1e-4 --batch-size 16 \
+        --dev-sentences 1000 --threads 2                  # sigma at the 35-document recipe's scale (~7 min a seed)
 
-Models and per-document counts stay in ``var/gate-noise/``; the result is ``bench/results/gate-noise.json``.
+Models and per-document counts stay in ``var/gate-noise<tag>/``; the result is ``bench/results/gate-noise<tag>.json``.
 """
 
 from __future__ import annotations
@@ -38,15 +40,15 @@ WORK = REPO / "var" / "gate-noise"
 RULES = ("bootstrap_and_spread", "bootstrap", "spread", "delta")
 
 
-def train_one(seed: int, train: list, dev: list, evaluation: list, settings: object) -> dict:
-    """Train, export and score one seed; cached in ``var/gate-noise/seed-<n>/result.json``."""
+def train_one(seed: int, train: list, dev: list, evaluation: list, settings: object, work: Path) -> dict:
+    """Train, export and score one seed; cached in ``<work>/seed-<n>/result.json``."""
     from sciner.labels import OUTSIDE
     from sciner.predictor import Predictor
     from training.evaluate import evaluate_predictor
     from training.pipeline import train_and_export
     from training.promotion import document_counts, sentence_counts
 
-    out = WORK / f"seed-{seed}"
+    out = work / f"seed-{seed}"
     cached = out / "result.json"
     if cached.is_file():
         return json.loads(cached.read_text())
@@ -133,6 +135,8 @@ def main() -> None:
     ap.add_argument("--outer", type=int, default=200, help="Document resamples of the evaluation split per pair.")
     ap.add_argument("--train", type=Path, default=SHARED / "sciner" / "train.jsonl")
     ap.add_argument("--dev", type=Path, default=SHARED / "sciner" / "dev.jsonl")
+    ap.add_argument("--threads", type=int, default=1, help="Torch and ONNX Runtime threads (1: cores are shared).")
+    ap.add_argument("--tag", default="", help="Suffix of the work folder and the result file (another recipe).")
     ap.add_argument("--analyse-only", action="store_true")
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -143,8 +147,9 @@ def main() -> None:
     from sciner.settings import Settings
     from training.eval_split import carve
 
+    work = WORK.with_name(WORK.name + args.tag)
     settings = Settings(epochs=args.epochs, learning_rate=args.learning_rate, batch_size=args.batch_size,
-                        torch_threads=1, intra_op_threads=1, home=WORK / "home")
+                        torch_threads=args.threads, intra_op_threads=args.threads, home=work / "home")
     split = carve(read_jsonl(args.train), settings.gold_eval_fraction, settings.gold_eval_salt)
     # sentences with at least one entity: at this size an all-O majority teaches a 3-epoch model to predict nothing
     labelled = [x for x in split.train if any(t and t != "O" for t in (x.tags or []))]
@@ -155,9 +160,9 @@ def main() -> None:
     started = time.perf_counter()
     models = []
     for seed in args.seeds:
-        if args.analyse_only and not (WORK / f"seed-{seed}" / "result.json").is_file():
+        if args.analyse_only and not (work / f"seed-{seed}" / "result.json").is_file():
             continue
-        models.append(train_one(seed, train, dev, split.eval, settings))
+        models.append(train_one(seed, train, dev, split.eval, settings, work))
     f1 = np.array([m["eval_micro_f1"] for m in models])
     seed_sd = float(f1.std(ddof=1)) if len(f1) > 1 else 0.0
     per_class = {c: float(np.std([m["eval_per_class_f1"].get(c, 0.0) for m in models], ddof=1))
@@ -181,7 +186,7 @@ def main() -> None:
         "machine": machine(), "finished_at": now(), "wall_seconds": round(time.perf_counter() - started, 1),
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "gate-noise.json").write_text(json.dumps(result, indent=2))
+    (RESULTS / f"gate-noise{args.tag}.json").write_text(json.dumps(result, indent=2))
     log.info("noise floor: eval micro-F1 %s, sd %.4f", np.round(f1, 4).tolist(), seed_sd)
     for key in ("null_pairs_measured_sd", "null_pairs_default_sd"):
         log.info("%s: false-promotion rate %s", key, result[key]["false_promotion_rate"])

@@ -54,9 +54,16 @@ def regime_table(result: dict) -> str:
             + f" | {int(r['gold_sentences'] or 0)} | {auto} | {minutes} |"
         )
     best, gain = best_gain(rows)
-    summary = ("no round was promoted" if best is None else
-               f"best promoted iteration: {best['iteration']} (v{best['version']}), "
-               f"{gain:+.1f} micro-F1 points over iteration 0")
+    if best is not None:
+        summary = (f"Best promoted iteration: {best['iteration']} (v{best['version']}), "
+                   f"{gain:+.1f} micro-F1 points over iteration 0")
+    else:
+        summary = "No round was promoted"
+        tried = [r for r in rows[1:] if r["micro_f1"] is not None]
+        if tried and rows[0]["micro_f1"] is not None:
+            top = max(tried, key=lambda r: r["micro_f1"])
+            summary += (f"; the best candidate, iteration {top['iteration']} (v{top['version']}), was "
+                        f"{100 * (top['micro_f1'] - rows[0]['micro_f1']):+.1f} micro-F1 points over iteration 0")
     reasons = "\n".join(f"- iteration {r['iteration']} (v{r['version']}): {r['reason']}" for r in rows)
     return f"{chr(10).join(lines)}\n\n**{summary}.** Decisions as recorded on the versions:\n\n{reasons}\n"
 

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from bench.reproduce import REGIMES, control_epochs, pick_documents
-from bench.reproduce_report import BEGIN, END, best_gain, write_report
+from bench.reproduce_report import BEGIN, END, best_gain, regime_table, write_report
 
 
 def _gold_file(tmp_path: Path) -> Path:
@@ -41,6 +41,12 @@ def test_the_gain_counts_only_promoted_iterations():
     best, gain = best_gain(rows)
     assert best["iteration"] == 3 and round(gain, 6) == 3.0  # the rejected 0.45 does not count
     assert best_gain([_row(0, "promoted", 0.4), _row(1, "rejected", 0.5)]) == (None, None)
+
+
+def test_a_run_without_promotions_names_its_best_rejected_candidate():
+    rows = [_row(0, "promoted", 0.50), _row(1, "rejected", 0.518), _row(2, "rejected", 0.505)]
+    text = regime_table({"iterations": rows})
+    assert "**No round was promoted; the best candidate, iteration 1 (v2), was +1.8 micro-F1 points" in text
 
 
 def test_report_rewrites_only_the_generated_block(tmp_path):
