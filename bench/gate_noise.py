@@ -13,7 +13,7 @@
     nice -n 10 python bench/gate_noise.py                 # 4 seeds x 500 sentences x 3 epochs (~15 min, 2 cores)
     python bench/gate_noise.py --analyse-only             # re-run step 2 from var/gate-noise/
     python bench/gate_noise.py --tag=-docs35 --sentences 6000 --learning-rate 1e-4 --batch-size 16 \
-        --dev-sentences 1000 --threads 2                  # sigma at the 35-document recipe's scale (~7 min a seed)
+        --dev-sentences 1000 --threads 2                  # sigma at the 35-document recipe's scale (~8.5 min a seed)
 
 Models and per-document counts stay in ``var/gate-noise<tag>/``; the result is ``bench/results/gate-noise<tag>.json``.
 """

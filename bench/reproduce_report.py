@@ -29,12 +29,14 @@ def _pct(x: float | None) -> str:
     return "—" if x is None else f"{100 * x:.1f}"
 
 
-def best_gain(rows: list[dict]) -> tuple[dict | None, float | None]:
-    """Best promoted iteration after 0 and its micro-F1 gain over iteration 0 (points)."""
-    promoted = [r for r in rows[1:] if r["decision"] == "promoted"]
-    if not promoted or rows[0]["micro_f1"] is None:
+def best_gain(rows: list[dict], *, promoted_only: bool = True) -> tuple[dict | None, float | None]:
+    """Best promoted (or, with ``promoted_only=False``, best scored) iteration after 0 and its micro-F1
+    gain over iteration 0 (points)."""
+    candidates = [r for r in rows[1:] if r["micro_f1"] is not None
+                  and (r["decision"] == "promoted" or not promoted_only)]
+    if not candidates or rows[0]["micro_f1"] is None:
         return None, None
-    best = max(promoted, key=lambda r: r["micro_f1"])
+    best = max(candidates, key=lambda r: r["micro_f1"])
     return best, 100 * (best["micro_f1"] - rows[0]["micro_f1"])
 
 
@@ -59,11 +61,10 @@ def regime_table(result: dict) -> str:
                    f"{gain:+.1f} micro-F1 points over iteration 0")
     else:
         summary = "No round was promoted"
-        tried = [r for r in rows[1:] if r["micro_f1"] is not None]
-        if tried and rows[0]["micro_f1"] is not None:
-            top = max(tried, key=lambda r: r["micro_f1"])
+        top, top_gain = best_gain(rows, promoted_only=False)
+        if top is not None:
             summary += (f"; the best candidate, iteration {top['iteration']} (v{top['version']}), was "
-                        f"{100 * (top['micro_f1'] - rows[0]['micro_f1']):+.1f} micro-F1 points over iteration 0")
+                        f"{top_gain:+.1f} micro-F1 points over iteration 0")
     reasons = "\n".join(f"- iteration {r['iteration']} (v{r['version']}): {r['reason']}" for r in rows)
     return f"{chr(10).join(lines)}\n\n**{summary}.** Decisions as recorded on the versions:\n\n{reasons}\n"
 
