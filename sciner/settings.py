@@ -96,6 +96,10 @@ class Settings(BaseSettings):
     )
     access_log: bool = Field(True, description="BentoML per-request access log lines.")
     log_level: str = Field("INFO", description="Level of the service's own (sciner.*) log lines.")
+    progress_log_seconds: float = Field(
+        60.0, ge=0,
+        description="Without a terminal (nohup, services), long work logs its progress this often; 0 = at the end.",
+    )
     service_token_budget: int = Field(
         64, ge=1, description="batch_token_budget of the service's predictor: near-unpadded ONNX batches."
     )

@@ -17,13 +17,13 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from sciner.decoding import WordSpan, spans_to_entities
 from sciner.labels import OUTSIDE
 from sciner.papers import Paper
 from sciner.pretokenize import split_sentences
 from sciner.records import Entity, Sentence, Token
+from training.progress import progress_bar
 
 log = logging.getLogger(__name__)
 
@@ -122,7 +122,7 @@ def annotate_papers(
     accepted: Counter[str] = Counter()
     rejected: Counter[str] = Counter()
     masked_tokens = tokens_total = 0
-    bar = tqdm(total=len(items), desc="auto-annotate", unit="sent", disable=not progress)
+    bar = progress_bar(len(items), "auto-annotate", "sent", progress)
     for start in range(0, len(items), chunk_sentences):
         chunk = items[start : start + chunk_sentences]
         preds = predict([[t.text for t in toks] for _, _, _, toks in chunk])

@@ -46,7 +46,11 @@ def bars(flag: bool | None) -> bool:
 
 
 ProgressFlag = Annotated[
-    bool | None, typer.Option("--progress/--no-progress", help="Progress bars (default: if stderr is a terminal).")
+    bool | None,
+    typer.Option(
+        "--progress/--no-progress",
+        help="Progress bars (default: if stderr is a terminal); without, a log line every SCINER_PROGRESS_LOG_SECONDS.",
+    ),
 ]
 
 

@@ -15,12 +15,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from sciner.decoding import softmax
 from sciner.model_dir import atomic_write_text, sha256_file
 from sciner.predictor import Predictor
 from sciner.records import Sentence
+from training.progress import progress_bar
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +49,7 @@ def teacher_distributions(
         raise ValueError(f"the teacher has no {sorted(missing)}: its labels are {teacher.labels}")
     order = [teacher.labels.index(lab) for lab in labels]
     out: dict[str, np.ndarray] = {}
-    bar = tqdm(total=len(sentences), desc="teacher", unit="sentence", disable=not progress)
+    bar = progress_bar(len(sentences), "teacher", "sentence", progress)
     for start in range(0, len(sentences), chunk):
         part = sentences[start : start + chunk]
         for s, w in zip(part, teacher.word_logits([s.tokens for s in part]), strict=True):

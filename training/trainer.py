@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from sciner.backends import TorchBackend
 from sciner.encoding import load_tokenizer, pad_batch
@@ -28,6 +27,7 @@ from training.batching import bucketed_batches
 from training.distill import SoftTargets, distillation_loss
 from training.evaluate import evaluate_predictor
 from training.features import Example, build_examples
+from training.progress import progress_bar
 
 log = logging.getLogger(__name__)
 
@@ -229,7 +229,7 @@ def train_model(
 
     best_f1, best_epoch, best_state, best_eval = -1.0, 0, None, None
     history: list[dict] = []
-    bar = tqdm(total=total_steps, desc="train", unit="batch", disable=not progress)
+    bar = progress_bar(total_steps, "train", "batch", progress)
     epochs_run = 0
     for epoch in range(1, settings.epochs + 1):
         epochs_run = epoch
