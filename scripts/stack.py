@@ -5,7 +5,9 @@
 
 Everything runs on 127.0.0.1 and keeps its state under ``--home`` (MLflow's sqlite database and
 artifacts, the paper store, model folders), so a second run reuses what the first one made.
-Ctrl-C (or SIGTERM) stops every process this script started.
+Ctrl-C (or SIGTERM, or SIGHUP when the terminal closes) stops every process this script started, and
+so does the death of its parent: ``make`` answers a SIGINT sent to it alone (not to its process group,
+as Ctrl-C does) by exiting without signalling this script, which would otherwise run on orphaned.
 
 The service runs without bearer tokens (``SCINER_AUTH_ENABLED=false``): it listens on 127.0.0.1
 only. Set ``SCINER_AUTH_ENABLED=true`` and ``SCINER_API_READ_TOKENS`` / ``SCINER_API_WRITE_TOKENS``
@@ -200,6 +202,23 @@ class Stack:
         self.procs.clear()
 
 
+def stop_with_parent() -> None:
+    """Have the kernel send this process SIGTERM when its parent dies (Linux ``PR_SET_PDEATHSIG``);
+    SIGTERM at once if the parent is already gone. Elsewhere a no-op."""
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    parent = os.getppid()
+    pr_set_pdeathsig = 1
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(pr_set_pdeathsig, int(signal.SIGTERM), 0, 0, 0) != 0:
+        log.warning("prctl(PR_SET_PDEATHSIG) failed (errno %d): the stack outlives its parent", ctypes.get_errno())
+        return
+    if os.getppid() != parent:  # the parent died before the request took effect
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
 def port_free(port: int) -> bool:
     with socket.socket() as s:
         return s.connect_ex(("127.0.0.1", port)) != 0
@@ -246,12 +265,20 @@ def main() -> None:
         stack.env.setdefault("SCINER_GOLD_TRAIN_PATH", str(shared / "train.jsonl"))
         stack.env.setdefault("SCINER_GOLD_DEV_PATH", str(shared / "dev.jsonl"))
 
-    def on_signal(signum: int, _frame: object) -> None:
-        raise KeyboardInterrupt
+    stopping = False
 
-    signal.signal(signal.SIGTERM, on_signal)
-    # Ctrl-C even when started in the background by a shell, which starts such jobs with SIGINT ignored
-    signal.signal(signal.SIGINT, signal.default_int_handler)
+    def on_signal(signum: int, _frame: object) -> None:
+        # once only: Ctrl-C under `make run` brings SIGINT and, as make exits, SIGTERM (stop_with_parent);
+        # a second KeyboardInterrupt inside the clean-up would cut it short and orphan the children
+        nonlocal stopping
+        if not stopping:
+            stopping = True
+            raise KeyboardInterrupt
+
+    # SIGINT too: Ctrl-C even when started in the background by a shell, which starts such jobs with SIGINT ignored
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, on_signal)
+    stop_with_parent()
     try:
         mlflow_dir = home / "mlflow"
         mlflow_dir.mkdir(parents=True, exist_ok=True)
@@ -314,6 +341,7 @@ def main() -> None:
         # a second Ctrl-C must not cut the shutdown short and orphan what is still stopping
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
         stack.stop()
         log.info("all stopped")
 

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+import os
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -63,3 +65,36 @@ def test_a_dying_child_is_restarted_then_the_stack_gives_up_naming_it(tmp_path, 
     finally:
         stack.stop()
     assert other.poll() is not None and stack.procs == []
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
+def test_the_stack_is_sent_sigterm_when_its_parent_dies(tmp_path):
+    """`make run` exits on a SIGINT sent to make alone without signalling the stack: the stack must stop
+    (SIGTERM, its orderly shutdown) when its parent dies, or it would run on orphaned."""
+    got, ready = tmp_path / "got", tmp_path / "ready"
+    child = (
+        "import signal, sys, time\n"
+        f"sys.path.insert(0, {str(REPO / 'scripts')!r})\n"
+        "import stack\n"
+        f"signal.signal(signal.SIGTERM, lambda s, f: (open({str(got)!r}, 'w').write('SIGTERM'), sys.exit(0)))\n"
+        "stack.stop_with_parent()\n"
+        f"open({str(ready)!r}, 'w').close()\n"
+        "time.sleep(60)\n"
+    )
+    env = {**os.environ, "CHILD": child}
+    parent = subprocess.Popen(["bash", "-c", f'"{sys.executable}" -c "$CHILD" & wait'], env=env)
+    try:
+        deadline = time.monotonic() + 60
+        while not ready.exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert ready.exists(), "the child never started"
+        assert not got.exists()
+        parent.kill()  # SIGKILL: the parent gets no chance to pass anything on
+        parent.wait()
+        deadline = time.monotonic() + 10
+        while not got.exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert got.read_text() == "SIGTERM"
+    finally:
+        if parent.poll() is None:
+            parent.kill()
