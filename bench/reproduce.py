@@ -23,6 +23,12 @@ Commands (the report is rebuilt after every regime; ``--report-only`` rebuilds i
     python bench/reproduce.py --regime docs35    # the 35-document regime only
     python bench/reproduce.py --regime docs35 --control  # + gold only, trained as long as a round
     python bench/reproduce.py --report-only
+    python bench/reproduce.py --regime docs35 --resume   # after an interruption: skip finished iterations
+
+Every finished iteration is checkpointed (``checkpoint.json`` in the regime's folder). ``--resume`` keeps the
+regime's registry and paper store and goes on after the last finished iteration (a round cut short
+registered nothing: its papers are still unused, and its store entry is closed as abandoned by the next
+round); it refuses a checkpoint written with other settings.
 
 State stays in ``var/reproduce/<regime>/`` (open its registry with
 ``mlflow ui --backend-store-uri sqlite:///var/reproduce/<regime>/mlflow.db``); results go to
@@ -90,7 +96,9 @@ def carve_eval(train: Path, work: Path) -> dict:
     split = carve(read_jsonl(train), settings.gold_eval_fraction, settings.gold_eval_salt)
     write_jsonl(work / "gold_eval.jsonl", split.eval)
     write_jsonl(work / "gold_pool.jsonl", split.train)
-    return {**split.tags, "sentences": len(split.eval), "document_ids": list(split.documents)}
+    record = {**split.tags, "sentences": len(split.eval), "document_ids": list(split.documents)}
+    (work / "eval_split.json").write_text(json.dumps(record, indent=2), encoding="utf-8")
+    return record
 
 
 def regime_env(regime: Regime, work: Path, uri: str, args: argparse.Namespace) -> dict[str, str]:
@@ -140,15 +148,54 @@ def iteration_row(settings: object, iteration: int, version: str, seconds: float
     }
 
 
+CHECKPOINT = "checkpoint.json"
+
+
+def run_config(regime: Regime, args: argparse.Namespace) -> dict:
+    """What must not change between a run and its resumption."""
+    return {
+        "regime": regime.name, "documents": regime.documents, "papers_per_round": regime.papers_per_round,
+        "epochs": args.epochs or regime.epochs, "seed": args.seed, "seed_f1_sd": args.seed_f1_sd,
+        "train": str(args.train), "dev": str(args.dev), "papers": str(args.papers),
+    }
+
+
+def resumable_rows(checkpoint: dict | None, config: dict) -> list[dict]:
+    """The finished iterations a resumed run keeps (none without a checkpoint); SystemExit naming the
+    settings that differ from the checkpoint's."""
+    if checkpoint is None:
+        return []
+    changed = sorted(k for k in {*config, *checkpoint["config"]} if config.get(k) != checkpoint["config"].get(k))
+    if changed:
+        diffs = ", ".join(f"{k}: {checkpoint['config'].get(k)!r} then, {config.get(k)!r} now" for k in changed)
+        raise SystemExit(f"--resume: the checkpoint was written with other settings ({diffs}); run without --resume")
+    return list(checkpoint["rows"])
+
+
+def save_checkpoint(work: Path, config: dict, rows: list[dict], elapsed: float) -> None:
+    from sciner.model_dir import atomic_write_text
+
+    body = {"config": config, "rows": rows, "elapsed_seconds": round(elapsed, 1)}
+    atomic_write_text(work / CHECKPOINT, json.dumps(body, indent=2, default=str))
+
+
 def run_regime(regime: Regime, args: argparse.Namespace) -> dict:
     work = REPO / "var" / "reproduce" / f"{regime.name}{args.tag}"
-    shutil.rmtree(work, ignore_errors=True)
-    (work / "stream").mkdir(parents=True)
-    eval_split = carve_eval(args.train, work)
+    config = run_config(regime, args)
+    checkpoint = None
+    if args.resume and (work / CHECKPOINT).is_file():
+        checkpoint = json.loads((work / CHECKPOINT).read_text())
+    rows = resumable_rows(checkpoint, config)
+    elapsed_before = float(checkpoint.get("elapsed_seconds", 0.0)) if checkpoint else 0.0
+    if not rows:
+        shutil.rmtree(work, ignore_errors=True)
+        (work / "stream").mkdir(parents=True)
+        carve_eval(args.train, work)
+    eval_split = json.loads((work / "eval_split.json").read_text())
     lines, doc_ids = pick_documents(work / "gold_pool.jsonl", regime.documents, args.seed)
     (work / "gold_train.jsonl").write_text("".join(lines), encoding="utf-8")
     server, uri = start_mlflow(work)
-    started = time.perf_counter()
+    started = time.perf_counter() - elapsed_before
     try:
         os.environ.update(regime_env(regime, work, uri, args))
         from sciner.papers import PaperStore
@@ -159,13 +206,21 @@ def run_regime(regime: Regime, args: argparse.Namespace) -> dict:
 
         settings = Settings()
         log.info("regime %s: %d gold documents, %d sentences; MLflow %s", regime.name, len(doc_ids), len(lines), uri)
-        t = time.perf_counter()
-        boot = run_bootstrap(settings, progress=not args.quiet)
         store = PaperStore.from_settings(settings)
-        rows = [iteration_row(settings, 0, str(boot.version), time.perf_counter() - t, store.rounds(1)[0])]
-        log.info("iteration 0: v%s micro-F1 %.4f", boot.version, rows[0]["micro_f1"])
+        if rows:
+            log.info("resuming after iteration %d (v%s)", rows[-1]["iteration"], rows[-1]["version"])
+        else:
+            t = time.perf_counter()
+            boot = run_bootstrap(settings, progress=not args.quiet)
+            rows = [iteration_row(settings, 0, str(boot.version), time.perf_counter() - t, store.rounds(1)[0])]
+            log.info("iteration 0: v%s micro-F1 %.4f", boot.version, rows[0]["micro_f1"])
+            save_checkpoint(work, config, rows, time.perf_counter() - started)
         with args.papers.open(encoding="utf-8") as papers:
             for k in range(1, args.rounds + 1):
+                if k < len(rows):  # finished before the interruption: skip its papers
+                    for _ in itertools.islice(papers, regime.papers_per_round):
+                        pass
+                    continue
                 batch = work / "stream" / f"papers-{k}.jsonl"
                 batch.write_text("".join(itertools.islice(papers, regime.papers_per_round)), encoding="utf-8")
                 report = ingest_file(batch, store)
@@ -180,6 +235,7 @@ def run_regime(regime: Regime, args: argparse.Namespace) -> dict:
                 rows.append(iteration_row(settings, k, last.model_version, seconds, last))
                 log.info("iteration %d: v%s micro-F1 %.4f %s", k, last.model_version, rows[-1]["micro_f1"],
                          rows[-1]["decision"])
+                save_checkpoint(work, config, rows, time.perf_counter() - started)
         store.close()
     finally:
         stop(server)
@@ -256,6 +312,8 @@ def main() -> None:
                     "steps as a round) in the same registry and add it to the result.")
     ap.add_argument("--report-only", action="store_true", help="Only rebuild docs/results.md and the plot.")
     ap.add_argument("--quiet", action="store_true", help="No progress bars.")
+    ap.add_argument("--resume", action="store_true",
+                    help="Go on after the last finished iteration of an interrupted run (its checkpoint).")
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     for noisy in ("transformers", "optimum", "onnxruntime", "urllib3", "httpx", "alembic"):

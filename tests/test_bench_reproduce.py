@@ -5,7 +5,17 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from bench.reproduce import REGIMES, control_epochs, pick_documents
+import pytest
+
+from bench.reproduce import (
+    CHECKPOINT,
+    REGIMES,
+    control_epochs,
+    pick_documents,
+    resumable_rows,
+    run_config,
+    save_checkpoint,
+)
 from bench.reproduce_report import BEGIN, END, best_gain, regime_table, write_report
 
 
@@ -101,3 +111,27 @@ def test_both_regimes_pick_gold_outside_the_gates_evaluation_split(tmp_path):
     text = evaluated_on({"dev": "dev.jsonl", "eval_split": split})
     assert f"the gate's evaluation split ({split['eval_split_documents']} gold train documents" in text
     assert evaluated_on({"dev": "dev.jsonl"}) == "`dev.jsonl`"  # results of the earlier gate
+
+
+def _args(**over):
+    import argparse
+
+    base = {"epochs": None, "seed": 13, "seed_f1_sd": None, "train": Path("t.jsonl"), "dev": Path("d.jsonl"),
+            "papers": Path("p.jsonl")}
+    return argparse.Namespace(**{**base, **over})
+
+
+def test_a_resumed_run_keeps_the_finished_iterations_of_its_checkpoint(tmp_path):
+    config = run_config(REGIMES["docs35"], _args())
+    rows = [_row(0, "promoted", 0.50), _row(1, "rejected", 0.51)]
+    save_checkpoint(tmp_path, config, rows, 1234.5)
+    checkpoint = json.loads((tmp_path / CHECKPOINT).read_text())
+    assert resumable_rows(checkpoint, config) == rows and checkpoint["elapsed_seconds"] == 1234.5
+    assert resumable_rows(None, config) == []
+
+
+def test_resuming_with_other_settings_is_refused_naming_what_changed(tmp_path):
+    save_checkpoint(tmp_path, run_config(REGIMES["docs35"], _args()), [_row(0, "promoted", 0.5)], 10)
+    checkpoint = json.loads((tmp_path / CHECKPOINT).read_text())
+    with pytest.raises(SystemExit, match="epochs: 3 then, 5 now"):
+        resumable_rows(checkpoint, run_config(REGIMES["docs35"], _args(epochs=5)))
