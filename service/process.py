@@ -21,6 +21,7 @@ from types import TracebackType
 
 REPO = Path(__file__).resolve().parents[1]
 HOST = "127.0.0.1"
+PORT_RETRIES = 2  # starts retried when a port picked free was taken before the server bound it
 
 
 def free_port() -> int:
@@ -51,16 +52,20 @@ class ServiceProcess:
     """``with ServiceProcess(env, log_path) as srv: srv.url ...`` — a served ``service.app:SciNER``."""
 
     def __init__(self, env: dict[str, str], log_path: Path, port: int | None = None) -> None:
+        self._own_port = port is None
         self.port = port or free_port()
         self.url = f"http://{HOST}:{self.port}"
         self.env = env
         self.log_path = log_path
         self.proc: subprocess.Popen[bytes] | None = None
         self._tree: set[tuple[int, str]] = set()
+        self._log_start = 0
+        self.port_retries = 0
 
     def start(self) -> ServiceProcess:
         cmd = [sys.executable, "-m", "bentoml", "serve", "service.app:SciNER", "--host", HOST, "--port", str(self.port)]
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        self._log_start = self.log_path.stat().st_size if self.log_path.exists() else 0
         with self.log_path.open("ab") as log:
             self.proc = subprocess.Popen(
                 cmd, cwd=REPO, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
@@ -79,6 +84,9 @@ class ServiceProcess:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc is not None and self.proc.poll() is not None:
+                if self._lost_port_race():
+                    self.start()
+                    continue
                 raise RuntimeError(f"server exited with {self.proc.returncode}:\n{self.log_tail()}")
             try:
                 if self.get(path, timeout=2)[0] == status:
@@ -89,6 +97,23 @@ class ServiceProcess:
                 pass
             time.sleep(0.3)
         raise TimeoutError(f"{self.url}{path} did not answer {status} within {timeout}s:\n{self.log_tail()}")
+
+    def _lost_port_race(self) -> bool:
+        """A port picked free was taken before the server bound it (ours, or one BentoML's process manager
+        picks for itself): true, with a fresh port of ours, for the first :data:`PORT_RETRIES` such exits."""
+        try:
+            with self.log_path.open("rb") as fh:
+                fh.seek(self._log_start)
+                started_log = fh.read().decode("utf-8", errors="replace")
+        except OSError:
+            return False
+        if "address already in use" not in started_log.lower() or self.port_retries >= PORT_RETRIES:
+            return False
+        self.port_retries += 1
+        if self._own_port:
+            self.port = free_port()
+            self.url = f"http://{HOST}:{self.port}"
+        return True
 
     def log_tail(self, chars: int = 4000) -> str:
         try:
