@@ -77,6 +77,8 @@ def main() -> None:
                     help="folder with train.jsonl/dev.jsonl of another NER task: intermediate training first")
     ap.add_argument("--intermediate-epochs", type=int, default=4)
     ap.add_argument("--head-lr-factor", type=float, default=None, help="SCINER_HEAD_LR_FACTOR")
+    ap.add_argument("--teacher-variant", choices=("int8", "fp32"), default=None,
+                    help="with --teacher: the engine it labels with (SCINER_DISTILL_TEACHER_VARIANT, default fp32)")
     ap.add_argument("--teacher", type=Path, default=None,
                     help="teacher model folder: distil it (gold CE + KL to its soft labels, `sciner distill`)")
     ap.add_argument("--papers", type=Path, default=SHARED / "anthology" / "papers.jsonl",
@@ -92,6 +94,7 @@ def main() -> None:
     overrides = {
         "epochs": args.epochs, "learning_rate": args.lr, "batch_size": args.batch_size,
         "train_empty_ratio": args.empty_ratio, "base_model": args.base_model, "head_lr_factor": args.head_lr_factor,
+        "distill_teacher_variant": args.teacher_variant,
     }
     settings = get_settings().model_copy(update={k: v for k, v in overrides.items() if v is not None})
     settings = settings.model_copy(update={"calibrate_o_bias": not args.no_calibrate})
@@ -163,7 +166,8 @@ def main() -> None:
             "at": now(),
             "settings": {k: v for k, v in settings.model_dump(mode="json").items()
                          if k in ("base_model", "epochs", "learning_rate", "batch_size", "train_empty_ratio",
-                                  "warmup_ratio", "seed", "head_lr_factor", "distill_alpha", "distill_temperature")},
+                                  "warmup_ratio", "seed", "head_lr_factor", "distill_alpha", "distill_temperature",
+                                  "distill_teacher_variant")},
             "intermediate": intermediate,
             "train_documents": len(doc_ids),
             "train_sentences": len(train) - unlabeled,

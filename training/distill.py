@@ -88,10 +88,10 @@ def load_soft_targets(path: Path) -> SoftTargets:
     return SoftTargets(meta["labels"], by_id, meta["sha256"], meta.get("teacher", ""))
 
 
-def cache_key(teacher_dir: Path, sentences: list[Sentence], temperature: float) -> str:
-    """Soft targets are computed once per (teacher weights, sentences, temperature)."""
+def cache_key(teacher_dir: Path, sentences: list[Sentence], temperature: float, variant: str = "fp32") -> str:
+    """Soft targets are computed once per (teacher weights in the engine that labels, sentences, temperature)."""
     digest = hashlib.sha256()
-    for name in ("onnx/int8/model.onnx", "onnx/fp32/model.onnx", "hf/model.safetensors"):
+    for name in (f"onnx/{variant}/model.onnx", "hf/model.safetensors"):
         if (teacher_dir / name).is_file():
             digest.update(sha256_file(teacher_dir / name).encode())
             break
@@ -131,13 +131,14 @@ def soft_targets_for(
     """The teacher's distributions for ``sentences``: read from ``<home>/distill/<key>.npz`` when this
     teacher already labelled exactly these sentences at this temperature, computed and stored otherwise."""
     temperature = settings.distill_temperature  # type: ignore[attr-defined]
-    path = settings.home / "distill" / f"{cache_key(teacher_dir, sentences, temperature)}.npz"  # type: ignore[attr-defined]
+    variant = settings.distill_teacher_variant  # type: ignore[attr-defined]
+    path = settings.home / "distill" / f"{cache_key(teacher_dir, sentences, temperature, variant)}.npz"  # type: ignore[attr-defined]
     if path.is_file() and path.with_suffix(".json").is_file():
         cached = load_soft_targets(path)
         if cached.labels == labels:
             log.info("soft targets from %s (%d sentences)", path, len(cached))
             return cached
-    teacher = Predictor.from_model_dir(teacher_dir, settings)  # type: ignore[arg-type]
+    teacher = Predictor.from_model_dir(teacher_dir, settings, variant)  # type: ignore[arg-type]
     by_id = teacher_distributions(teacher, sentences, labels, temperature, progress=progress)
     targets = SoftTargets(labels, by_id, teacher=str(teacher_dir))
     digest = save_soft_targets(path, targets, {"temperature": temperature, "engine": teacher.backend.name})
