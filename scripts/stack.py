@@ -6,8 +6,10 @@
 Everything runs on 127.0.0.1 and keeps its state under ``--home`` (MLflow's sqlite database and
 artifacts, the paper store, model folders), so a second run reuses what the first one made.
 Ctrl-C (or SIGTERM, or SIGHUP when the terminal closes) stops every process this script started, and
-so does the death of its parent: ``make`` answers a SIGINT sent to it alone (not to its process group,
-as Ctrl-C does) by exiting without signalling this script, which would otherwise run on orphaned.
+so does the death of its parent: ``make`` passes SIGTERM on, but a ``make`` killed with SIGKILL (an
+OOM kill, a supervisor's last resort) cannot, and this script would otherwise run on orphaned. (A SIGINT
+sent to ``make`` alone, not to its process group as Ctrl-C does, stops nothing: make waits for this
+script to end.)
 
 The service runs without bearer tokens (``SCINER_AUTH_ENABLED=false``): it listens on 127.0.0.1
 only. Set ``SCINER_AUTH_ENABLED=true`` and ``SCINER_API_READ_TOKENS`` / ``SCINER_API_WRITE_TOKENS``
@@ -268,8 +270,8 @@ def main() -> None:
     stopping = False
 
     def on_signal(signum: int, _frame: object) -> None:
-        # once only: Ctrl-C under `make run` brings SIGINT and, as make exits, SIGTERM (stop_with_parent);
-        # a second KeyboardInterrupt inside the clean-up would cut it short and orphan the children
+        # once only: Ctrl-C under `make run` can bring SIGINT and then SIGTERM (make passing its own on, or
+        # exiting: stop_with_parent); a second KeyboardInterrupt in the clean-up would orphan the children
         nonlocal stopping
         if not stopping:
             stopping = True

@@ -69,8 +69,8 @@ def test_a_dying_child_is_restarted_then_the_stack_gives_up_naming_it(tmp_path, 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
 def test_the_stack_is_sent_sigterm_when_its_parent_dies(tmp_path):
-    """`make run` exits on a SIGINT sent to make alone without signalling the stack: the stack must stop
-    (SIGTERM, its orderly shutdown) when its parent dies, or it would run on orphaned."""
+    """A `make` killed with SIGKILL cannot pass anything on to the stack: the stack must stop (SIGTERM, its
+    orderly shutdown) when its parent dies, or it would run on orphaned."""
     got, ready = tmp_path / "got", tmp_path / "ready"
     child = (
         "import signal, sys, time\n"
