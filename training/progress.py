@@ -63,7 +63,7 @@ class LoggedProgress:
             self.emit(self.line())
 
     def set_postfix(self, **kwargs: Any) -> None:
-        self.postfix = {k: v for k, v in kwargs.items()}
+        self.postfix = dict(kwargs)
 
     def close(self) -> None:
         if not self.closed:
