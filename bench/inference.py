@@ -4,6 +4,9 @@ sentences, in one run, runs interleaved, medians reported.
 
     .venv/bin/python bench/inference.py --model var/bench/quality-model --sentences 512 --repeats 3
 
+``--compare OTHER_MODEL`` adds another model folder's int8 predictor to the same interleaved runs: the
+side-by-side speed check of a retrained (for example distilled) model against the served one.
+
 F1 of every engine is computed the same way: its character-offset entities are mapped back onto
 the gold tokens of the sentence and scored with seqeval (strict IOB2).
 """
@@ -51,6 +54,14 @@ def main() -> None:
     ap = model_bench_parser(__doc__, repeats=3)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--pipeline-batch-sizes", default="1,8,32")
+    ap.add_argument(
+        "--compare",
+        type=Path,
+        action="append",
+        default=[],
+        help="another model folder whose int8 predictor runs interleaved with --model's "
+        "(a speed check of a retrained model against the served one); repeatable",
+    )
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING)
 
@@ -75,6 +86,10 @@ def main() -> None:
     for v in ("fp32", "int8"):
         engines[f"sciner ORT {v}, one text per call"] = ("ours1", v)
         engines[f"sciner ORT {v}, token-budget batches"] = ("ours", v)
+    for other in args.compare:
+        predictors[f"compare:{other}"] = Predictor.from_model_dir(other, settings, "int8")
+        engines[f"`{other.name}` ORT int8, one text per call"] = ("ours1", f"compare:{other}")
+        engines[f"`{other.name}` ORT int8, token-budget batches"] = ("ours", f"compare:{other}")
     n_pieces = sum(len(e.ids) for e in predictors["fp32"].tokenizer.encode_batch(texts))
 
     def run(kind: tuple) -> list[list[tuple[int, int, str]]]:
