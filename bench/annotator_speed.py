@@ -50,18 +50,32 @@ def main() -> None:
             rates[name].append(len(sentences) / (time.perf_counter() - t0))
     medians = {name: statistics.median(r) for name, r in rates.items()}
     first = next(iter(medians))
-    lines = [f"Run {now()} on {machine()}: `{' '.join(sys.argv)}`", "",
-             "| annotator | sentences/s (median) | vs " + first + " | round inference, minutes |", "|---|---|---|---|"]
+    lines = [
+        f"Run {now()} on {machine()}: `{' '.join(sys.argv)}`",
+        "",
+        "| annotator | sentences/s (median) | vs " + first + " | round inference, minutes |",
+        "|---|---|---|---|",
+    ]
     for name, rate in medians.items():
         minutes = sum(ROUND_SENTENCES.values()) / rate / 60
         lines.append(f"| {name} | {rate:.0f} | {rate / medians[first]:.2f}x | {minutes:.1f} |")
     text = "\n".join(lines) + "\n"
     print(text)
-    save_result("annotator-speed", {
-        "command": " ".join(sys.argv), "at": now(), "machine": machine(), "models": models,
-        "variant": args.variant or settings.onnx_variant, "sentences": len(sentences), "rates": rates,
-        "medians": medians, "round_sentences": ROUND_SENTENCES,
-    }, text)
+    save_result(
+        "annotator-speed",
+        {
+            "command": " ".join(sys.argv),
+            "at": now(),
+            "machine": machine(),
+            "models": models,
+            "variant": args.variant or settings.onnx_variant,
+            "sentences": len(sentences),
+            "rates": rates,
+            "medians": medians,
+            "round_sentences": ROUND_SENTENCES,
+        },
+        text,
+    )
 
 
 if __name__ == "__main__":

@@ -58,21 +58,33 @@ def train_one(seed: int, train: list, dev: list, evaluation: list, settings: obj
     ev, pred = evaluate_predictor(Predictor.from_model_dir(out / "model", s), evaluation)
     gold_tags = [[t or OUTSIDE for t in (x.tags or [])] for x in evaluation]
     counts, docs = document_counts(sentence_counts(gold_tags, pred), [x.doc_id or x.id for x in evaluation])
-    result = {"seed": seed, "eval_micro_f1": ev.micro_f1,
-              "eval_per_class_f1": {k: v.f1 for k, v in ev.per_class.items()},
-              "support": {k: v.support for k, v in ev.per_class.items()},
-              "dev_micro_f1": summary.get("dev", {}).get("micro_f1"), "best_epoch": summary.get("best_epoch"),
-              "o_bias": summary.get("o_bias"),
-              "seconds": round(time.perf_counter() - t, 1), "documents": docs, "doc_counts": counts.tolist()}
+    result = {
+        "seed": seed,
+        "eval_micro_f1": ev.micro_f1,
+        "eval_per_class_f1": {k: v.f1 for k, v in ev.per_class.items()},
+        "support": {k: v.support for k, v in ev.per_class.items()},
+        "dev_micro_f1": summary.get("dev", {}).get("micro_f1"),
+        "best_epoch": summary.get("best_epoch"),
+        "o_bias": summary.get("o_bias"),
+        "seconds": round(time.perf_counter() - t, 1),
+        "documents": docs,
+        "doc_counts": counts.tolist(),
+    }
     out.mkdir(parents=True, exist_ok=True)
     cached.write_text(json.dumps(result))
-    log.info("seed %d: eval micro-F1 %.4f (dev %.4f) in %.0f s", seed, ev.micro_f1, result["dev_micro_f1"] or 0,
-             result["seconds"])
+    log.info(
+        "seed %d: eval micro-F1 %.4f (dev %.4f) in %.0f s",
+        seed,
+        ev.micro_f1,
+        result["dev_micro_f1"] or 0,
+        result["seconds"],
+    )
     return result
 
 
-def null_pair_rates(models: list[dict], seed_sd: float, *, samples: int, outer: int, confidence: float,
-                    spread_z: float, seed: int = 0) -> dict:
+def null_pair_rates(
+    models: list[dict], seed_sd: float, *, samples: int, outer: int, confidence: float, spread_z: float, seed: int = 0
+) -> dict:
     """Share of null pairs (candidate, champion = two seeds of one recipe) each rule promotes, on the real
     evaluation split and on ``outer`` document resamples of it. Pure given the per-document counts."""
     from training.promotion import ModelScores, decide, micro_f1, paired_bootstrap
@@ -96,10 +108,14 @@ def null_pair_rates(models: list[dict], seed_sd: float, *, samples: int, outer: 
             for rule in RULES:
                 promoted[rule] += decide(cs, hs, rule=rule, ci=ci, seed_sd=seed_sd, spread_z=spread_z).promote
     return {
-        "pairs": len(counts) * (len(counts) - 1), "replicates_per_pair": len(replicates), "trials": trials,
-        "seed_f1_sd": seed_sd, "spread_threshold": spread_z * np.sqrt(2) * seed_sd,
+        "pairs": len(counts) * (len(counts) - 1),
+        "replicates_per_pair": len(replicates),
+        "trials": trials,
+        "seed_f1_sd": seed_sd,
+        "spread_threshold": spread_z * np.sqrt(2) * seed_sd,
         "false_promotion_rate": {rule: promoted[rule] / trials for rule in RULES},
-        "delta_sd": float(np.std(deltas)), "mean_ci_lower": float(np.mean(lowers)),
+        "delta_sd": float(np.std(deltas)),
+        "mean_ci_lower": float(np.mean(lowers)),
     }
 
 
@@ -110,17 +126,37 @@ def real_split_decisions(models: list[dict], seed_sd: float, settings: object) -
     out = []
     for a, b in itertools.permutations(models, 2):
         c, h = np.array(a["doc_counts"]), np.array(b["doc_counts"])
-        ci = paired_bootstrap(c, h, settings.bootstrap_samples, settings.seed,  # type: ignore[attr-defined]
-                              confidence=settings.bootstrap_confidence)  # type: ignore[attr-defined]
-        d = decide(ModelScores(micro_f1(c), a["eval_per_class_f1"], a["support"]),
-                   ModelScores(micro_f1(h), b["eval_per_class_f1"], b["support"]),
-                   rule=settings.promotion_rule, ci=ci, seed_sd=seed_sd,  # type: ignore[attr-defined]
-                   spread_z=settings.spread_z, max_class_drop=settings.max_class_drop,  # type: ignore[attr-defined]
-                   champion_name=f"seed {b['seed']}")
-        out.append({"candidate_seed": a["seed"], "champion_seed": b["seed"], "decision": d.label, "fired": d.fired,
-                    "delta": d.delta, "interval": [ci.lower, ci.upper], "threshold": d.spread_threshold,
-                    "resamples": ci.samples,
-                    "documents": ci.units, "reason": d.reason})
+        ci = paired_bootstrap(
+            c,
+            h,
+            settings.bootstrap_samples,
+            settings.seed,  # type: ignore[attr-defined]
+            confidence=settings.bootstrap_confidence,
+        )  # type: ignore[attr-defined]
+        d = decide(
+            ModelScores(micro_f1(c), a["eval_per_class_f1"], a["support"]),
+            ModelScores(micro_f1(h), b["eval_per_class_f1"], b["support"]),
+            rule=settings.promotion_rule,
+            ci=ci,
+            seed_sd=seed_sd,  # type: ignore[attr-defined]
+            spread_z=settings.spread_z,
+            max_class_drop=settings.max_class_drop,  # type: ignore[attr-defined]
+            champion_name=f"seed {b['seed']}",
+        )
+        out.append(
+            {
+                "candidate_seed": a["seed"],
+                "champion_seed": b["seed"],
+                "decision": d.label,
+                "fired": d.fired,
+                "delta": d.delta,
+                "interval": [ci.lower, ci.upper],
+                "threshold": d.spread_threshold,
+                "resamples": ci.samples,
+                "documents": ci.units,
+                "reason": d.reason,
+            }
+        )
     return out
 
 
@@ -148,15 +184,27 @@ def main() -> None:
     from training.eval_split import carve
 
     work = WORK.with_name(WORK.name + args.tag)
-    settings = Settings(epochs=args.epochs, learning_rate=args.learning_rate, batch_size=args.batch_size,
-                        torch_threads=args.threads, intra_op_threads=args.threads, home=work / "home")
+    settings = Settings(
+        epochs=args.epochs,
+        learning_rate=args.learning_rate,
+        batch_size=args.batch_size,
+        torch_threads=args.threads,
+        intra_op_threads=args.threads,
+        home=work / "home",
+    )
     split = carve(read_jsonl(args.train), settings.gold_eval_fraction, settings.gold_eval_salt)
     # sentences with at least one entity: at this size an all-O majority teaches a 3-epoch model to predict nothing
     labelled = [x for x in split.train if any(t and t != "O" for t in (x.tags or []))]
     train = random.Random(13).sample(labelled, args.sentences)
     dev = random.Random(13).sample(read_jsonl(args.dev), args.dev_sentences)
-    log.info("eval split %s: %d documents, %d sentences; train %d sentences, dev %d", split.source,
-             len(split.documents), len(split.eval), len(train), len(dev))
+    log.info(
+        "eval split %s: %d documents, %d sentences; train %d sentences, dev %d",
+        split.source,
+        len(split.documents),
+        len(split.eval),
+        len(train),
+        len(dev),
+    )
     started = time.perf_counter()
     models = []
     for seed in args.seeds:
@@ -165,25 +213,51 @@ def main() -> None:
         models.append(train_one(seed, train, dev, split.eval, settings, work))
     f1 = np.array([m["eval_micro_f1"] for m in models])
     seed_sd = float(f1.std(ddof=1)) if len(f1) > 1 else 0.0
-    per_class = {c: float(np.std([m["eval_per_class_f1"].get(c, 0.0) for m in models], ddof=1))
-                 for c in models[0]["eval_per_class_f1"]} if len(models) > 1 else {}
-    common = {"samples": settings.bootstrap_samples, "outer": args.outer, "confidence": settings.bootstrap_confidence,
-              "spread_z": settings.spread_z}
+    per_class = (
+        {
+            c: float(np.std([m["eval_per_class_f1"].get(c, 0.0) for m in models], ddof=1))
+            for c in models[0]["eval_per_class_f1"]
+        }
+        if len(models) > 1
+        else {}
+    )
+    common = {
+        "samples": settings.bootstrap_samples,
+        "outer": args.outer,
+        "confidence": settings.bootstrap_confidence,
+        "spread_z": settings.spread_z,
+    }
     result = {
-        "recipe": {"sentences": len(train), "dev_sentences": len(dev), "epochs": args.epochs,
-                   "learning_rate": args.learning_rate, "batch_size": args.batch_size,
-                   "base_model": Path(settings.base_model).name},
+        "recipe": {
+            "sentences": len(train),
+            "dev_sentences": len(dev),
+            "epochs": args.epochs,
+            "learning_rate": args.learning_rate,
+            "batch_size": args.batch_size,
+            "base_model": Path(settings.base_model).name,
+        },
         "eval_split": {**split.tags, "sentences": len(split.eval)},
         "models": [{k: v for k, v in m.items() if k not in ("doc_counts", "documents")} for m in models],
-        "noise_floor": {"eval_micro_f1_mean": float(f1.mean()), "eval_micro_f1_sd": seed_sd,
-                        "eval_micro_f1_range": float(f1.max() - f1.min()), "per_class_f1_sd": per_class},
-        "gate_settings": {"promotion_rule": settings.promotion_rule, "bootstrap_samples": settings.bootstrap_samples,
-                          "bootstrap_confidence": settings.bootstrap_confidence, "seed_f1_sd": settings.seed_f1_sd,
-                          "spread_z": settings.spread_z, "max_class_drop": settings.max_class_drop},
+        "noise_floor": {
+            "eval_micro_f1_mean": float(f1.mean()),
+            "eval_micro_f1_sd": seed_sd,
+            "eval_micro_f1_range": float(f1.max() - f1.min()),
+            "per_class_f1_sd": per_class,
+        },
+        "gate_settings": {
+            "promotion_rule": settings.promotion_rule,
+            "bootstrap_samples": settings.bootstrap_samples,
+            "bootstrap_confidence": settings.bootstrap_confidence,
+            "seed_f1_sd": settings.seed_f1_sd,
+            "spread_z": settings.spread_z,
+            "max_class_drop": settings.max_class_drop,
+        },
         "null_pairs_measured_sd": null_pair_rates(models, seed_sd, **common),
         "null_pairs_default_sd": null_pair_rates(models, settings.seed_f1_sd, **common),
         "real_split_decisions": real_split_decisions(models, settings.seed_f1_sd, settings),
-        "machine": machine(), "finished_at": now(), "wall_seconds": round(time.perf_counter() - started, 1),
+        "machine": machine(),
+        "finished_at": now(),
+        "wall_seconds": round(time.perf_counter() - started, 1),
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / f"gate-noise{args.tag}.json").write_text(json.dumps(result, indent=2))

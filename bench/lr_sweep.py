@@ -55,10 +55,16 @@ def main() -> None:
     lines = [f"Run {now()} on {machine()}: `{' '.join(sys.argv)}`", ""]
     for lr in args.lr:
         for factor in args.head_lr_factor:
-            settings = base.model_copy(update={
-                "base_model": args.base_model or base.base_model, "epochs": args.epochs, "learning_rate": lr,
-                "head_lr_factor": factor, "train_empty_ratio": args.empty_ratio, "patience": args.epochs,
-            })
+            settings = base.model_copy(
+                update={
+                    "base_model": args.base_model or base.base_model,
+                    "epochs": args.epochs,
+                    "learning_rate": lr,
+                    "head_lr_factor": factor,
+                    "train_empty_ratio": args.empty_ratio,
+                    "patience": args.epochs,
+                }
+            )
             out = REPO / "var" / "bench" / f"lr-sweep-{args.name}"
             t0 = time.perf_counter()
             result = train_model(train, dev, out, settings, progress=sys.stderr.isatty())
@@ -67,15 +73,30 @@ def main() -> None:
             curve = [round(h.get("dev_micro_f1", 0.0), 4) for h in result.history]
             lines.append(f"- lr {lr:g}, head x{factor:g}: dev micro-F1 by epoch {curve} ({seconds / 60:.1f} min)")
             print(lines[-1], flush=True)
-            runs.append({"lr": lr, "head_lr_factor": factor, "dev_f1_by_epoch": curve,
-                         "history": result.history, "minutes": round(seconds / 60, 2)})
-    save_result(f"lr-sweep-{args.name}", {
-        "command": " ".join(sys.argv), "when": now(), "machine": machine(),
-        "base_model": Path(args.base_model or base.base_model).name,
-        "train": {"documents": len(train_ids), "sentences": len(train)},
-        "dev": {"documents": len(dev_ids), "sentences": len(dev)},
-        "epochs": args.epochs, "empty_ratio": args.empty_ratio, "runs": runs,
-    }, "\n".join(lines) + "\n")
+            runs.append(
+                {
+                    "lr": lr,
+                    "head_lr_factor": factor,
+                    "dev_f1_by_epoch": curve,
+                    "history": result.history,
+                    "minutes": round(seconds / 60, 2),
+                }
+            )
+    save_result(
+        f"lr-sweep-{args.name}",
+        {
+            "command": " ".join(sys.argv),
+            "when": now(),
+            "machine": machine(),
+            "base_model": Path(args.base_model or base.base_model).name,
+            "train": {"documents": len(train_ids), "sentences": len(train)},
+            "dev": {"documents": len(dev_ids), "sentences": len(dev)},
+            "epochs": args.epochs,
+            "empty_ratio": args.empty_ratio,
+            "runs": runs,
+        },
+        "\n".join(lines) + "\n",
+    )
 
 
 if __name__ == "__main__":

@@ -29,8 +29,9 @@ def create_app(hf_dir: Path) -> FastAPI:
     from sciner import quiet
 
     quiet.install()
-    pipe = pipeline("token-classification", model=str(hf_dir), tokenizer=str(hf_dir),
-                    aggregation_strategy="simple", device=-1)
+    pipe = pipeline(
+        "token-classification", model=str(hf_dir), tokenizer=str(hf_dir), aggregation_strategy="simple", device=-1
+    )
     pipe("Warm-up: BERT reaches 90.1 F1 on SQuAD.")
     app = FastAPI(title="peer: FastAPI + transformers pipeline")
 
@@ -41,11 +42,18 @@ def create_app(hf_dir: Path) -> FastAPI:
     @app.post("/extract")
     def extract(request: ExtractRequest) -> dict:  # sync: FastAPI runs it in its thread pool
         found = pipe(request.text)
-        return {"entities": [
-            {"start": int(e["start"]), "end": int(e["end"]), "text": request.text[int(e["start"]):int(e["end"])],
-             "label": e["entity_group"], "score": float(e["score"])}
-            for e in found
-        ]}
+        return {
+            "entities": [
+                {
+                    "start": int(e["start"]),
+                    "end": int(e["end"]),
+                    "text": request.text[int(e["start"]) : int(e["end"])],
+                    "label": e["entity_group"],
+                    "score": float(e["score"]),
+                }
+                for e in found
+            ]
+        }
 
     return app
 

@@ -73,16 +73,32 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=None)
     ap.add_argument("--empty-ratio", type=float, default=None, help="SCINER_TRAIN_EMPTY_RATIO")
     ap.add_argument("--base-model", default=None, help="encoder folder (default SCINER_BASE_MODEL)")
-    ap.add_argument("--intermediate", type=Path, default=None,
-                    help="folder with train.jsonl/dev.jsonl of another NER task: intermediate training first")
+    ap.add_argument(
+        "--intermediate",
+        type=Path,
+        default=None,
+        help="folder with train.jsonl/dev.jsonl of another NER task: intermediate training first",
+    )
     ap.add_argument("--intermediate-epochs", type=int, default=4)
     ap.add_argument("--head-lr-factor", type=float, default=None, help="SCINER_HEAD_LR_FACTOR")
-    ap.add_argument("--teacher-variant", choices=("int8", "fp32"), default=None,
-                    help="with --teacher: the engine it labels with (SCINER_DISTILL_TEACHER_VARIANT, default fp32)")
-    ap.add_argument("--teacher", type=Path, default=None,
-                    help="teacher model folder: distil it (gold CE + KL to its soft labels, `sciner distill`)")
-    ap.add_argument("--papers", type=Path, default=SHARED / "anthology" / "papers.jsonl",
-                    help="with --teacher: abstracts the teacher also labels")
+    ap.add_argument(
+        "--teacher-variant",
+        choices=("int8", "fp32"),
+        default=None,
+        help="with --teacher: the engine it labels with (SCINER_DISTILL_TEACHER_VARIANT, default fp32)",
+    )
+    ap.add_argument(
+        "--teacher",
+        type=Path,
+        default=None,
+        help="teacher model folder: distil it (gold CE + KL to its soft labels, `sciner distill`)",
+    )
+    ap.add_argument(
+        "--papers",
+        type=Path,
+        default=SHARED / "anthology" / "papers.jsonl",
+        help="with --teacher: abstracts the teacher also labels",
+    )
     ap.add_argument("--unlabeled-papers", type=int, default=0, help="with --teacher: how many of --papers")
     ap.add_argument("--no-calibrate", action="store_true", help="no O-logit bias (today's decoding)")
     ap.add_argument("--out", type=Path, default=None, help="model folder (default var/bench/quality-<name>)")
@@ -92,8 +108,12 @@ def main() -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
     overrides = {
-        "epochs": args.epochs, "learning_rate": args.lr, "batch_size": args.batch_size,
-        "train_empty_ratio": args.empty_ratio, "base_model": args.base_model, "head_lr_factor": args.head_lr_factor,
+        "epochs": args.epochs,
+        "learning_rate": args.lr,
+        "batch_size": args.batch_size,
+        "train_empty_ratio": args.empty_ratio,
+        "base_model": args.base_model,
+        "head_lr_factor": args.head_lr_factor,
         "distill_teacher_variant": args.teacher_variant,
     }
     settings = get_settings().model_copy(update={k: v for k, v in overrides.items() if v is not None})
@@ -109,8 +129,10 @@ def main() -> None:
     if args.intermediate:
         inter_settings = settings.model_copy(update={"epochs": args.intermediate_epochs})
         intermediate = pretrain_ner(
-            read_jsonl(args.intermediate / "train.jsonl"), read_jsonl(args.intermediate / "dev.jsonl"),
-            out.with_name(out.name + "-encoder"), inter_settings,
+            read_jsonl(args.intermediate / "train.jsonl"),
+            read_jsonl(args.intermediate / "dev.jsonl"),
+            out.with_name(out.name + "-encoder"),
+            inter_settings,
             sources={"train": args.intermediate / "train.jsonl", "dev": args.intermediate / "dev.jsonl"},
             progress=sys.stderr.isatty(),
         )
@@ -122,7 +144,12 @@ def main() -> None:
         train, unlabeled = [*train, *extra], len(extra)
         targets = soft_targets_for(args.teacher, train, labels, settings, progress=sys.stderr.isatty())
     summary = train_and_export(
-        train, dev, out, settings, sources={"train": args.train, "dev": args.dev}, progress=sys.stderr.isatty(),
+        train,
+        dev,
+        out,
+        settings,
+        sources={"train": args.train, "dev": args.dev},
+        progress=sys.stderr.isatty(),
         soft_targets=targets,
     )
     train_seconds = time.perf_counter() - t0
@@ -149,8 +176,11 @@ def main() -> None:
         f"dev int8 {speed['int8']:.0f} sentences/s",
         f"int8 without bias: micro-F1 {unbiased.micro_f1:.4f} (P {unbiased.micro_precision:.3f} "
         f"R {unbiased.micro_recall:.3f})"
-        + (f"; bias cross-fitted on dev halves {crossfit['biases']}: micro-F1 {crossfit['micro_f1']:.4f}"
-           if crossfit else ""),
+        + (
+            f"; bias cross-fitted on dev halves {crossfit['biases']}: micro-F1 {crossfit['micro_f1']:.4f}"
+            if crossfit
+            else ""
+        ),
         "",
     ]
     for variant, evaluation in rows.items():
@@ -164,15 +194,34 @@ def main() -> None:
             "command": " ".join(sys.argv),
             "machine": machine(),
             "at": now(),
-            "settings": {k: v for k, v in settings.model_dump(mode="json").items()
-                         if k in ("base_model", "epochs", "learning_rate", "batch_size", "train_empty_ratio",
-                                  "warmup_ratio", "seed", "head_lr_factor", "distill_alpha", "distill_temperature",
-                                  "distill_teacher_variant")},
+            "settings": {
+                k: v
+                for k, v in settings.model_dump(mode="json").items()
+                if k
+                in (
+                    "base_model",
+                    "epochs",
+                    "learning_rate",
+                    "batch_size",
+                    "train_empty_ratio",
+                    "warmup_ratio",
+                    "seed",
+                    "head_lr_factor",
+                    "distill_alpha",
+                    "distill_temperature",
+                    "distill_teacher_variant",
+                )
+            },
             "intermediate": intermediate,
             "train_documents": len(doc_ids),
             "train_sentences": len(train) - unlabeled,
-            "teacher": {"folder": str(args.teacher), "soft_targets_sha256": targets.sha256,
-                        "unlabeled_sentences": unlabeled} if targets is not None else None,
+            "teacher": {
+                "folder": str(args.teacher),
+                "soft_targets_sha256": targets.sha256,
+                "unlabeled_sentences": unlabeled,
+            }
+            if targets is not None
+            else None,
             "summary": summary,
             "train_seconds": train_seconds,
             "sentences_per_second": speed,

@@ -127,23 +127,32 @@ def iteration_row(settings: object, iteration: int, version: str, seconds: float
 
     v = registry.get_version(settings, version)  # type: ignore[arg-type]
     m = v.metrics
-    per_class = {k[len("eval_f1_"):]: val for k, val in m.items() if k.startswith("eval_f1_")}
+    per_class = {k[len("eval_f1_") :]: val for k, val in m.items() if k.startswith("eval_f1_")}
     stats = dict(getattr(store_round, "stats", {}) or {})
     auto = stats.get("auto", {})
     return {
-        "iteration": iteration, "version": v.version, "decision": v.tags.get("decision", ""),
-        "reason": v.tags.get("reason", ""), "parent_version": v.tags.get("parent_version", ""),
+        "iteration": iteration,
+        "version": v.version,
+        "decision": v.tags.get("decision", ""),
+        "reason": v.tags.get("reason", ""),
+        "parent_version": v.tags.get("parent_version", ""),
         "champion_after": registry.alias_version(settings, settings.champion_alias).version,  # type: ignore
-        "micro_f1": m.get("eval_micro_f1"), "macro_f1": m.get("eval_macro_f1"),
-        "micro_precision": m.get("eval_micro_precision"), "micro_recall": m.get("eval_micro_recall"),
-        "token_accuracy": m.get("eval_token_accuracy"), "per_class": per_class,
+        "micro_f1": m.get("eval_micro_f1"),
+        "macro_f1": m.get("eval_macro_f1"),
+        "micro_precision": m.get("eval_micro_precision"),
+        "micro_recall": m.get("eval_micro_recall"),
+        "token_accuracy": m.get("eval_token_accuracy"),
+        "per_class": per_class,
         "f1_delta_vs_champion": m.get("f1_delta"),
-        "thresholds": {k[len("threshold_"):]: val for k, val in m.items() if k.startswith("threshold_")},
-        "gold_sentences": m.get("gold_train_sentences"), "auto_sentences": m.get("auto_sentences"),
+        "thresholds": {k[len("threshold_") :]: val for k, val in m.items() if k.startswith("threshold_")},
+        "gold_sentences": m.get("gold_train_sentences"),
+        "auto_sentences": m.get("auto_sentences"),
         "auto_sentences_with_entities": m.get("auto_sentences_with_entities"),
         "auto_entities_accepted": m.get("auto_entities_accepted"),
         "auto_sentences_annotated": m.get("auto_sentences_annotated"),
-        "auto_stats": auto, "best_epoch": stats.get("best_epoch"), "timings": stats.get("timings", {}),
+        "auto_stats": auto,
+        "best_epoch": stats.get("best_epoch"),
+        "timings": stats.get("timings", {}),
         "seconds": round(seconds, 1),
     }
 
@@ -154,9 +163,15 @@ CHECKPOINT = "checkpoint.json"
 def run_config(regime: Regime, args: argparse.Namespace) -> dict:
     """What must not change between a run and its resumption."""
     return {
-        "regime": regime.name, "documents": regime.documents, "papers_per_round": regime.papers_per_round,
-        "epochs": args.epochs or regime.epochs, "seed": args.seed, "seed_f1_sd": args.seed_f1_sd,
-        "train": str(args.train), "dev": str(args.dev), "papers": str(args.papers),
+        "regime": regime.name,
+        "documents": regime.documents,
+        "papers_per_round": regime.papers_per_round,
+        "epochs": args.epochs or regime.epochs,
+        "seed": args.seed,
+        "seed_f1_sd": args.seed_f1_sd,
+        "train": str(args.train),
+        "dev": str(args.dev),
+        "papers": str(args.papers),
     }
 
 
@@ -224,8 +239,13 @@ def run_regime(regime: Regime, args: argparse.Namespace) -> dict:
                 batch = work / "stream" / f"papers-{k}.jsonl"
                 batch.write_text("".join(itertools.islice(papers, regime.papers_per_round)), encoding="utf-8")
                 report = ingest_file(batch, store)
-                log.info("iteration %d: ingested %d papers (%d duplicates, %d errors)", k, report.added,
-                         len(report.duplicates), len(report.errors))
+                log.info(
+                    "iteration %d: ingested %d papers (%d duplicates, %d errors)",
+                    k,
+                    report.added,
+                    len(report.duplicates),
+                    len(report.errors),
+                )
                 t = time.perf_counter()
                 scheduled_round()
                 seconds = time.perf_counter() - t
@@ -233,22 +253,38 @@ def run_regime(regime: Regime, args: argparse.Namespace) -> dict:
                 if last.status != "registered" or not last.model_version:
                     raise SystemExit(f"round {last.id} did not register a version: {last.status} {last.reason}")
                 rows.append(iteration_row(settings, k, last.model_version, seconds, last))
-                log.info("iteration %d: v%s micro-F1 %.4f %s", k, last.model_version, rows[-1]["micro_f1"],
-                         rows[-1]["decision"])
+                log.info(
+                    "iteration %d: v%s micro-F1 %.4f %s",
+                    k,
+                    last.model_version,
+                    rows[-1]["micro_f1"],
+                    rows[-1]["decision"],
+                )
                 save_checkpoint(work, config, rows, time.perf_counter() - started)
         store.close()
     finally:
         stop(server)
     return {
-        "regime": regime.name, "description": regime.description, "documents": len(doc_ids),
-        "document_ids": doc_ids, "gold_train_sentences": len(lines), "seed": args.seed,
-        "epochs": args.epochs or regime.epochs, "papers_per_round": regime.papers_per_round,
-        "rounds": args.rounds, "dev": str(args.dev.relative_to(REPO.parent)) if args.dev.is_relative_to(REPO.parent)
-        else str(args.dev), "settings": {k: v for k, v in regime_env(regime, work, uri, args).items()
-                                         if k.startswith("SCINER_") and k not in ("SCINER_HOME",
-                                                                                  "SCINER_MLFLOW_TRACKING_URI")},
-        "machine": machine(), "finished_at": now(), "wall_seconds": round(time.perf_counter() - started, 1),
-        "registry": f"sqlite:///var/reproduce/{regime.name}{args.tag}/mlflow.db", "iterations": rows,
+        "regime": regime.name,
+        "description": regime.description,
+        "documents": len(doc_ids),
+        "document_ids": doc_ids,
+        "gold_train_sentences": len(lines),
+        "seed": args.seed,
+        "epochs": args.epochs or regime.epochs,
+        "papers_per_round": regime.papers_per_round,
+        "rounds": args.rounds,
+        "dev": str(args.dev.relative_to(REPO.parent)) if args.dev.is_relative_to(REPO.parent) else str(args.dev),
+        "settings": {
+            k: v
+            for k, v in regime_env(regime, work, uri, args).items()
+            if k.startswith("SCINER_") and k not in ("SCINER_HOME", "SCINER_MLFLOW_TRACKING_URI")
+        },
+        "machine": machine(),
+        "finished_at": now(),
+        "wall_seconds": round(time.perf_counter() - started, 1),
+        "registry": f"sqlite:///var/reproduce/{regime.name}{args.tag}/mlflow.db",
+        "iterations": rows,
         "eval_split": eval_split,
     }
 
@@ -304,16 +340,26 @@ def main() -> None:
     ap.add_argument("--papers", type=Path, default=SHARED / "anthology" / "papers.jsonl")
     ap.add_argument("--documents", type=int, default=None, help="Override the regime's gold document count.")
     ap.add_argument("--papers-per-round", type=int, default=None, help="Override the regime's papers per round.")
-    ap.add_argument("--seed-f1-sd", type=float, default=None,
-                    help="The recipe's measured seed spread for the gate (SCINER_SEED_F1_SD; bench/gate_noise.py).")
+    ap.add_argument(
+        "--seed-f1-sd",
+        type=float,
+        default=None,
+        help="The recipe's measured seed spread for the gate (SCINER_SEED_F1_SD; bench/gate_noise.py).",
+    )
     ap.add_argument("--tag", default="", help="Suffix of the result file (smoke runs stay out of the report).")
-    ap.add_argument("--control", action="store_true",
-                    help="After the regime's result exists: train the gold-only control (as many optimizer "
-                    "steps as a round) in the same registry and add it to the result.")
+    ap.add_argument(
+        "--control",
+        action="store_true",
+        help="After the regime's result exists: train the gold-only control (as many optimizer "
+        "steps as a round) in the same registry and add it to the result.",
+    )
     ap.add_argument("--report-only", action="store_true", help="Only rebuild docs/results.md and the plot.")
     ap.add_argument("--quiet", action="store_true", help="No progress bars.")
-    ap.add_argument("--resume", action="store_true",
-                    help="Go on after the last finished iteration of an interrupted run (its checkpoint).")
+    ap.add_argument(
+        "--resume",
+        action="store_true",
+        help="Go on after the last finished iteration of an interrupted run (its checkpoint).",
+    )
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     for noisy in ("transformers", "optimum", "onnxruntime", "urllib3", "httpx", "alembic"):
@@ -327,8 +373,11 @@ def main() -> None:
         for name in names:
             regime = REGIMES[name]
             if args.documents or args.papers_per_round:
-                regime = replace(regime, documents=args.documents or regime.documents,
-                                 papers_per_round=args.papers_per_round or regime.papers_per_round)
+                regime = replace(
+                    regime,
+                    documents=args.documents or regime.documents,
+                    papers_per_round=args.papers_per_round or regime.papers_per_round,
+                )
             result = run_regime(regime, args)
             RESULTS.mkdir(parents=True, exist_ok=True)
             (RESULTS / f"reproduce-{name}{args.tag}.json").write_text(json.dumps(result, indent=2, default=str))

@@ -57,7 +57,10 @@ def register_champion(settings: object, model_dir: Path) -> object:
     from training.round_common import RoundResult
 
     version = registry.register_model_dir(
-        settings, model_dir, run_name="bench-champion", tags={"kind": "bench", "decision": "promoted"},  # type: ignore[arg-type]
+        settings,
+        model_dir,
+        run_name="bench-champion",
+        tags={"kind": "bench", "decision": "promoted"},  # type: ignore[arg-type]
         description=f"Champion for bench/retrain.py, registered from {model_dir}.",
     )
     registry.set_alias(settings, settings.champion_alias, version.version)  # type: ignore[arg-type, attr-defined]
@@ -74,9 +77,13 @@ def main() -> None:
     ap.add_argument("--auto-sentences", type=int, default=10_000, help="Anthology sentences to auto-annotate.")
     ap.add_argument("--epochs", type=int, default=1, help="Epochs of the round's candidate.")
     ap.add_argument("--bootstrap-epochs", type=int, default=1, help="Epochs of the bootstrap champion.")
-    ap.add_argument("--champion-dir", type=Path, default=None,
-                    help="Register this model folder as the champion instead of training a bootstrap model "
-                    "(the round's cost does not depend on how the champion was made).")
+    ap.add_argument(
+        "--champion-dir",
+        type=Path,
+        default=None,
+        help="Register this model folder as the champion instead of training a bootstrap model "
+        "(the round's cost does not depend on how the champion was made).",
+    )
     ap.add_argument("--tracking-uri", default=None, help="Use this MLflow server instead of starting one.")
     ap.add_argument("--workdir", type=Path, default=None, help="Keep state here (default: a temp dir).")
     ap.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "retrain.json")
@@ -111,13 +118,21 @@ def main() -> None:
     load_start = os.getloadavg()
     try:
         base = Settings(
-            home=work / "home", mlflow_tracking_uri=uri, gold_train_path=work / "gold_train.jsonl",
-            gold_dev_path=work / "gold_dev.jsonl", epochs=args.bootstrap_epochs, papers_per_round=need_papers,
-            reannotate_used_papers=False, auto_pool_max_papers=max(need_papers, 1),
+            home=work / "home",
+            mlflow_tracking_uri=uri,
+            gold_train_path=work / "gold_train.jsonl",
+            gold_dev_path=work / "gold_dev.jsonl",
+            epochs=args.bootstrap_epochs,
+            papers_per_round=need_papers,
+            reannotate_used_papers=False,
+            auto_pool_max_papers=max(need_papers, 1),
         )
         t = time.perf_counter()
-        make_champion = (lambda: register_champion(base, args.champion_dir)) if args.champion_dir else (
-            lambda: run_bootstrap(base, progress=False))
+        make_champion = (
+            (lambda: register_champion(base, args.champion_dir))
+            if args.champion_dir
+            else (lambda: run_bootstrap(base, progress=False))
+        )
         boot = make_champion()
         bootstrap_s = time.perf_counter() - t
 
@@ -154,14 +169,25 @@ def main() -> None:
         ("record papers used", timings.get("record", 0)),
     ]
     out = {
-        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
-                    "loadavg_start": load_start, "loadavg_end": load_end},
-        "inputs": {"gold_train_sentences": len(gold), "gold_dev_sentences": len(dev),
-                   "papers_ingested": report.added, "papers_duplicates": len(report.duplicates),
-                   "papers_in_round": need_papers, "auto_sentences_target": args.auto_sentences,
-                   "auto_sentences_split": auto_sentences, "epochs": args.epochs,
-                   "bootstrap_epochs": args.bootstrap_epochs,
-                   "champion_dir": str(args.champion_dir) if args.champion_dir else None},
+        "machine": {
+            "cpus": os.cpu_count(),
+            "platform": platform.platform(),
+            "python": platform.python_version(),
+            "loadavg_start": load_start,
+            "loadavg_end": load_end,
+        },
+        "inputs": {
+            "gold_train_sentences": len(gold),
+            "gold_dev_sentences": len(dev),
+            "papers_ingested": report.added,
+            "papers_duplicates": len(report.duplicates),
+            "papers_in_round": need_papers,
+            "auto_sentences_target": args.auto_sentences,
+            "auto_sentences_split": auto_sentences,
+            "epochs": args.epochs,
+            "bootstrap_epochs": args.bootstrap_epochs,
+            "champion_dir": str(args.champion_dir) if args.champion_dir else None,
+        },
         "result": result.to_dict(),
         "bootstrap": {"seconds": bootstrap_s, "version": boot.version, "timings": boot.timings},
         "prep_seconds": prep_s,
@@ -172,15 +198,19 @@ def main() -> None:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(out, indent=2, default=str))
     auto = result.stats.get("auto", {})
-    print(f"\n{len(gold)} gold + {auto.get('sentences', 0)} auto-annotated sentences "
-          f"({result.stats.get('auto_sentences', 0)} kept for training), {args.epochs} epoch(s); "
-          f"decision {result.decision}\n")
+    print(
+        f"\n{len(gold)} gold + {auto.get('sentences', 0)} auto-annotated sentences "
+        f"({result.stats.get('auto_sentences', 0)} kept for training), {args.epochs} epoch(s); "
+        f"decision {result.decision}\n"
+    )
     print("| stage | seconds |\n|---|---|")
     for name, sec in stages:
         print(f"| {name} | {sec:.1f} |")
     print(f"| **round total (`run_round`)** | **{round_s:.1f}** |")
-    print(f"\nbootstrap champion (not part of the round): {bootstrap_s:.1f} s; load average {load_start} -> "
-          f"{load_end}; report: {args.out}")
+    print(
+        f"\nbootstrap champion (not part of the round): {bootstrap_s:.1f} s; load average {load_start} -> "
+        f"{load_end}; report: {args.out}"
+    )
 
 
 if __name__ == "__main__":

@@ -66,12 +66,22 @@ class PeerProcess(ServiceProcess):
     def start(self) -> PeerProcess:
         import subprocess
 
-        cmd = [sys.executable, "-m", "bench.peer_server", "--model-dir", str(self.model_dir), "--host", HOST,
-               "--port", str(self.port)]
+        cmd = [
+            sys.executable,
+            "-m",
+            "bench.peer_server",
+            "--model-dir",
+            str(self.model_dir),
+            "--host",
+            HOST,
+            "--port",
+            str(self.port),
+        ]
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with self.log_path.open("ab") as log:
-            self.proc = subprocess.Popen(cmd, cwd=REPO, env=self.env, stdout=log, stderr=subprocess.STDOUT,
-                                         start_new_session=True)
+            self.proc = subprocess.Popen(
+                cmd, cwd=REPO, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
         return self
 
 
@@ -293,8 +303,11 @@ def main() -> None:
         for mode in modes:  # all servers up at once (idle ones cost nothing), measured in turns
             home = Path(tmp) / mode
             env = quiet_env(home, SCINER_MODEL_URI=str(args.model_dir.resolve()), **{**extra_env, **MODES[mode]})
-            proc = (PeerProcess(env, home / "serve.log", args.model_dir.resolve()) if mode == PEER
-                    else ServiceProcess(env, home / "serve.log"))
+            proc = (
+                PeerProcess(env, home / "serve.log", args.model_dir.resolve())
+                if mode == PEER
+                else ServiceProcess(env, home / "serve.log")
+            )
             servers[mode] = stack.enter_context(proc)
         for srv in servers.values():
             srv.wait("/readyz", timeout=300)
@@ -333,7 +346,7 @@ def main() -> None:
             )
         if PEER in modes:
             legend += (
-                "; peer = FastAPI + Hugging Face `pipeline(\"token-classification\", aggregation_strategy=\"simple\")` "
+                '; peer = FastAPI + Hugging Face `pipeline("token-classification", aggregation_strategy="simple")` '
                 "on the same checkpoint's hf/ folder (PyTorch fp32, library defaults, bench/peer_server.py)"
             )
         machine = (

@@ -36,8 +36,10 @@ def serve_verdict(version: str, tags: Mapping[str, str]) -> ServeVerdict:
         who, why = tags.get(PROMOTED_BY, "").strip(), tags.get(PROMOTION_REASON, "").strip()
         if who and why:
             return ServeVerdict(True, f"v{version}: promoted by hand by {who}: {why}")
-        return ServeVerdict(False, f"v{version}: a manual promotion without who and why "
-                                   f"({PROMOTED_BY}={who!r}, {PROMOTION_REASON}={why!r})")
+        return ServeVerdict(
+            False,
+            f"v{version}: a manual promotion without who and why ({PROMOTED_BY}={who!r}, {PROMOTION_REASON}={why!r})",
+        )
     said = f"the gate said {decision!r}" if decision else "it has no gate decision"
     return ServeVerdict(False, f"v{version} was not promoted ({said}) and no `sciner promote` recorded who and why")
 

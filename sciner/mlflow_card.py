@@ -22,10 +22,15 @@ def signature():  # noqa: ANN201 - mlflow.models.ModelSignature, imported lazily
     from mlflow.models import ModelSignature
     from mlflow.types.schema import Array, ColSpec, DataType, Object, Property, Schema
 
-    entity = Object([
-        Property("start", DataType.long), Property("end", DataType.long), Property("text", DataType.string),
-        Property("label", DataType.string), Property("score", DataType.double),
-    ])
+    entity = Object(
+        [
+            Property("start", DataType.long),
+            Property("end", DataType.long),
+            Property("text", DataType.string),
+            Property("label", DataType.string),
+            Property("score", DataType.double),
+        ]
+    )
     return ModelSignature(
         inputs=Schema([ColSpec(DataType.string, name="text")]),
         outputs=Schema([ColSpec(Array(entity), name="entities"), ColSpec(DataType.long, name="windows")]),

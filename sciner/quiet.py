@@ -31,8 +31,10 @@ RULES: tuple[Rule, ...] = (
     Rule("", r".", below=logging.WARNING, path="onnxruntime/quantization"),
     Rule("", r"Please consider to run pre-processing before quantization", path="onnxruntime/quantization"),
     # ORT's transformer graph optimizer (fp32 export): "Fused Attention: 6", "Removed 131 nodes", ...
-    *(Rule(name, r".", below=logging.WARNING) for name in ("fusion_base", "onnx_model", "onnx_model_bert",
-                                                              "fusion_utils", "fusion_options")),
+    *(
+        Rule(name, r".", below=logging.WARNING)
+        for name in ("fusion_base", "onnx_model", "onnx_model_bert", "fusion_utils", "fusion_options")
+    ),
     # the token-classification head is new on every fine-tune: that is the point
     Rule("transformers.modeling_utils", r"Some weights of .* were not initialized|You should probably TRAIN"),
     # optimum / pipelines pass torch_dtype to transformers 4.56+
@@ -96,8 +98,14 @@ def mlflow_nags_dropped(patterns: tuple[str, ...] = MLFLOW_NAGS) -> Iterator[Non
     with warnings.catch_warnings():
         shown = warnings.showwarning
 
-        def show(message: Warning | str, category: type[Warning], filename: str, lineno: int,
-                 file: object = None, line: str | None = None) -> None:
+        def show(
+            message: Warning | str,
+            category: type[Warning],
+            filename: str,
+            lineno: int,
+            file: object = None,
+            line: str | None = None,
+        ) -> None:
             if not any(r.search(str(message)) for r in regexes):
                 shown(message, category, filename, lineno, file, line)
 

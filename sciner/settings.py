@@ -59,7 +59,9 @@ class Settings(BaseSettings):
     patience: int = Field(2, ge=1, description="Epochs without dev F1 gain before early stopping.")
     seed: int = 42
     train_empty_ratio: float = Field(
-        1.0, ge=0, le=1,
+        1.0,
+        ge=0,
+        le=1,
         description="Share of entity-free training windows drawn each epoch (redrawn every epoch; 64% of gold "
         "sentences carry no entity, and fewer of them per epoch buys more epochs in the same time).",
     )
@@ -100,7 +102,8 @@ class Settings(BaseSettings):
     access_log: bool = Field(True, description="BentoML per-request access log lines.")
     log_level: str = Field("INFO", description="Level of the service's own (sciner.*) log lines.")
     progress_log_seconds: float = Field(
-        60.0, ge=0,
+        60.0,
+        ge=0,
         description="Without a terminal (nohup, services), long work logs its progress this often; 0 = at the end.",
     )
     service_token_budget: int = Field(
@@ -122,7 +125,8 @@ class Settings(BaseSettings):
         120, ge=1, description="BentoML's per-request timeout; k8s terminationGracePeriodSeconds must exceed it."
     )
     long_text_chars: int = Field(
-        4000, ge=1,
+        4000,
+        ge=1,
         description="A request with more characters in all runs on the long lane, in pieces, so that it cannot "
         "hold the adaptive batches of short requests behind it.",
     )
@@ -189,7 +193,9 @@ class Settings(BaseSettings):
         "(SCINER_GOLD_EVAL_FRACTION). Gold train documents that appear in it are left out of training.",
     )
     gold_eval_fraction: float = Field(
-        0.15, gt=0, lt=1,
+        0.15,
+        gt=0,
+        lt=1,
         description="Share of gold train documents carved out as the gate's evaluation split (by document id hash; "
         "a document's side never changes as documents are added).",
     )
@@ -205,14 +211,17 @@ class Settings(BaseSettings):
         "champion; the student trained on them is still gated against the champion. Unset: the champion annotates.",
     )
     target_precision: float = Field(
-        0.7, gt=0, le=1,
+        0.7,
+        gt=0,
+        le=1,
         description="Per-class threshold: dev precision of the accepted entities (gold teams agree at ~0.58 F1).",
     )
     threshold_default: float = Field(0.9, ge=0, le=1.01, description="Threshold of a class with few dev entities.")
     threshold_min_entities: int = Field(5, ge=1, description="Predicted dev entities a class needs to calibrate.")
     o_confidence_floor: float = Field(0.9, ge=0, le=1, description="An O word below this probability is masked.")
     auto_empty_ratio: float = Field(
-        1.0, ge=0,
+        1.0,
+        ge=0,
         description="Auto sentences without an accepted entity kept per auto sentence with one (the rest are "
         "dropped: thousands of all-O sentences from a weak champion teach the next model to miss entities).",
     )
@@ -228,7 +237,8 @@ class Settings(BaseSettings):
     bootstrap_samples: int = Field(1000, ge=10, description="Document resamples of the paired bootstrap.")
     bootstrap_confidence: float = Field(0.95, gt=0, lt=1, description="Two-sided level of the bootstrap interval.")
     seed_f1_sd: float = Field(
-        0.0096, ge=0,
+        0.0096,
+        ge=0,
         description="Run-to-run spread (standard deviation) of eval micro-F1 across seeds of one recipe, measured "
         "by bench/gate_noise.py (4 seeds: 0.0096; docs/results.md). Re-measure when the recipe changes.",
     )

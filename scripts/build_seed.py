@@ -102,9 +102,7 @@ def parse_markup(line: str, path: str | Path, lineno: int) -> tuple[str, list[tu
     return text, spans
 
 
-def to_bio(
-    text: str, spans: list[tuple[int, int, str]], path: str | Path, lineno: int
-) -> tuple[list[str], list[str]]:
+def to_bio(text: str, spans: list[tuple[int, int, str]], path: str | Path, lineno: int) -> tuple[list[str], list[str]]:
     """Tokenize ``text`` and tag the tokens covered by ``spans`` with strict BIO."""
     tokens = tokenize(text)
     tags = ["O"] * len(tokens)
@@ -183,9 +181,7 @@ def parse_seed(path: str | Path) -> list[SeedDocument]:
     return documents
 
 
-def split_documents(
-    documents: list[SeedDocument], dev_every: int = DEFAULT_DEV_EVERY
-) -> dict[str, list[SeedDocument]]:
+def split_documents(documents: list[SeedDocument], dev_every: int = DEFAULT_DEV_EVERY) -> dict[str, list[SeedDocument]]:
     """Every ``dev_every``-th document (1-based: 4th, 8th, ...) to dev, the others to train."""
     if dev_every < 2:
         raise ValueError("dev_every must be at least 2")
@@ -267,9 +263,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seed", type=Path, default=DEFAULT_SEED, help="annotated source (seed.md)")
     parser.add_argument("--out-dir", type=Path, default=DEFAULT_OUT_DIR, help="where to write the JSONL")
-    parser.add_argument(
-        "--dev-every", type=int, default=DEFAULT_DEV_EVERY, help="every N-th document goes to dev"
-    )
+    parser.add_argument("--dev-every", type=int, default=DEFAULT_DEV_EVERY, help="every N-th document goes to dev")
     parser.add_argument(
         "--source-prefix", default=DEFAULT_SOURCE_PREFIX, help="'source' field prefix (':<line>' is added)"
     )

@@ -15,8 +15,9 @@ from typing import Any
 from service.middleware import INTERNAL_PREFIX
 
 Message = MutableMapping[str, Any]
-ASGIApp = Callable[[MutableMapping[str, Any], Callable[[], Awaitable[Message]], Callable[[Message], Awaitable[None]]],
-                   Awaitable[None]]
+ASGIApp = Callable[
+    [MutableMapping[str, Any], Callable[[], Awaitable[Message]], Callable[[Message], Awaitable[None]]], Awaitable[None]
+]
 
 
 def public_document(body: bytes, hidden_prefix: str = INTERNAL_PREFIX) -> bytes:
@@ -37,8 +38,12 @@ class PublicOpenAPI:
     def __init__(self, app: ASGIApp, path: str = "/docs.json", hidden_prefix: str = INTERNAL_PREFIX) -> None:
         self.app, self.path, self.hidden_prefix = app, path, hidden_prefix
 
-    async def __call__(self, scope: MutableMapping[str, Any], receive: Callable[[], Awaitable[Message]],
-                       send: Callable[[Message], Awaitable[None]]) -> None:
+    async def __call__(
+        self,
+        scope: MutableMapping[str, Any],
+        receive: Callable[[], Awaitable[Message]],
+        send: Callable[[Message], Awaitable[None]],
+    ) -> None:
         if scope["type"] != "http" or scope.get("path") != self.path or scope.get("method", "GET") != "GET":
             await self.app(scope, receive, send)
             return

@@ -171,7 +171,6 @@ def descendants(pid: int) -> list[int]:
     return out
 
 
-
 @contextlib.contextmanager
 def ready_service(env: dict[str, str], log_path: Path, timeout: float = 240) -> Iterator[ServiceProcess]:
     """A served sciner that answers ``/readyz`` with 200 on entry (its log in ``log_path``); stopped on exit."""

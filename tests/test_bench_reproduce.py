@@ -20,8 +20,9 @@ from bench.reproduce_report import BEGIN, END, best_gain, regime_table, write_re
 
 
 def _gold_file(tmp_path: Path) -> Path:
-    lines = [{"id": f"d{d}-{i}", "doc_id": f"d{d}", "tokens": ["x"], "tags": ["O"]}
-             for d in range(6) for i in range(d + 1)]
+    lines = [
+        {"id": f"d{d}-{i}", "doc_id": f"d{d}", "tokens": ["x"], "tags": ["O"]} for d in range(6) for i in range(d + 1)
+    ]
     path = tmp_path / "train.jsonl"
     path.write_text("".join(json.dumps(x) + "\n" for x in lines))
     return path
@@ -40,10 +41,20 @@ def test_documents_are_picked_whole_and_reproducibly(tmp_path):
 
 
 def _row(iteration, decision, f1):
-    return {"iteration": iteration, "version": str(iteration + 1), "decision": decision, "reason": f"r{iteration}",
-            "micro_f1": f1, "macro_f1": f1 - 0.05, "token_accuracy": 0.95,
-            "per_class": {"MethodName": f1 + 0.1, "TaskName": f1 - 0.2}, "gold_sentences": 100,
-            "auto_sentences": 0 if iteration == 0 else 40, "auto_sentences_with_entities": 20, "seconds": 90.0}
+    return {
+        "iteration": iteration,
+        "version": str(iteration + 1),
+        "decision": decision,
+        "reason": f"r{iteration}",
+        "micro_f1": f1,
+        "macro_f1": f1 - 0.05,
+        "token_accuracy": 0.95,
+        "per_class": {"MethodName": f1 + 0.1, "TaskName": f1 - 0.2},
+        "gold_sentences": 100,
+        "auto_sentences": 0 if iteration == 0 else 40,
+        "auto_sentences_with_entities": 20,
+        "seconds": 90.0,
+    }
 
 
 def test_the_gain_counts_only_promoted_iterations():
@@ -65,10 +76,22 @@ def test_report_rewrites_only_the_generated_block(tmp_path):
     docs.mkdir()
     before = f"# Results\n\nhand-written intro\n\n{BEGIN}\nold table\n{END}\n\n## Reading\nkept\n"
     (docs / "results.md").write_text(before)
-    payload = {"regime": "docs35", "description": "35 documents", "documents": 35, "gold_train_sentences": 100,
-               "seed": 13, "epochs": 3, "papers_per_round": 10, "rounds": 2, "dev": "shared/data/sciner/dev.jsonl",
-               "registry": "sqlite:///x.db", "wall_seconds": 600, "machine": "test", "finished_at": "now",
-               "iterations": [_row(0, "promoted", 0.40), _row(1, "promoted", 0.43), _row(2, "rejected", 0.41)]}
+    payload = {
+        "regime": "docs35",
+        "description": "35 documents",
+        "documents": 35,
+        "gold_train_sentences": 100,
+        "seed": 13,
+        "epochs": 3,
+        "papers_per_round": 10,
+        "rounds": 2,
+        "dev": "shared/data/sciner/dev.jsonl",
+        "registry": "sqlite:///x.db",
+        "wall_seconds": 600,
+        "machine": "test",
+        "finished_at": "now",
+        "iterations": [_row(0, "promoted", 0.40), _row(1, "promoted", 0.43), _row(2, "rejected", 0.41)],
+    }
     (results / "reproduce-docs35.json").write_text(json.dumps(payload))
     write_report(results, docs)
     text = (docs / "results.md").read_text()
@@ -84,10 +107,23 @@ def test_the_control_trains_gold_only_for_as_many_steps_as_a_round(tmp_path):
     assert control_epochs(result) == 4  # 3 epochs x 140 / 100 sentences = 4.2
     results, docs = tmp_path / "results", tmp_path / "docs"
     results.mkdir()
-    payload = {"regime": "docs35", "description": "35 documents", "documents": 35, "gold_train_sentences": 100,
-               "seed": 13, "epochs": 3, "papers_per_round": 10, "rounds": 2, "dev": "dev.jsonl",
-               "registry": "sqlite:///x.db", "wall_seconds": 600, "machine": "test", "finished_at": "now",
-               "iterations": rows, "control": {**_row(0, "rejected", 0.42), "version": "9", "epochs": 4}}
+    payload = {
+        "regime": "docs35",
+        "description": "35 documents",
+        "documents": 35,
+        "gold_train_sentences": 100,
+        "seed": 13,
+        "epochs": 3,
+        "papers_per_round": 10,
+        "rounds": 2,
+        "dev": "dev.jsonl",
+        "registry": "sqlite:///x.db",
+        "wall_seconds": 600,
+        "machine": "test",
+        "finished_at": "now",
+        "iterations": rows,
+        "control": {**_row(0, "rejected", 0.42), "version": "9", "epochs": 4},
+    }
     (results / "reproduce-docs35.json").write_text(json.dumps(payload))
     write_report(results, docs)
     text = (docs / "results.md").read_text()
@@ -99,8 +135,9 @@ def test_both_regimes_pick_gold_outside_the_gates_evaluation_split(tmp_path):
     from bench.reproduce import carve_eval
     from bench.reproduce_report import evaluated_on
 
-    lines = [{"id": f"d{d}-{i}", "doc_id": f"d{d}", "tokens": ["x"], "tags": ["O"]}
-             for d in range(40) for i in range(3)]
+    lines = [
+        {"id": f"d{d}-{i}", "doc_id": f"d{d}", "tokens": ["x"], "tags": ["O"]} for d in range(40) for i in range(3)
+    ]
     train = tmp_path / "train.jsonl"
     train.write_text("".join(json.dumps(x) + "\n" for x in lines))
     split = carve_eval(train, tmp_path)
@@ -116,8 +153,14 @@ def test_both_regimes_pick_gold_outside_the_gates_evaluation_split(tmp_path):
 def _args(**over):
     import argparse
 
-    base = {"epochs": None, "seed": 13, "seed_f1_sd": None, "train": Path("t.jsonl"), "dev": Path("d.jsonl"),
-            "papers": Path("p.jsonl")}
+    base = {
+        "epochs": None,
+        "seed": 13,
+        "seed_f1_sd": None,
+        "train": Path("t.jsonl"),
+        "dev": Path("d.jsonl"),
+        "papers": Path("p.jsonl"),
+    }
     return argparse.Namespace(**{**base, **over})
 
 

@@ -39,7 +39,7 @@ def test_the_loss_on_a_toy_batch_equals_a_hand_computation():
 
     ce = -(_log_softmax(logits[0][0])[0] + _log_softmax(logits[1][0])[1]) / 2
     kls = []
-    for (b, i) in ((0, 1), (1, 0)):
+    for b, i in ((0, 1), (1, 0)):
         log_q = _log_softmax(logits[b][i], t)
         kls.append(sum(p * (math.log(p) - lq) for p, lq in zip(soft[b][i], log_q, strict=True)))
     expected = alpha * ce + (1 - alpha) * t * t * sum(kls) / 2
@@ -91,8 +91,10 @@ def test_a_student_learns_from_gold_and_teacher_labelled_abstracts(tiny_model_di
         "\n".join(
             json.dumps({"paper_id": f"p{i}", "title": "A study", "abstract": s})
             for i, s in enumerate(
-                ["We train BERT on SQuAD with a learning rate of 3e-5 and reach 91.2 F1.",
-                 "Our CRF tagger improves named entity recognition on CoNLL-2003."]
+                [
+                    "We train BERT on SQuAD with a learning rate of 3e-5 and reach 91.2 F1.",
+                    "Our CRF tagger improves named entity recognition on CoNLL-2003.",
+                ]
             )
         ),
         encoding="utf-8",

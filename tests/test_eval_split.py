@@ -15,13 +15,17 @@ from training.gold import GoldError, load_gold
 
 
 def _doc(d: int, n: int = 3) -> list[Sentence]:
-    return [Sentence(f"d{d}#s{i}", [f"w{d}", f"x{i}", "."], ["B-MethodName", "O", "O"], doc_id=f"d{d}")
-            for i in range(n)]
+    return [
+        Sentence(f"d{d}#s{i}", [f"w{d}", f"x{i}", "."], ["B-MethodName", "O", "O"], doc_id=f"d{d}") for i in range(n)
+    ]
 
 
 def _write(path: Path, sentences: list[Sentence]) -> Path:
-    path.write_text("".join(json.dumps({"id": s.id, "doc_id": s.doc_id, "tokens": s.tokens, "tags": s.tags}) + "\n"
-                            for s in sentences))
+    path.write_text(
+        "".join(
+            json.dumps({"id": s.id, "doc_id": s.doc_id, "tokens": s.tokens, "tags": s.tags}) + "\n" for s in sentences
+        )
+    )
     return path
 
 
@@ -51,8 +55,11 @@ def test_the_split_hash_and_source_are_recorded():
     train = [s for d in range(30) for s in _doc(d)]
     a, b = carve(train, 0.15, "salt"), carve(list(train), 0.15, "salt")
     assert a.sha256 == b.sha256 and len(a.sha256) == 64
-    assert a.tags == {"eval_split": "carved:0.15:salt", "eval_split_sha256": a.sha256,
-                      "eval_split_documents": str(len(a.documents))}
+    assert a.tags == {
+        "eval_split": "carved:0.15:salt",
+        "eval_split_sha256": a.sha256,
+        "eval_split_documents": str(len(a.documents)),
+    }
 
 
 def test_a_given_eval_file_takes_its_documents_and_sentences_out_of_training():
@@ -74,8 +81,10 @@ def test_load_gold_carves_the_seed_set_and_keeps_additions_out_of_the_split(tmp_
     # a human-corrected sentence from an evaluation document does not enter training
     (home / "gold").mkdir(parents=True)
     leaked = next(s for s in gold.eval)
-    _write(home / "gold" / "additions.jsonl", [leaked, Sentence("new#1", ["BERT", "."], ["B-MethodName", "O"],
-                                                                doc_id="new")])
+    _write(
+        home / "gold" / "additions.jsonl",
+        [leaked, Sentence("new#1", ["BERT", "."], ["B-MethodName", "O"], doc_id="new")],
+    )
     again = load_gold(settings)
     assert [s.id for s in again.additions] == ["new#1"] and again.split.sha256 == gold.split.sha256
 

@@ -108,8 +108,9 @@ def test_drift_across_three_simulated_rounds_is_caught():
         candidate = {**champion, "MethodName": champion["MethodName"] + 0.02, "TaskName": champion["TaskName"] - 0.02}
         champ_scores = ModelScores(0.5 + 0.01 * round_no, champion, dict.fromkeys(champion, 100))
         cand_scores = ModelScores(0.5 + 0.01 * (round_no + 1), candidate, dict.fromkeys(candidate, 100))
-        floors = class_floors(champ_scores, champion_version, {v: s for v, s in history.items()
-                                                               if v != champion_version})
+        floors = class_floors(
+            champ_scores, champion_version, {v: s for v, s in history.items() if v != champion_version}
+        )
         d = decide(cand_scores, champ_scores, rule="delta", max_class_drop=0.05, floors=floors)
         versus_champion_only = decide(cand_scores, champ_scores, rule="delta", max_class_drop=0.05)
         assert versus_champion_only.promote  # the old guard lets every step through

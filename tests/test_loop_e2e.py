@@ -52,9 +52,25 @@ def mlflow_uri(tmp_path_factory):
     env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
     log = (root / "server.log").open("w")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", f"sqlite:///{root / 'mlflow.db'}",
-         "--artifacts-destination", str(root / "artifacts"), "--host", "127.0.0.1", "--port", str(port)],
-        env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, cwd=root,
+        [
+            sys.executable,
+            "-m",
+            "mlflow",
+            "server",
+            "--backend-store-uri",
+            f"sqlite:///{root / 'mlflow.db'}",
+            "--artifacts-destination",
+            str(root / "artifacts"),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+        cwd=root,
     )
     uri = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 300  # a loaded 2-core box needs minutes to import the server
@@ -178,8 +194,13 @@ def test_bootstrap_registers_the_first_champion_once(env, champion, tmp_path):
     mv = version(env, "1")
     assert mv.tags["decision"] == "promoted" and mv.tags["kind"] == "bootstrap"
     assert mv.description.startswith("Promoted: bootstrap, ")
-    assert {"review/per_class.md", "review/confusion.md", "review/side_by_side.md", "review/side_by_side.html",
-            "review/lineage.json"} <= artifact_paths(env, mv.run_id)
+    assert {
+        "review/per_class.md",
+        "review/confusion.md",
+        "review/side_by_side.md",
+        "review/side_by_side.html",
+        "review/lineage.json",
+    } <= artifact_paths(env, mv.run_id)
     lineage = artifact_json(env, mv.run_id, "review/lineage.json", tmp_path)
     assert lineage["data"]["gold_train"]["sha256"] == sha256_file(SEED_TRAIN)
     assert mv.tags["data_sha256"] == lineage["data_sha256"] and not LINEAGE_HASH_TAGS & set(mv.tags)
@@ -196,12 +217,17 @@ def test_ingest_papers(env, champion):
 
 def test_round_promoted_when_the_gate_passes(env, champion, tmp_path):
     # A 1-epoch candidate is no better than a 1-epoch champion: open the gate to exercise promotion.
-    result = cli(env, "retrain", "--once", SCINER_MIN_F1_DELTA="-1", SCINER_MAX_CLASS_DROP="1",
-                 SCINER_PROMOTION_RULE="delta")
+    result = cli(
+        env, "retrain", "--once", SCINER_MIN_F1_DELTA="-1", SCINER_MAX_CLASS_DROP="1", SCINER_PROMOTION_RULE="delta"
+    )
     assert result.exit_code == 0, result.output
     out = json.loads(result.stdout)
-    assert (out["decision"], out["version"], out["champion_before"], out["champion_after"]) == \
-        ("promoted", "2", "1", "2")
+    assert (out["decision"], out["version"], out["champion_before"], out["champion_after"]) == (
+        "promoted",
+        "2",
+        "1",
+        "2",
+    )
     assert aliases(env) == {"champion": "2", "challenger": "2"}
     mv = version(env, "2")
     tags = mv.tags
@@ -212,9 +238,21 @@ def test_round_promoted_when_the_gate_passes(env, champion, tmp_path):
     assert len(tags["data_sha256"]) == 64 and not LINEAGE_HASH_TAGS & set(tags)  # hashes: review/lineage.json
     run = client(env).get_run(mv.run_id)
     m = run.data.metrics
-    for key in ("eval_micro_f1", "eval_macro_f1", "eval_token_accuracy", "eval_f1_MethodName",
-                "champion_eval_micro_f1", "f1_delta", "bootstrap_delta_lower", "threshold_MethodName",
-                "gold_train_sentences", "auto_sentences", "papers_new", "stage_train_s", "stage_register_s"):
+    for key in (
+        "eval_micro_f1",
+        "eval_macro_f1",
+        "eval_token_accuracy",
+        "eval_f1_MethodName",
+        "champion_eval_micro_f1",
+        "f1_delta",
+        "bootstrap_delta_lower",
+        "threshold_MethodName",
+        "gold_train_sentences",
+        "auto_sentences",
+        "papers_new",
+        "stage_train_s",
+        "stage_register_s",
+    ):
         assert key in m, key
     # the seed set minus its carved evaluation documents (2 of 12 documents, 23 sentences); both versions
     # were judged on the same split, and say which
@@ -223,9 +261,19 @@ def test_round_promoted_when_the_gate_passes(env, champion, tmp_path):
     assert tags["eval_split_sha256"] == version(env, "1").tags["eval_split_sha256"]
     assert run.data.params["min_f1_delta"] == "-1.0" and run.data.params["parent_version"] == "1"
     files = artifact_paths(env, mv.run_id)
-    assert {"review/per_class.md", "review/confusion.md", "review/confusion.json", "review/side_by_side.md",
-            "review/side_by_side.html", "review/decision.json", "review/thresholds.json", "review/lineage.json",
-            "auto/auto_annotated.jsonl", "auto/predictions.jsonl", "auto/active_learning.json"} <= files
+    assert {
+        "review/per_class.md",
+        "review/confusion.md",
+        "review/confusion.json",
+        "review/side_by_side.md",
+        "review/side_by_side.html",
+        "review/decision.json",
+        "review/thresholds.json",
+        "review/lineage.json",
+        "auto/auto_annotated.jsonl",
+        "auto/predictions.jsonl",
+        "auto/active_learning.json",
+    } <= files
     # the snapshot artifact is the data the candidate was trained with, by content hash
     snap = client(env).download_artifacts(mv.run_id, "auto/auto_annotated.jsonl", str(tmp_path))
     lineage = artifact_json(env, mv.run_id, "review/lineage.json", tmp_path)
@@ -272,16 +320,22 @@ def _wait_for(lines: queue.Queue, marker: str, timeout: float, seen: list[str]) 
 
 def test_concurrent_round_exits_and_a_round_killed_mid_training_changes_nothing(env, champion):
     before_versions = len(client(env).search_model_versions("name='sciner'"))
-    proc = subprocess.Popen([*SCINER, "retrain", "--once"], env={**os.environ, **env}, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [*SCINER, "retrain", "--once"],
+        env={**os.environ, **env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     lines: queue.Queue = queue.Queue()
     threading.Thread(target=_reader, args=(proc.stderr, lines), daemon=True).start()
     seen: list[str] = []
     try:
         _wait_for(lines, "round lock acquired", 120, seen)
         # a second round while the first runs: exits at once with code 3, never trains
-        second = subprocess.run([*SCINER, "retrain", "--once"], env={**os.environ, **env}, capture_output=True,
-                                text=True, timeout=120)
+        second = subprocess.run(
+            [*SCINER, "retrain", "--once"], env={**os.environ, **env}, capture_output=True, text=True, timeout=120
+        )
         assert second.returncode == 3, second.stderr
         assert "another round is running" in second.stderr and f"pid={proc.pid}" in second.stderr
         assert "stage=train" not in second.stderr
@@ -375,8 +429,9 @@ def test_rollback_and_promote_move_the_champion(env, champion):
     assert tags["champion_previous"] == "1" and tags["promotion_reason"] == "reviewed by hand"
     assert tags["decision"] == "rejected"  # the gate's verdict stays on record
     # the version page tells who, why and when first, then what the gate said
-    assert mv.description.startswith(f"Promoted by hand by {tags['promoted_by']} ({tags['promoted_at']}): "
-                                      "reviewed by hand. | gate: Rejected: ")
+    assert mv.description.startswith(
+        f"Promoted by hand by {tags['promoted_by']} ({tags['promoted_at']}): reviewed by hand. | gate: Rejected: "
+    )
     assert cli(env, "rollback").exit_code == 0 and aliases(env)["champion"] == "1"
     missing = cli(env, "promote", "--version", "99")
     assert missing.exit_code == 1 and aliases(env)["champion"] == "1"
@@ -389,9 +444,11 @@ def test_rollback_after_an_alias_move_through_the_rest_api_returns_to_the_versio
     result = cli(env, "promote", "--version", "3", "--reason", "serves again")
     assert result.exit_code == 0 and "v1 -> v3" in result.stdout, result.output
     request = urllib.request.Request(
-        f"{env['SCINER_MLFLOW_TRACKING_URI']}/api/2.0/mlflow/registered-models/alias", method="POST",
+        f"{env['SCINER_MLFLOW_TRACKING_URI']}/api/2.0/mlflow/registered-models/alias",
+        method="POST",
         data=json.dumps({"name": "sciner", "alias": "champion", "version": "2"}).encode(),
-        headers={"Content-Type": "application/json"})
+        headers={"Content-Type": "application/json"},
+    )
     with urllib.request.urlopen(request, timeout=10) as resp:
         assert resp.status == 200
     assert aliases(env)["champion"] == "2"  # v2 carries champion_previous=1 from its own round
@@ -478,8 +535,12 @@ def test_review_page_shows_every_gold_and_predicted_entity_of_the_sample(env, ch
 
     run_id = version(env, "3").run_id
     page = Path(client(env).download_artifacts(run_id, "review/side_by_side.html", str(tmp_path))).read_text("utf-8")
-    rows = [json.loads(line) for line in Path(client(env).download_artifacts(
-        run_id, "review/side_by_side.jsonl", str(tmp_path))).read_text("utf-8").splitlines()]
+    rows = [
+        json.loads(line)
+        for line in Path(client(env).download_artifacts(run_id, "review/side_by_side.jsonl", str(tmp_path)))
+        .read_text("utf-8")
+        .splitlines()
+    ]
 
     class Entities(HTMLParser):
         """(sentence index, who, entity text, label) of every highlighted entity on the page."""
@@ -505,8 +566,12 @@ def test_review_page_shows_every_gold_and_predicted_entity_of_the_sample(env, ch
 
     parser = Entities()
     parser.feed(page)
-    expected = sorted((i, who, " ".join(r["tokens"][s.start:s.end]), s.label)
-                      for i, r in enumerate(rows) for who in ("gold", "champion", "candidate") for s in spans(r[who]))
+    expected = sorted(
+        (i, who, " ".join(r["tokens"][s.start : s.end]), s.label)
+        for i, r in enumerate(rows)
+        for who in ("gold", "champion", "candidate")
+        for s in spans(r[who])
+    )
     assert expected and sorted(parser.found) == expected
     assert page.startswith("<!DOCTYPE html>") and '<meta charset="utf-8">' in page
     assert all(f">{label}</span>" in page for label in ("MethodName", "DatasetName", "TaskName"))  # the legend
@@ -532,15 +597,32 @@ def test_mlflow_models_predict_runs_a_registered_version(env, champion, tmp_path
     text = "We fine-tune BERT with a learning rate of 2e-5 and reach 84.6 accuracy on MNLI."
     (tmp_path / "in.json").write_text(json.dumps({"dataframe_records": [{"text": text}]}))
     out = subprocess.run(
-        [str(Path(sys.executable).with_name("mlflow")), "models", "predict", "-m", "models:/sciner/2",
-         "--env-manager", "local", "-i", str(tmp_path / "in.json"), "-t", "json", "-o", str(tmp_path / "out.json")],
-        env={**os.environ, **env, "MLFLOW_TRACKING_URI": env["SCINER_MLFLOW_TRACKING_URI"]}, capture_output=True,
-        text=True, timeout=300, cwd=tmp_path)
+        [
+            str(Path(sys.executable).with_name("mlflow")),
+            "models",
+            "predict",
+            "-m",
+            "models:/sciner/2",
+            "--env-manager",
+            "local",
+            "-i",
+            str(tmp_path / "in.json"),
+            "-t",
+            "json",
+            "-o",
+            str(tmp_path / "out.json"),
+        ],
+        env={**os.environ, **env, "MLFLOW_TRACKING_URI": env["SCINER_MLFLOW_TRACKING_URI"]},
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     [prediction] = json.loads((tmp_path / "out.json").read_text())["predictions"]
     assert prediction["windows"] == 1
     for e in prediction["entities"]:
-        assert text[e["start"]:e["end"]] == e["text"] and set(e) == {"start", "end", "text", "label", "score"}
+        assert text[e["start"] : e["end"]] == e["text"] and set(e) == {"start", "end", "text", "label", "score"}
     model = client(env).get_registered_model("sciner")
     assert "ACL SciNER" in model.description and model.tags["labels"].split(",")[0] == "MethodName"
     # sciner's own command takes the same URIs, and without one the serving model (the champion)
@@ -562,8 +644,9 @@ def test_active_learning_export_and_gold_ingest(env, champion, tmp_path):
     assert confidences == sorted(confidences)
     # a human corrects the first task in Label Studio and exports it
     task = tasks[0]
-    task["annotations"] = [{"result": [{"value": {"start": 0, "end": len(task["data"]["text"].split()[0]),
-                                                  "labels": ["MethodName"]}}]}]
+    task["annotations"] = [
+        {"result": [{"value": {"start": 0, "end": len(task["data"]["text"].split()[0]), "labels": ["MethodName"]}}]}
+    ]
     corrected = tmp_path / "corrected.json"
     corrected.write_text(json.dumps([task]))
     result = cli(env, "ingest-gold", str(corrected))
@@ -593,8 +676,9 @@ def test_a_round_annotated_by_a_teacher_folder_records_the_teacher_in_its_lineag
     assert lineage["data"]["auto_annotated"]["annotator_version"] == f"teacher:mpnet-teacher@{digest}"
     rows = Path(client(env).download_artifacts(mv.run_id, "auto/predictions.jsonl", str(tmp_path))).read_text()
     assert {json.loads(r)["annotator_version"] for r in rows.splitlines()} == {f"teacher:mpnet-teacher@{digest}"}
-    tasks = json.loads(Path(client(env).download_artifacts(mv.run_id, "auto/active_learning.json",
-                                                           str(tmp_path))).read_text())
+    tasks = json.loads(
+        Path(client(env).download_artifacts(mv.run_id, "auto/active_learning.json", str(tmp_path))).read_text()
+    )
     assert {t["predictions"][0]["model_version"] for t in tasks} == {f"teacher:mpnet-teacher@{digest}"}
 
 

@@ -45,8 +45,13 @@ def test_job_is_persisted_with_coalesce_single_instance_and_misfire_grace(tmp_pa
     sched.start(paused=True)
     try:
         job = ensure_job(sched, settings)
-        assert (job.id, job.func_ref, job.coalesce, job.max_instances, job.misfire_grace_time) == \
-            (JOB_ID, FUNC_REF, True, 1, 120)
+        assert (job.id, job.func_ref, job.coalesce, job.max_instances, job.misfire_grace_time) == (
+            JOB_ID,
+            FUNC_REF,
+            True,
+            1,
+            120,
+        )
         first_run = job.next_run_time
     finally:
         sched.shutdown(wait=False)
@@ -86,11 +91,17 @@ def _wait_for(lines: queue.Queue, marker: str, timeout: float, seen: list[str]) 
 
 @pytest.mark.slow
 def test_scheduler_runs_rounds_survives_failures_heartbeats_and_stops_on_sigterm(tmp_path):
-    env = {**os.environ, "SCINER_HOME": str(tmp_path), "SCINER_MLFLOW_TRACKING_URI": _dead_uri(),
-           "SCINER_RETRAIN_INTERVAL_MINUTES": "0.05", "SCINER_HEARTBEAT_SECONDS": "0.5",
-           "HF_HUB_OFFLINE": "1"}
-    proc = subprocess.Popen([*SCINER, "scheduler"], env=env, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL,
-                            text=True)
+    env = {
+        **os.environ,
+        "SCINER_HOME": str(tmp_path),
+        "SCINER_MLFLOW_TRACKING_URI": _dead_uri(),
+        "SCINER_RETRAIN_INTERVAL_MINUTES": "0.05",
+        "SCINER_HEARTBEAT_SECONDS": "0.5",
+        "HF_HUB_OFFLINE": "1",
+    }
+    proc = subprocess.Popen(
+        [*SCINER, "scheduler"], env=env, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True
+    )
     lines: queue.Queue = queue.Queue()
     threading.Thread(target=_reader, args=(proc.stderr, lines), daemon=True).start()
     seen: list[str] = []
@@ -116,8 +127,13 @@ def test_scheduler_runs_rounds_survives_failures_heartbeats_and_stops_on_sigterm
     stopped = CliRunner().invoke(app, ["healthcheck"], env={"SCINER_HOME": str(tmp_path)})
     assert "state stopped" in stopped.output
     # restart: the persisted job is resumed, not re-created
-    proc = subprocess.Popen([*SCINER, "scheduler"], env={**env, "SCINER_RETRAIN_INTERVAL_MINUTES": "0.05"},
-                            stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
+    proc = subprocess.Popen(
+        [*SCINER, "scheduler"],
+        env={**env, "SCINER_RETRAIN_INTERVAL_MINUTES": "0.05"},
+        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        text=True,
+    )
     lines = queue.Queue()
     threading.Thread(target=_reader, args=(proc.stderr, lines), daemon=True).start()
     try:

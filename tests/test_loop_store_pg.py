@@ -38,11 +38,18 @@ def pg_url():
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     q = shlex.quote
-    subprocess.run(_as_db_user(f"initdb -D {q(str(data))} -A trust -U sciner > {q(str(root / 'initdb.log'))} 2>&1"),
-                   check=True, timeout=120)
+    subprocess.run(
+        _as_db_user(f"initdb -D {q(str(data))} -A trust -U sciner > {q(str(root / 'initdb.log'))} 2>&1"),
+        check=True,
+        timeout=120,
+    )
     opts = f"-p {port} -k {root} -c listen_addresses=127.0.0.1"
-    subprocess.run(_as_db_user(f"pg_ctl -D {q(str(data))} -o {q(opts)} -l {q(str(root / 'log'))} -w start"),
-                   check=True, timeout=120, capture_output=True)
+    subprocess.run(
+        _as_db_user(f"pg_ctl -D {q(str(data))} -o {q(opts)} -l {q(str(root / 'log'))} -w start"),
+        check=True,
+        timeout=120,
+        capture_output=True,
+    )
     yield f"postgresql+psycopg://sciner@127.0.0.1:{port}/postgres"
     subprocess.run(_as_db_user(f"pg_ctl -D {q(str(data))} -m fast -w stop"), timeout=120, capture_output=True)
     shutil.rmtree(root, ignore_errors=True)
@@ -51,12 +58,14 @@ def pg_url():
 def test_store_on_postgres_dedupes_survives_a_concurrent_ingest_and_records_rounds(pg_url):
     store = PaperStore(pg_url)
     try:
-        report = ingest_records([{"paper_id": f"P{i}", "abstract": f"Paper {i}."} for i in range(4)] + [{"x": 1}],
-                                store=store)
+        report = ingest_records(
+            [{"paper_id": f"P{i}", "abstract": f"Paper {i}."} for i in range(4)] + [{"x": 1}], store=store
+        )
         assert report.added == 4 and [e.index for e in report.errors] == [4]
         # another writer stores Q between our duplicate check and our insert: Q ends up a duplicate
-        good, _ = validate_records([("a", {"paper_id": "Q", "abstract": "Q text."}),
-                                    ("b", {"paper_id": "R", "abstract": "R text."})])
+        good, _ = validate_records(
+            [("a", {"paper_id": "Q", "abstract": "Q text."}), ("b", {"paper_id": "R", "abstract": "R text."})]
+        )
         check = store._dedupe
         raced = []
 
@@ -74,8 +83,14 @@ def test_store_on_postgres_dedupes_survives_a_concurrent_ingest_and_records_roun
         assert rep.added == 1 and rep.paper_ids == ["R"] and rep.duplicates[0].paper_id == "Q"
         store._dedupe = check  # type: ignore[method-assign]
         r = store.start_round("1")
-        store.finish_round(r, status="registered", decision="promoted", model_version="2",
-                           new_papers=[p.pk for p in store.unused_papers(3)], stats={"ok": True})
+        store.finish_round(
+            r,
+            status="registered",
+            decision="promoted",
+            model_version="2",
+            new_papers=[p.pk for p in store.unused_papers(3)],
+            stats={"ok": True},
+        )
         assert store.count() == 6 and store.count_unused() == 3
         assert store.paper_rounds("P0") == [r] and store.rounds(1)[0].papers == 3
     finally:

@@ -51,8 +51,7 @@ def test_calibrate_thresholds_matches_exact_spans_and_types():
         [WordSpan(0, 2, "MethodName", 0.95), WordSpan(3, 4, "TaskName", 0.9)],  # second: wrong type
         [WordSpan(1, 2, "TaskName", 0.8)],
     ]
-    th = calibrate_thresholds(gold, pred, ["MethodName", "TaskName", "DatasetName"], 0.5, min_entities=1,
-                              default=0.7)
+    th = calibrate_thresholds(gold, pred, ["MethodName", "TaskName", "DatasetName"], 0.5, min_entities=1, default=0.7)
     assert th["MethodName"].threshold == 0.95
     assert th["TaskName"].threshold == 0.8 and th["TaskName"].precision_at_threshold == 0.5
     assert th["DatasetName"].status == "default"
@@ -179,21 +178,31 @@ def store(tmp_path):
 
 
 def test_paper_records_validate_and_hash():
-    rec = paper_from_mapping({"paper_id": "P1", "title": "T", "abstract": " Body  text. ", "year": 2020,
-                              "venue": "ACL"})
+    rec = paper_from_mapping(
+        {"paper_id": "P1", "title": "T", "abstract": " Body  text. ", "year": 2020, "venue": "ACL"}
+    )
     assert rec.text == "T\n\nBody  text." and rec.content_hash == content_hash("T Body text.")
     assert paper_from_mapping({"text": "Just text."}).paper_id.startswith("sha256:")
-    for bad, reason in [([], "not a JSON object"), ({"title": "x"}, "needs an 'abstract'"),
-                        ({"abstract": "  "}, "is empty"), ({"abstract": "a", "year": "2020"}, "'year'"),
-                        ({"abstract": "a", "paper_id": ["x"]}, "'paper_id'")]:
+    for bad, reason in [
+        ([], "not a JSON object"),
+        ({"title": "x"}, "needs an 'abstract'"),
+        ({"abstract": "  "}, "is empty"),
+        ({"abstract": "a", "year": "2020"}, "'year'"),
+        ({"abstract": "a", "paper_id": ["x"]}, "'paper_id'"),
+    ]:
         with pytest.raises(ValueError, match=reason):
             paper_from_mapping(bad)
 
 
 def test_ingest_records_dedupes_by_id_and_content_and_keeps_good_records(store):
     report = ingest_records(
-        [{"paper_id": "A", "abstract": "Alpha text."}, {"nope": 1}, {"paper_id": "B", "abstract": "Beta."},
-         {"paper_id": "A", "abstract": "Alpha text."}, {"paper_id": "C", "abstract": "Alpha   text."}],
+        [
+            {"paper_id": "A", "abstract": "Alpha text."},
+            {"nope": 1},
+            {"paper_id": "B", "abstract": "Beta."},
+            {"paper_id": "A", "abstract": "Alpha text."},
+            {"paper_id": "C", "abstract": "Alpha   text."},
+        ],
         store=store,
     )
     assert report.added == 2 and report.paper_ids == ["A", "B"]
@@ -213,12 +222,19 @@ def test_rounds_record_used_papers_only_when_finished(store):
     # a round that dies before finish_round leaves everything unused; the next start marks it abandoned
     r2 = store.start_round("1")
     assert store.count_unused() == 5
-    store.finish_round(r2, status="registered", decision="promoted", model_version="2",
-                       new_papers=[p.pk for p in first])
+    store.finish_round(
+        r2, status="registered", decision="promoted", model_version="2", new_papers=[p.pk for p in first]
+    )
     assert store.count_unused() == 2 and [p.paper_id for p in store.unused_papers(10)] == ["P3", "P4"]
     r3 = store.start_round("2")
-    store.finish_round(r3, status="registered", decision="rejected", model_version="3",
-                       new_papers=[p.pk for p in store.unused_papers(10)], reused_papers=[first[0].pk])
+    store.finish_round(
+        r3,
+        status="registered",
+        decision="rejected",
+        model_version="3",
+        new_papers=[p.pk for p in store.unused_papers(10)],
+        reused_papers=[first[0].pk],
+    )
     assert store.paper_rounds("P0") == [r2, r3] and store.paper_rounds("P4") == [r3]
     assert next(p.paper_id for p in store.used_papers(2)) in {"P0", "P3", "P4"}
     rounds = {r.id: r for r in store.rounds()}
@@ -231,9 +247,15 @@ def test_cli_ingest_reports_bad_lines_and_keeps_good_ones(tmp_path, monkeypatch)
     monkeypatch.setenv("SCINER_HOME", str(tmp_path / "home"))
     src = tmp_path / "papers.jsonl"
     src.write_text(
-        json.dumps({"paper_id": "2022.acl-long.1", "title": "T", "abstract": "We propose X.", "year": 2022,
-                    "venue": "ACL"}) + "\n" + "{broken\n\n" + json.dumps({"paper_id": "P2", "abstract": 3}) + "\n"
-        + json.dumps({"paper_id": "P3", "abstract": "Another one."}) + "\n"
+        json.dumps(
+            {"paper_id": "2022.acl-long.1", "title": "T", "abstract": "We propose X.", "year": 2022, "venue": "ACL"}
+        )
+        + "\n"
+        + "{broken\n\n"
+        + json.dumps({"paper_id": "P2", "abstract": 3})
+        + "\n"
+        + json.dumps({"paper_id": "P3", "abstract": "Another one."})
+        + "\n"
     )
     txt = tmp_path / "notes.txt"
     txt.write_text("A plain text paper. It has two sentences.")
@@ -306,8 +328,10 @@ def test_ingest_gold_appends_and_replaces_corrected_sentences(tmp_path):
 
     settings = Settings(home=tmp_path)
     ls = tmp_path / "corrected.json"
-    task = {"data": {"text": "We train GazCRF on CoNLL."},
-            "annotations": [{"result": [{"value": {"start": 9, "end": 15, "labels": ["MethodName"]}}]}]}
+    task = {
+        "data": {"text": "We train GazCRF on CoNLL."},
+        "annotations": [{"result": [{"value": {"start": 9, "end": 15, "labels": ["MethodName"]}}]}],
+    }
     ls.write_text(json.dumps([task, {"data": {"text": "Not annotated."}}]))
     first = ingest_gold(settings, ls)
     assert (first.added, first.replaced, first.total) == (1, 0, 1)
@@ -333,10 +357,18 @@ def test_export_review_from_a_round_folder(tmp_path):
     settings = Settings(home=tmp_path)
     src = tmp_path / "rounds" / "00004" / "auto"
     src.mkdir(parents=True)
-    rows = [{"id": f"p#s{i}", "paper_id": "p", "text": "We use BERT.", "confidence": c, "round": 4,
-             "annotator_version": "3",
-             "entities": [{"start": 7, "end": 11, "text": "BERT", "label": "MethodName", "score": c}]}
-            for i, c in enumerate([0.9, 0.3, 0.6])]
+    rows = [
+        {
+            "id": f"p#s{i}",
+            "paper_id": "p",
+            "text": "We use BERT.",
+            "confidence": c,
+            "round": 4,
+            "annotator_version": "3",
+            "entities": [{"start": 7, "end": 11, "text": "BERT", "label": "MethodName", "score": c}],
+        }
+        for i, c in enumerate([0.9, 0.3, 0.6])
+    ]
     (src / "predictions.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     out = tmp_path / "review.json"
     n, origin = export_review(settings, out, round_id=4, count=2)
@@ -355,8 +387,10 @@ def test_sciner_promote_loads_neither_the_trainer_nor_the_metrics_stack():
     import subprocess
     import sys
 
-    code = ("import sys; from training.cli import app; from training.loop_commands import promote; "
-            "import training.aliases; print(sorted(m for m in ('torch', 'seqeval', 'sklearn', 'sqlalchemy', "
-            "'transformers', 'mlflow') if m in sys.modules))")
+    code = (
+        "import sys; from training.cli import app; from training.loop_commands import promote; "
+        "import training.aliases; print(sorted(m for m in ('torch', 'seqeval', 'sklearn', 'sqlalchemy', "
+        "'transformers', 'mlflow') if m in sys.modules))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"  # MLflow's client is imported on the first registry call only

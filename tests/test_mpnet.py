@@ -35,8 +35,13 @@ def write_tiny_mpnet(folder: Path, words: list[str]) -> Path:
     (folder / "vocab.txt").write_text("\n".join(dict.fromkeys(vocab)) + "\n", encoding="utf-8")
     tokenizer = MPNetTokenizerFast(vocab_file=str(folder / "vocab.txt"), do_lower_case=True)
     config = MPNetConfig(
-        vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-        intermediate_size=64, max_position_embeddings=514, pad_token_id=tokenizer.pad_token_id,
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=514,
+        pad_token_id=tokenizer.pad_token_id,
     )
     MPNetModel(config).save_pretrained(folder)
     tokenizer.save_pretrained(folder)
@@ -50,8 +55,12 @@ def mpnet_model_dir(tmp_path_factory, seed_train, seed_dev) -> Path:
     words = [w.lower() for s in seed_train for w in s.tokens if w.isalpha()]
     base = write_tiny_mpnet(tmp_path_factory.mktemp("mpnet-base"), words)
     settings = Settings(
-        home=tmp_path_factory.mktemp("mpnet-home"), base_model=str(base), epochs=2, learning_rate=1e-3,
-        batch_size=8, intra_op_threads=1,
+        home=tmp_path_factory.mktemp("mpnet-home"),
+        base_model=str(base),
+        epochs=2,
+        learning_rate=1e-3,
+        batch_size=8,
+        intra_op_threads=1,
     )
     out = tmp_path_factory.mktemp("models") / "mpnet"
     train_and_export(seed_train, seed_dev, out, settings, progress=False)

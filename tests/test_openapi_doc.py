@@ -35,8 +35,13 @@ def _run(app: PublicOpenAPI, path: str, method: str = "GET") -> list[dict]:
 
 async def _bentoml_like(scope, receive, send) -> None:
     body = json.dumps(DOC).encode()
-    await send({"type": "http.response.start", "status": 200,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 200,
+            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+        }
+    )
     await send({"type": "http.response.body", "body": body[:20], "more_body": True})
     await send({"type": "http.response.body", "body": body[20:]})
 

@@ -138,7 +138,10 @@ def test_intermediate_training_leaves_an_encoder_that_sciner_fine_tunes(seed_tra
     assert not list(tmp_path.glob(".encoder*")), "no staging folder left behind"
 
     tuned = train_model(
-        seed_train[:40], seed_dev[:10], tmp_path / "tuned", settings.model_copy(update={"base_model": str(encoder)}),
+        seed_train[:40],
+        seed_dev[:10],
+        tmp_path / "tuned",
+        settings.model_copy(update={"base_model": str(encoder)}),
         progress=False,
     )
     labels = read_metadata(tuned.model_dir).labels
@@ -157,10 +160,19 @@ def test_training_runs_on_cuda_only_when_asked_for_or_auto_and_present():
 def test_the_new_head_learns_at_its_own_rate_and_norms_and_biases_skip_weight_decay():
     from transformers import BertConfig, BertForTokenClassification
 
-    model = BertForTokenClassification(BertConfig(vocab_size=50, hidden_size=16, num_hidden_layers=1,
-                                                  num_attention_heads=2, intermediate_size=32, num_labels=5))
-    groups = parameter_groups(model.named_parameters(), Settings(learning_rate=1e-4, head_lr_factor=20,
-                                                                 weight_decay=0.01))
+    model = BertForTokenClassification(
+        BertConfig(
+            vocab_size=50,
+            hidden_size=16,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            intermediate_size=32,
+            num_labels=5,
+        )
+    )
+    groups = parameter_groups(
+        model.named_parameters(), Settings(learning_rate=1e-4, head_lr_factor=20, weight_decay=0.01)
+    )
     by_id = {id(p): g for g in groups for p in g["params"]}
     named = dict(model.named_parameters())
     assert len(by_id) == len(named)  # every parameter in exactly one group

@@ -24,22 +24,33 @@ from training.verdict import decision_headline, description, headline, manual_de
 def test_the_verdict_leads_with_the_decision_and_the_number_that_decided_it():
     assert points(0.009) == "+0.9" and points(-0.0042) == "\u22120.4"
     assert headline(True, 0.009, champion="12") == "Promoted: +0.9 F1 vs v12"
-    drop = headline(False, 0.003, champion="12", checks={"f1_delta": True, "class_drop": False},
-                    class_drops={"TaskName": 0.042, "MethodName": 0.01})
+    drop = headline(
+        False,
+        0.003,
+        champion="12",
+        checks={"f1_delta": True, "class_drop": False},
+        class_drops={"TaskName": 0.042, "MethodName": 0.01},
+    )
     assert drop == "Rejected: TaskName \u22124.2 F1 vs v12"
-    assert headline(False, 0.001, champion="3", checks={"f1_delta": False}, min_f1_delta=0.005) == \
-        "Rejected: +0.1 F1 vs v3, below +0.5"
-    assert headline(False, 0.004, champion="3", checks={"f1_delta": True, "bootstrap_ci": False}, ci_lower=-0.002) \
+    assert (
+        headline(False, 0.001, champion="3", checks={"f1_delta": False}, min_f1_delta=0.005)
+        == "Rejected: +0.1 F1 vs v3, below +0.5"
+    )
+    assert (
+        headline(False, 0.004, champion="3", checks={"f1_delta": True, "bootstrap_ci": False}, ci_lower=-0.002)
         == "Rejected: +0.4 F1 vs v3, 95% lower bound \u22120.2"
+    )
     assert headline(False, 0.02, champion="3", checks={"noise_floor": False}) == "Rejected: +2.0 F1 vs v3 (noise_floor)"
     decision = {"promote": np.bool_(False), "delta": -0.01, "checks": {"f1_delta": np.bool_(False)}, "ci": None}
     assert decision_headline(decision, "2").startswith("Rejected: \u22121.0 F1 vs v2")
 
 
 def test_the_description_is_one_line_verdict_first_and_short_enough_for_the_version_list():
-    text = description("Rejected: +0.1 F1 vs v3, below +0.5",
-                       "Not promoted: micro-F1 0.5010 vs champion v3 0.5000 (+0.0010); the gain is too small.",
-                       "round 4, parent v3")
+    text = description(
+        "Rejected: +0.1 F1 vs v3, below +0.5",
+        "Not promoted: micro-F1 0.5010 vs champion v3 0.5000 (+0.0010); the gain is too small.",
+        "round 4, parent v3",
+    )
     assert text.startswith("Rejected: +0.1 F1 vs v3") and "Not promoted" not in text and "\n" not in text
     assert text.endswith("the gain is too small (round 4, parent v3).")
 
@@ -75,16 +86,26 @@ class Chips(HTMLParser):
 
 def test_the_page_highlights_each_models_entities_outlines_the_wrong_ones_and_lists_the_missed():
     same = {**ROW, "id": "s0", "champion": ROW["gold"], "candidate": ROW["gold"]}
-    html = page([ROW, same], title="Round 3", verdict="Rejected: +0.1 F1 vs v2", decision="rejected",
-                table_html="<table></table>", confusion_png=b"\x89PNG")
+    html = page(
+        [ROW, same],
+        title="Round 3",
+        verdict="Rejected: +0.1 F1 vs v2",
+        decision="rejected",
+        table_html="<table></table>",
+        confusion_png=b"\x89PNG",
+    )
     assert html.startswith("<!DOCTYPE html>") and '<meta charset="utf-8">' in html
     assert "&lt;SQuAD&gt;" in html and "<SQuAD>" not in html  # tokens are escaped
     parser = Chips()
     parser.feed(html.split("</p>", 2)[2])  # after the verdict and the legend
     first = parser.chips[:5]
-    assert first == [("gold", "MethodName", False), ("gold", "DatasetName", False),
-                     ("champion", "MethodName", False), ("candidate", "MethodName", False),
-                     ("candidate", "TaskName", True)]
+    assert first == [
+        ("gold", "MethodName", False),
+        ("gold", "DatasetName", False),
+        ("champion", "MethodName", False),
+        ("candidate", "MethodName", False),
+        ("candidate", "TaskName", True),
+    ]
     assert html.count('class="miss"') == 2 + 1  # champion and candidate missed SQuAD; +1 in the legend
     assert "models disagree" in html and "data:image/png;base64,iVBORw==" in html
     for label in ("MethodName", "TaskName", "DatasetName", "MetricValue"):
@@ -93,8 +114,9 @@ def test_the_page_highlights_each_models_entities_outlines_the_wrong_ones_and_li
 
 def test_the_markdown_keeps_classes_as_text_and_marks_differences():
     line = render(ROW["tokens"], ROW["candidate"], ROW["gold"])
-    assert line == ("We use **BERT** ⟨MethodName⟩ on **\\<SQuAD\\>** ⟨TaskName ✗⟩ . — missed: ~~\\<SQuAD\\>~~ "
-                    "⟨DatasetName⟩")
+    assert line == (
+        "We use **BERT** ⟨MethodName⟩ on **\\<SQuAD\\>** ⟨TaskName ✗⟩ . — missed: ~~\\<SQuAD\\>~~ ⟨DatasetName⟩"
+    )
     assert "](" not in line
     assert render(["a", "b"], [None, "B-MethodName"]) == "?a **b** ⟨MethodName⟩"
     assert spans(["B-X", "I-X", None, "B-Y"]) == {spans(["B-X", "I-X"]).pop(), *spans(["O", "O", "O", "B-Y"])}
@@ -107,12 +129,27 @@ def test_json_artifacts_hold_real_booleans_not_strings():
 
 
 def test_lineage_hashes_the_data_hashes_not_their_paths():
-    a = lineage(gold_paths={"train": "/a/train.jsonl"}, gold_hashes={"train": "1" * 64}, train_sha256="2" * 64,
-                auto_sha256="3" * 64, base_model="m")
-    b = lineage(gold_paths={"train": "/elsewhere/train.jsonl"}, gold_hashes={"train": "1" * 64},
-                train_sha256="2" * 64, auto_sha256="3" * 64, base_model="m")
-    c = lineage(gold_paths={"train": "/a/train.jsonl"}, gold_hashes={"train": "1" * 64}, train_sha256="2" * 64,
-                auto_sha256="4" * 64, base_model="m")
+    a = lineage(
+        gold_paths={"train": "/a/train.jsonl"},
+        gold_hashes={"train": "1" * 64},
+        train_sha256="2" * 64,
+        auto_sha256="3" * 64,
+        base_model="m",
+    )
+    b = lineage(
+        gold_paths={"train": "/elsewhere/train.jsonl"},
+        gold_hashes={"train": "1" * 64},
+        train_sha256="2" * 64,
+        auto_sha256="3" * 64,
+        base_model="m",
+    )
+    c = lineage(
+        gold_paths={"train": "/a/train.jsonl"},
+        gold_hashes={"train": "1" * 64},
+        train_sha256="2" * 64,
+        auto_sha256="4" * 64,
+        base_model="m",
+    )
     assert a["data_sha256"] == b["data_sha256"] != c["data_sha256"]
     assert a["data"]["auto_annotated"]["path"] == "auto/auto_annotated.jsonl"
 
@@ -158,8 +195,9 @@ def test_known_noise_is_dropped_at_its_source_and_nothing_else():
     assert ort.filter(record("root", logging.WARNING, "a real problem", quant))
     assert ort.filter(record("root", logging.INFO, "someone else's info", "/app/other.py"))
     dtype = DropKnown(Rule("transformers.configuration_utils", r"`torch_dtype` is deprecated"))
-    assert not dtype.filter(record("transformers.configuration_utils", logging.WARNING,
-                                   "`torch_dtype` is deprecated! Use `dtype` instead!"))
+    assert not dtype.filter(
+        record("transformers.configuration_utils", logging.WARNING, "`torch_dtype` is deprecated! Use `dtype` instead!")
+    )
     assert dtype.filter(record("transformers.configuration_utils", logging.WARNING, "another warning"))
 
 

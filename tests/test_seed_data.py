@@ -165,4 +165,4 @@ def test_seed_recipe_sets_only_sciner_training_settings():
     assert recipe and all(k.startswith("SCINER_") for k in recipe)
     fields = {f"SCINER_{name.upper()}" for name in Settings.model_fields}
     assert set(recipe) <= fields  # a typo would silently do nothing
-    Settings(**{k[len("SCINER_"):].lower(): v for k, v in recipe.items()})  # and the values validate
+    Settings(**{k[len("SCINER_") :].lower(): v for k, v in recipe.items()})  # and the values validate

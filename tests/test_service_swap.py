@@ -72,8 +72,9 @@ def registry_settings(mlflow_url, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def v1(registry_settings, tiny_model_dir):
-    rv = register_model_dir(registry_settings, tiny_model_dir, run_name="v1", metrics={"gold_micro_f1": 0.5},
-                            tags=PROMOTED)
+    rv = register_model_dir(
+        registry_settings, tiny_model_dir, run_name="v1", metrics={"gold_micro_f1": 0.5}, tags=PROMOTED
+    )
     set_alias(registry_settings, "champion", rv.version)
     return rv
 
@@ -146,8 +147,9 @@ def test_serves_the_champion_at_start(service, v1):
 
 
 def test_hot_swap_under_load_with_zero_failed_requests(service, v1, registry_settings, tiny_model_dir):
-    v2 = register_model_dir(registry_settings, tiny_model_dir, run_name="v2", metrics={"gold_micro_f1": 0.6},
-                            tags=PROMOTED)
+    v2 = register_model_dir(
+        registry_settings, tiny_model_dir, run_name="v2", metrics={"gold_micro_f1": 0.6}, tags=PROMOTED
+    )
     assert v2.version != v1.version
     with httpx.Client(base_url=service.url, timeout=30) as c, Load(service.url) as load:
         wait_for(lambda: len(load.results) >= 30, timeout=60)  # v1 serving under load

@@ -357,8 +357,15 @@ def test_an_ungated_champion_at_start_leaves_the_service_not_ready_with_the_reas
     assert swapper.check_once() == "refused" and holder.current is None
     ready, reason = holder.readiness()
     assert not ready and "not served: v1 was not promoted" in reason
-    off = Swapper(swapper.source, SETTINGS.model_copy(update={"serve_only_gated": False}), ModelHolder(), hooks,
-                  resolver=reg.resolve, loader=reg.load, clock=lambda: clock[0])
+    off = Swapper(
+        swapper.source,
+        SETTINGS.model_copy(update={"serve_only_gated": False}),
+        ModelHolder(),
+        hooks,
+        resolver=reg.resolve,
+        loader=reg.load,
+        clock=lambda: clock[0],
+    )
     assert off.check_once() == "loaded"  # development: the setting turns the check off
 
 

@@ -83,10 +83,16 @@ def test_stack_comes_up_answers_and_stops_cleanly(tmp_path):
         assert [(e["start"], e["end"], e["text"], e["label"]) for e in body["entities"]] == expected, body
         # ... and so does the README's `sciner predict --text` right after `make run` (the serving model by default)
         predict = subprocess.run(
-            [str(Path(sys.executable).with_name("sciner")), "predict", "--text", text], cwd=REPO, capture_output=True,
-            text=True, timeout=300,
-            env={**env, "SCINER_HOME": str(tmp_path / "var"),
-                 "SCINER_MLFLOW_TRACKING_URI": f"http://127.0.0.1:{mlflow_port}"},
+            [str(Path(sys.executable).with_name("sciner")), "predict", "--text", text],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            env={
+                **env,
+                "SCINER_HOME": str(tmp_path / "var"),
+                "SCINER_MLFLOW_TRACKING_URI": f"http://127.0.0.1:{mlflow_port}",
+            },
         )
         assert predict.returncode == 0, predict.stderr[-2000:]
         line = json.loads(predict.stdout)

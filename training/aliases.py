@@ -47,9 +47,7 @@ def check_registry(settings: Settings, timeout: float = 5.0) -> None:
                 raise RoundError(f"MLflow tracking server {uri} is unhealthy (HTTP {resp.status})")
     except (urllib.error.URLError, OSError, TimeoutError) as exc:
         reason = getattr(exc, "reason", exc)
-        raise RoundError(
-            f"MLflow tracking server {uri} is unreachable ({reason}); nothing was changed"
-        ) from exc
+        raise RoundError(f"MLflow tracking server {uri} is unreachable ({reason}); nothing was changed") from exc
 
 
 def registry_call(what: str, fn: Callable[..., T], *args: object, **kwargs: object) -> T:
@@ -89,8 +87,10 @@ def promote_version(settings: Settings, version: str, reason: str = "", by: str 
     why = reason.strip()
     if target.tags.get("decision") != PROMOTED and not why:
         said = target.tags.get("decision") or "no decision"
-        raise RoundError(f"v{target.version} was not promoted by the gate ({said}): say why with --reason "
-                         "(recorded on the version; the service serves it only then)")
+        raise RoundError(
+            f"v{target.version} was not promoted by the gate ({said}): say why with --reason "
+            "(recorded on the version; the service serves it only then)"
+        )
     before = champion_version(settings)
     moving = before is None or before.version != target.version
     if not moving and serve_verdict(target.version, target.tags).allowed:
@@ -102,11 +102,23 @@ def promote_version(settings: Settings, version: str, reason: str = "", by: str 
 
     when, why = now(), why or "re-promoted a gate-promoted version"
     tags = manual_promotion_tags(who, why, when, previous)
-    registry_call("tagging the version", registry.update_version, settings, target.version, tags=tags,
-                  description=manual_description(who, why, when, target.description))
+    registry_call(
+        "tagging the version",
+        registry.update_version,
+        settings,
+        target.version,
+        tags=tags,
+        description=manual_description(who, why, when, target.description),
+    )
     if moving:
-        registry_call("setting the champion alias", registry.set_alias, settings, settings.champion_alias,
-                      target.version, "manual")
+        registry_call(
+            "setting the champion alias",
+            registry.set_alias,
+            settings,
+            settings.champion_alias,
+            target.version,
+            "manual",
+        )
     log.info("champion v%s -> v%s (manual, by %s)", before.version if before else None, target.version, who)
     return AliasMove(settings.champion_alias, before.version if before else None, target.version)
 
@@ -121,14 +133,28 @@ def rollback(settings: Settings) -> AliasMove:
     current = champion_version(settings)
     if current is None:
         raise RoundError("no champion to roll back")
-    target = (champion_history.rollback_target(champion_history.read(settings), current.version)
-              or current.tags.get(CHAMPION_PREVIOUS) or current.tags.get("parent_version"))
+    target = (
+        champion_history.rollback_target(champion_history.read(settings), current.version)
+        or current.tags.get(CHAMPION_PREVIOUS)
+        or current.tags.get("parent_version")
+    )
     if not target:
         raise RoundError(f"champion v{current.version} records no previous champion to roll back to")
     registry_call(f"reading version {target}", registry.get_version, settings, target)
-    registry_call("setting the champion alias", registry.set_alias, settings, settings.champion_alias, target,
-                  champion_history.ROLLBACK)
-    registry_call("tagging the version", registry.update_version, settings, current.version,
-                  tags={ROLLED_BACK_AT: now(), "rolled_back_to": target})
+    registry_call(
+        "setting the champion alias",
+        registry.set_alias,
+        settings,
+        settings.champion_alias,
+        target,
+        champion_history.ROLLBACK,
+    )
+    registry_call(
+        "tagging the version",
+        registry.update_version,
+        settings,
+        current.version,
+        tags={ROLLED_BACK_AT: now(), "rolled_back_to": target},
+    )
     log.info("champion v%s -> v%s (rollback)", current.version, target)
     return AliasMove(settings.champion_alias, current.version, target)

@@ -45,6 +45,7 @@ def teacher_annotator(model_dir: Path, settings: Settings) -> Annotator:
         )
     digest = teacher_fingerprint(model_dir, settings.onnx_variant)[:12]
     return Annotator(
-        Predictor.from_model_dir(model_dir, settings), f"teacher:{model_dir.name}@{digest}",
+        Predictor.from_model_dir(model_dir, settings),
+        f"teacher:{model_dir.name}@{digest}",
         f"teacher {model_dir.name} (sha256 {digest})",
     )

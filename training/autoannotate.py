@@ -45,8 +45,7 @@ def mask_prediction(
 ) -> Masked:
     """Tags for training from one predicted sentence (see the module docstring)."""
     out: list[str | None] = [
-        OUTSIDE if tag == OUTSIDE and score >= o_floor else None
-        for tag, score in zip(tags, word_scores, strict=True)
+        OUTSIDE if tag == OUTSIDE and score >= o_floor else None for tag, score in zip(tags, word_scores, strict=True)
     ]
     accepted, rejected = [], []
     for span in spans:
@@ -145,10 +144,15 @@ def annotate_papers(
                 source=f"paper:{paper.paper_id}",
                 meta=meta,
             )
-            result.append(AutoSentence(
-                sentence, text, spans_to_entities(text, tokens, pred.spans), confidence,
-                any(t is not None for t in m.tags),
-            ))
+            result.append(
+                AutoSentence(
+                    sentence,
+                    text,
+                    spans_to_entities(text, tokens, pred.spans),
+                    confidence,
+                    any(t is not None for t in m.tags),
+                )
+            )
         bar.update(len(chunk))
     bar.close()
     kept = sum(a.kept for a in result)
@@ -164,9 +168,15 @@ def annotate_papers(
         "accepted_per_class": dict(accepted),
         "rejected_per_class": dict(rejected),
     }
-    log.info("auto-annotated %d sentences of %d papers: %d kept, %d entities accepted, %d rejected, "
-             "%.1f%% tokens masked", len(result), len(papers), kept, stats["entities_accepted"],
-             stats["entities_rejected"], 100 * stats["masked_fraction"])
+    log.info(
+        "auto-annotated %d sentences of %d papers: %d kept, %d entities accepted, %d rejected, %.1f%% tokens masked",
+        len(result),
+        len(papers),
+        kept,
+        stats["entities_accepted"],
+        stats["entities_rejected"],
+        100 * stats["masked_fraction"],
+    )
     return AutoAnnotation(result, stats)
 
 

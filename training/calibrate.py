@@ -68,9 +68,7 @@ def choose_bias(points: list[BiasPoint]) -> float:
     return best.o_bias
 
 
-def score_bias(
-    predictor: Predictor, logits: list[WordLogits], gold_tags: list[list[str]], o_bias: float
-) -> BiasPoint:
+def score_bias(predictor: Predictor, logits: list[WordLogits], gold_tags: list[list[str]], o_bias: float) -> BiasPoint:
     pred = [predictor.decode(w, o_bias).tags for w in logits]
     classes = [t for t in ENTITY_TYPES if f"B-{t}" in predictor.labels]
     ev = evaluate_tags(gold_tags, pred, classes)
@@ -86,6 +84,10 @@ def calibrate_o_bias(predictor: Predictor, gold: list[Sentence], grid: list[floa
     result = BiasCalibration(chosen, points, len(gold))
     log.info(
         "O-logit bias %.2f: dev micro-F1 %.4f -> %.4f (P %.3f R %.3f)",
-        chosen, result.unbiased.micro_f1, result.chosen.micro_f1, result.chosen.precision, result.chosen.recall,
+        chosen,
+        result.unbiased.micro_f1,
+        result.chosen.micro_f1,
+        result.chosen.precision,
+        result.chosen.recall,
     )
     return result

@@ -20,8 +20,9 @@ if TYPE_CHECKING:
     from sciner.predictor import Predictor
 
 # plain help (rich_markup_mode=None): the rich panels of typer 0.29 print every flag as "<bool>"
-app = typer.Typer(help="sciner: scientific entity recognition that keeps improving.", no_args_is_help=True,
-                  rich_markup_mode=None)
+app = typer.Typer(
+    help="sciner: scientific entity recognition that keeps improving.", no_args_is_help=True, rich_markup_mode=None
+)
 log = logging.getLogger("sciner")
 
 
@@ -96,7 +97,11 @@ def train(
     settings = _settings(epochs)
     train_set, dev_set = _train_and_dev(train_file, dev_file)
     result = train_and_export(
-        train_set[:limit], dev_set, out, settings, sources={"train": train_file, "dev": dev_file},
+        train_set[:limit],
+        dev_set,
+        out,
+        settings,
+        sources={"train": train_file, "dev": dev_file},
         export=not no_export,
         progress=bars(progress),
     )
@@ -124,13 +129,16 @@ def pretrain_ner_command(
         dev_set = read_sentences(dev_file) if dev_file else None
     except DataError as exc:
         fail(str(exc))
-    result = pretrain_ner(train_set, dev_set, out, settings, sources={"train": train_file, "dev": dev_file},
-                          progress=bars(progress))
+    result = pretrain_ner(
+        train_set, dev_set, out, settings, sources={"train": train_file, "dev": dev_file}, progress=bars(progress)
+    )
     typer.echo(json.dumps(result, indent=2))
 
 
-MODEL_HELP = ("Model folder, models:/<name>@<alias> or models:/<name>/<version> "
-              "(default: what the service serves, SCINER_MODEL_URI or models:/sciner@champion).")
+MODEL_HELP = (
+    "Model folder, models:/<name>@<alias> or models:/<name>/<version> "
+    "(default: what the service serves, SCINER_MODEL_URI or models:/sciner@champion)."
+)
 
 
 def _predictor(model: str | None, variant: str | None) -> tuple[Predictor, str]:
@@ -178,17 +186,27 @@ def distill(
         fail(f"the teacher's labels {teacher_labels} do not cover the gold labels {labels}")
     targets = soft_targets_for(teacher, [*gold, *extra], labels, settings, progress=bars(progress))
     result = train_and_export(
-        [*gold, *extra], dev_set, out, settings, sources={"train": train_file, "dev": dev_file},
-        progress=bars(progress), soft_targets=targets,
+        [*gold, *extra],
+        dev_set,
+        out,
+        settings,
+        sources={"train": train_file, "dev": dev_file},
+        progress=bars(progress),
+        soft_targets=targets,
     )
     typer.echo(json.dumps(result, indent=2))
 
 
 @app.command()
 def evaluate(
-    args: Annotated[list[str], typer.Argument(
-        metavar="[MODEL] GOLD_FILE", show_default=False,
-        help="GOLD_FILE: gold data (JSONL, CoNLL or Label Studio JSON). MODEL, optional: " + MODEL_HELP)],
+    args: Annotated[
+        list[str],
+        typer.Argument(
+            metavar="[MODEL] GOLD_FILE",
+            show_default=False,
+            help="GOLD_FILE: gold data (JSONL, CoNLL or Label Studio JSON). MODEL, optional: " + MODEL_HELP,
+        ),
+    ],
     variant: Annotated[str | None, typer.Option(help="int8 or fp32 (default: SCINER_ONNX_VARIANT).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
 ) -> None:

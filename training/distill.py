@@ -39,8 +39,12 @@ class SoftTargets:
 
 
 def teacher_distributions(
-    teacher: Predictor, sentences: list[Sentence], labels: list[str], temperature: float,
-    chunk: int = 512, progress: bool = False,
+    teacher: Predictor,
+    sentences: list[Sentence],
+    labels: list[str],
+    temperature: float,
+    chunk: int = 512,
+    progress: bool = False,
 ) -> dict[str, np.ndarray]:
     """``softmax(logits / T)`` per word, reordered to ``labels``; the teacher's decoding bias is not applied
     (the student learns the teacher's distributions, and gets its own bias calibrated afterwards)."""

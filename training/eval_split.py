@@ -63,8 +63,11 @@ class EvalSplit:
     @property
     def tags(self) -> dict[str, str]:
         """What every registered version records about the split it was judged on."""
-        return {"eval_split": self.source, "eval_split_sha256": self.sha256,
-                "eval_split_documents": str(len(self.documents))}
+        return {
+            "eval_split": self.source,
+            "eval_split_sha256": self.sha256,
+            "eval_split_documents": str(len(self.documents)),
+        }
 
 
 def carve(train: Sequence[Sentence], fraction: float, salt: str) -> EvalSplit:

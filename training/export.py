@@ -25,9 +25,7 @@ from sciner.model_dir import HF_DIR, ONNX_DIR, onnx_path
 log = logging.getLogger(__name__)
 
 
-def export_onnx(
-    model_dir: str | Path, quantize: bool = True, fuse_skip_layer_norm: bool = False
-) -> dict[str, float]:
+def export_onnx(model_dir: str | Path, quantize: bool = True, fuse_skip_layer_norm: bool = False) -> dict[str, float]:
     """Write ``onnx/fp32/model.onnx`` and ``onnx/int8/model.onnx``; returns seconds per step.
     ``fuse_skip_layer_norm`` restores the former graph (bench/onnx_graph.py compares the two)."""
     from optimum.exporters.onnx import main_export

@@ -15,7 +15,7 @@ METRIC_PREFIX = "eval_f1_"
 
 
 def per_class_scores(metrics: dict[str, float]) -> dict[str, float]:
-    return {k[len(METRIC_PREFIX):]: float(v) for k, v in metrics.items() if k.startswith(METRIC_PREFIX)}
+    return {k[len(METRIC_PREFIX) :]: float(v) for k, v in metrics.items() if k.startswith(METRIC_PREFIX)}
 
 
 def promoted_class_scores(settings: Settings, split_sha256: str) -> dict[str, dict[str, float]]:

@@ -92,8 +92,9 @@ def ingest_path(path: Path, store: PaperStore) -> IngestReport:
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"{path}: file not found")
-    files = sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith(".")) \
-        if path.is_dir() else [path]
+    files = (
+        sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith(".")) if path.is_dir() else [path]
+    )
     total = IngestReport()
     for file in files:
         total.merge(ingest_file(file, store))
@@ -105,9 +106,7 @@ def ingest_file(path: Path, store: PaperStore) -> IngestReport:
         items = list(iter_file_records(path))
     except (ValueError, UnicodeDecodeError) as exc:
         return IngestReport(errors=[IngestIssue(0, str(path), f"unreadable: {exc}")])
-    good, bad = validate_records(
-        ((w, obj) for w, obj in items), source=str(path)
-    )
+    good, bad = validate_records(((w, obj) for w, obj in items), source=str(path))
     # placeholders carry their own reason (invalid JSON, no data object)
     for issue in bad:
         obj = items[issue.index][1]
@@ -115,8 +114,7 @@ def ingest_file(path: Path, store: PaperStore) -> IngestReport:
             issue.reason = obj.reason
     report = store.add_papers(good)
     report.errors = bad + report.errors
-    log.info("%s: %d added, %d duplicates, %d errors", path, report.added, len(report.duplicates),
-             len(report.errors))
+    log.info("%s: %d added, %d duplicates, %d errors", path, report.added, len(report.duplicates), len(report.errors))
     return report
 
 
@@ -173,6 +171,7 @@ def ingest_gold(settings: Settings, path: Path) -> GoldIngest:
         write_jsonl(target, merged)
     finally:
         lock.release()
-    log.info("gold additions %s: %d new, %d replaced, %d total", target, len(incoming) - replaced, replaced,
-             len(merged))
+    log.info(
+        "gold additions %s: %d new, %d replaced, %d total", target, len(incoming) - replaced, replaced, len(merged)
+    )
     return GoldIngest(len(incoming) - replaced, replaced, len(merged), target)

@@ -16,14 +16,22 @@ TAG = "data_sha256"
 
 
 def lineage(
-    *, gold_paths: Mapping[str, str], gold_hashes: Mapping[str, str], train_sha256: str,
-    auto_sha256: str | None = None, base_model: str = "", annotator_version: str | None = None,
+    *,
+    gold_paths: Mapping[str, str],
+    gold_hashes: Mapping[str, str],
+    train_sha256: str,
+    auto_sha256: str | None = None,
+    base_model: str = "",
+    annotator_version: str | None = None,
 ) -> dict:
     data = {f"gold_{k}": {"path": gold_paths.get(k), "sha256": v} for k, v in sorted(gold_hashes.items())}
     data["train_as_used"] = {"sha256": train_sha256}
     if auto_sha256 is not None:
-        data["auto_annotated"] = {"path": "auto/auto_annotated.jsonl", "sha256": auto_sha256,
-                                  "annotator_version": annotator_version}
+        data["auto_annotated"] = {
+            "path": "auto/auto_annotated.jsonl",
+            "sha256": auto_sha256,
+            "annotator_version": annotator_version,
+        }
     return {"base_model": base_model, "data": data, TAG: data_sha256(data)}
 
 

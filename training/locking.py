@@ -91,15 +91,21 @@ class RoundLock:
         self.acquire()
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.release()
 
 
 # --- heartbeat -------------------------------------------------------------------------------
 def write_heartbeat(path: Path, state: str, **extra: object) -> None:
-    info = {"time": time.time(), "at": datetime.now(UTC).isoformat(timespec="seconds"),
-            "pid": os.getpid(), "state": state, **extra}
+    info = {
+        "time": time.time(),
+        "at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "pid": os.getpid(),
+        "state": state,
+        **extra,
+    }
     atomic_write_text(path, json.dumps(info, default=str))
 
 
@@ -154,6 +160,7 @@ class Heartbeat:
     def __enter__(self) -> Heartbeat:
         return self.start()
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.stop()

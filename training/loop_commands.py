@@ -75,8 +75,10 @@ def ingest(
     else:
         for issue in report.errors:
             typer.secho(f"{issue.where}: {issue.reason}", fg=typer.colors.YELLOW, err=True)
-        typer.echo(f"added {report.added}, duplicates {len(report.duplicates)}, errors {len(report.errors)}; "
-                   f"{unused} papers unused")
+        typer.echo(
+            f"added {report.added}, duplicates {len(report.duplicates)}, errors {len(report.errors)}; "
+            f"{unused} papers unused"
+        )
     if report.errors:
         raise typer.Exit(EXIT_FAILED)
 
@@ -118,8 +120,7 @@ def retrain(
     from training.rounds import RoundError, run_round
 
     if not once:
-        _fail("use `sciner retrain --once` for one round, or `sciner scheduler` for rounds on a schedule",
-              EXIT_INPUT)
+        _fail("use `sciner retrain --once` for one round, or `sciner scheduler` for rounds on a schedule", EXIT_INPUT)
     try:
         with _stdout_to_stderr():
             result = run_round(_settings(epochs=epochs), wait=wait, force=force, progress=_bars(progress))
@@ -141,8 +142,9 @@ def scheduler(
 
 def promote(
     version: Annotated[str, typer.Option("--version", help="Model version to make champion.")],
-    reason: Annotated[str, typer.Option(help="Why (tag promotion_reason); required for a version the gate "
-                                             "did not promote.")] = "",
+    reason: Annotated[
+        str, typer.Option(help="Why (tag promotion_reason); required for a version the gate did not promote.")
+    ] = "",
     by: Annotated[str | None, typer.Option(help="Who promotes (tag promoted_by; default: your login).")] = None,
 ) -> None:
     """Point the champion alias at a version (the service follows on its next poll).
@@ -185,8 +187,9 @@ def export_review(
         n, origin = do_export(_settings(), out, version=version, round_id=round_id, count=count)
     except (FileNotFoundError, RegistryError) as exc:
         _fail(str(exc))
-    typer.echo(f"wrote {n} tasks from {origin} to {out} (labeling config: "
-               f"{out.with_name(out.stem + '.label_config.xml')})")
+    typer.echo(
+        f"wrote {n} tasks from {origin} to {out} (labeling config: {out.with_name(out.stem + '.label_config.xml')})"
+    )
 
 
 def ingest_gold(
@@ -229,8 +232,11 @@ def rounds(limit: Annotated[int, typer.Option(help="How many rounds to list.")] 
 
     store = PaperStore.from_settings(_settings())
     try:
-        out = {"papers": store.count(), "unused": store.count_unused(),
-               "rounds": [dataclasses.asdict(r) for r in store.rounds(limit)]}
+        out = {
+            "papers": store.count(),
+            "unused": store.count_unused(),
+            "rounds": [dataclasses.asdict(r) for r in store.rounds(limit)],
+        }
     finally:
         store.close()
     _echo_json(out)

@@ -34,8 +34,9 @@ def resolve_model(ref: str | None, settings: Settings) -> ResolvedModel:
     if source.kind == "local":
         assert source.path is not None
         return ResolvedModel(source.path, str(source.path))
-    return _from_registry(settings.model_copy(update={"registered_model_name": source.name}), source.uri,
-                          source.alias, source.version)
+    return _from_registry(
+        settings.model_copy(update={"registered_model_name": source.name}), source.uri, source.alias, source.version
+    )
 
 
 def _from_registry(settings: Settings, uri: str, alias: str | None, version: str | None) -> ResolvedModel:
@@ -53,7 +54,8 @@ def _from_registry(settings: Settings, uri: str, alias: str | None, version: str
             if found is None:
                 raise ModelRefError(
                     f"{uri}: no such alias at {settings.mlflow_tracking_uri} (start the stack with `make run`, "
-                    "or run `sciner bootstrap`; a model folder works too)")
+                    "or run `sciner bootstrap`; a model folder works too)"
+                )
             version = found.version
         assert version is not None
         folder = registry.fetch_model_dir(settings, version, settings.home / "cache" / "registry")

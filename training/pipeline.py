@@ -46,11 +46,12 @@ def train_and_export(
     if dev:
         data_info["dev"] = data_fingerprint("dev", dev, sources.get("dev"), out.parent)
     if soft_targets is not None:
-        data_info["soft_targets"] = {"sha256": soft_targets.sha256, "teacher": soft_targets.teacher,
-                                     "sentences": len(soft_targets)}
-    result = train_model(
-        train, dev, out, settings, data_info=data_info, progress=progress, soft_targets=soft_targets
-    )
+        data_info["soft_targets"] = {
+            "sha256": soft_targets.sha256,
+            "teacher": soft_targets.teacher,
+            "sentences": len(soft_targets),
+        }
+    result = train_model(train, dev, out, settings, data_info=data_info, progress=progress, soft_targets=soft_targets)
     summary: dict = {"model_dir": str(out), "best_epoch": result.best_epoch, "train_seconds": result.seconds}
     if export:
         summary["export"] = export_onnx(out)

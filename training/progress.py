@@ -33,8 +33,13 @@ class LoggedProgress:
     and once at ``close``; ``interval_s <= 0`` logs only at ``close``."""
 
     def __init__(
-        self, total: int, desc: str, unit: str, interval_s: float,
-        clock: Callable[[], float] = time.monotonic, emit: Callable[[str], None] | None = None,
+        self,
+        total: int,
+        desc: str,
+        unit: str,
+        interval_s: float,
+        clock: Callable[[], float] = time.monotonic,
+        emit: Callable[[str], None] | None = None,
     ) -> None:
         self.total, self.desc, self.unit, self.interval_s = total, desc, unit, interval_s
         self.clock = clock

@@ -59,8 +59,9 @@ class ModelScores:
 
     @classmethod
     def from_evaluation(cls, ev: Evaluation) -> ModelScores:
-        return cls(ev.micro_f1, {k: v.f1 for k, v in ev.per_class.items()},
-                   {k: v.support for k, v in ev.per_class.items()})
+        return cls(
+            ev.micro_f1, {k: v.f1 for k, v in ev.per_class.items()}, {k: v.support for k, v in ev.per_class.items()}
+        )
 
 
 @dataclass(frozen=True)
@@ -141,7 +142,11 @@ def micro_f1(counts: np.ndarray) -> float:
 
 
 def paired_bootstrap(
-    candidate: np.ndarray, champion: np.ndarray, samples: int = 1000, seed: int = 0, chunk: int = 200,
+    candidate: np.ndarray,
+    champion: np.ndarray,
+    samples: int = 1000,
+    seed: int = 0,
+    chunk: int = 200,
     confidence: float = 0.95,
 ) -> BootstrapCI:
     """Percentile interval of the micro-F1 delta over resamples of the rows (documents, with
@@ -162,8 +167,17 @@ def paired_bootstrap(
     d = np.concatenate(deltas)
     tail = 100 * (1 - confidence) / 2
     lower, upper = np.percentile(d, [tail, 100 - tail])
-    return BootstrapCI(delta, float(d.mean()), float(lower), float(upper), samples, confidence, n, "document",
-                       float(d.std(ddof=1)) if len(d) > 1 else 0.0)
+    return BootstrapCI(
+        delta,
+        float(d.mean()),
+        float(lower),
+        float(upper),
+        samples,
+        confidence,
+        n,
+        "document",
+        float(d.std(ddof=1)) if len(d) > 1 else 0.0,
+    )
 
 
 def spread_threshold(seed_sd: float, z: float) -> float:
@@ -181,7 +195,9 @@ def null_threshold(ci: BootstrapCI, seed_sd: float) -> float:
 
 # --- the per-class floor --------------------------------------------------------------------
 def class_floors(
-    champion: ModelScores, champion_version: str, history: Mapping[str, Mapping[str, float]],
+    champion: ModelScores,
+    champion_version: str,
+    history: Mapping[str, Mapping[str, float]],
 ) -> dict[str, ClassFloor]:
     """Per class with gold support: the best F1 among ``history`` (``{version: {class: f1}}``, promoted
     versions scored on this split) and the champion as scored now."""
@@ -230,31 +246,40 @@ def decide(
         checks["bootstrap_ci"] = ci is not None and ci.lower > _EPS
         if not checks["bootstrap_ci"]:
             failures["bootstrap_ci"] = (
-                "no bootstrap interval was computed" if ci is None else
-                f"the {ci.confidence:.0%} bootstrap interval of the gain over {ci.units} documents "
-                f"[{ci.lower:+.4f}, {ci.upper:+.4f}] ({ci.samples} resamples) does not exclude 0")
+                "no bootstrap interval was computed"
+                if ci is None
+                else f"the {ci.confidence:.0%} bootstrap interval of the gain over {ci.units} documents "
+                f"[{ci.lower:+.4f}, {ci.upper:+.4f}] ({ci.samples} resamples) does not exclude 0"
+            )
     if "seed_spread" in RULE_CHECKS[rule]:
         checks["seed_spread"] = threshold is not None and delta > threshold + _EPS
         if not checks["seed_spread"] and threshold is None:
             failures["seed_spread"] = "no bootstrap interval to combine with the seed spread"
         elif not checks["seed_spread"]:
-            how = (f"{spread_z:g} x sqrt(2) x seed sd {seed_sd:.4f}" if rule == "spread" else
-                   f"z x sqrt(bootstrap se^2 + 2 x seed sd^2), seed sd {seed_sd:.4f}")
+            how = (
+                f"{spread_z:g} x sqrt(2) x seed sd {seed_sd:.4f}"
+                if rule == "spread"
+                else f"z x sqrt(bootstrap se^2 + 2 x seed sd^2), seed sd {seed_sd:.4f}"
+            )
             failures["seed_spread"] = f"the gain is within the seed spread (needs more than {threshold:+.4f} = {how})"
     checks["class_drop"] = worst is None or drops[worst] <= max_class_drop + _EPS
     if not checks["class_drop"]:
         assert worst is not None
         f = floors[worst]
-        failures["class_drop"] = (f"{worst} F1 dropped by {drops[worst]:.4f} below its best on this split "
-                                  f"({f.f1:.4f}, {_name(f.version)}; more than {max_class_drop:.4f})")
+        failures["class_drop"] = (
+            f"{worst} F1 dropped by {drops[worst]:.4f} below its best on this split "
+            f"({f.f1:.4f}, {_name(f.version)}; more than {max_class_drop:.4f})"
+        )
     score = f"micro-F1 {candidate.micro_f1:.4f} vs {champion_name} {champion.micro_f1:.4f} ({delta:+.4f})"
     promote = not failures
     if promote:
         fired = rule
         parts = [f"beats the required {min_f1_delta:+.4f}"]
         if ci is not None and "bootstrap_ci" in RULE_CHECKS[rule]:
-            parts.append(f"{ci.confidence:.0%} bootstrap interval over {ci.units} documents "
-                         f"[{ci.lower:+.4f}, {ci.upper:+.4f}] ({ci.samples} resamples)")
+            parts.append(
+                f"{ci.confidence:.0%} bootstrap interval over {ci.units} documents "
+                f"[{ci.lower:+.4f}, {ci.upper:+.4f}] ({ci.samples} resamples)"
+            )
         if threshold is not None:
             parts.append(f"above the seed spread {threshold:+.4f}")
         if worst is not None:

@@ -41,25 +41,34 @@ def per_class_table(candidate: Evaluation, champion: Evaluation | None, champion
         support = (c or h).support  # type: ignore[union-attr]
         hp, hr, hf = (h.precision, h.recall, h.f1) if h else (0.0, 0.0, 0.0)
         cp, cr, cf = (c.precision, c.recall, c.f1) if c else (0.0, 0.0, 0.0)
-        lines.append(f"| {name} | {support} | {hp:.3f} | {hr:.3f} | {hf:.3f} | {cp:.3f} | {cr:.3f} | "
-                     f"{cf:.3f} | {cf - hf:+.3f} |")
+        lines.append(
+            f"| {name} | {support} | {hp:.3f} | {hr:.3f} | {hf:.3f} | {cp:.3f} | {cr:.3f} | {cf:.3f} | {cf - hf:+.3f} |"
+        )
     lines.append(
         f"| **micro** | {candidate.gold_entities} | {champion.micro_precision:.3f} | {champion.micro_recall:.3f} | "
         f"{champion.micro_f1:.3f} | {candidate.micro_precision:.3f} | {candidate.micro_recall:.3f} | "
         f"{candidate.micro_f1:.3f} | {candidate.micro_f1 - champion.micro_f1:+.3f} |"
     )
-    lines.append(f"| **macro** | | | | {champion.macro_f1:.3f} | | | {candidate.macro_f1:.3f} | "
-                 f"{candidate.macro_f1 - champion.macro_f1:+.3f} |")
+    lines.append(
+        f"| **macro** | | | | {champion.macro_f1:.3f} | | | {candidate.macro_f1:.3f} | "
+        f"{candidate.macro_f1 - champion.macro_f1:+.3f} |"
+    )
     lines.append("")
-    lines.append(f"token accuracy: {champion_name} {champion.token_accuracy:.4f}, "
-                 f"candidate {candidate.token_accuracy:.4f} over {candidate.sentences} sentences")
+    lines.append(
+        f"token accuracy: {champion_name} {champion.token_accuracy:.4f}, "
+        f"candidate {candidate.token_accuracy:.4f} over {candidate.sentences} sentences"
+    )
     return "\n".join(lines) + "\n"
 
 
 def confusion_markdown(counts: dict[str, dict[str, int]]) -> str:
     names = sorted(set(counts) | {p for row in counts.values() for p in row}, key=lambda n: (n != OUTSIDE, n))
-    lines = ["# Word-level type confusion (rows: gold, columns: predicted)", "",
-             "| gold \\ pred | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]
+    lines = [
+        "# Word-level type confusion (rows: gold, columns: predicted)",
+        "",
+        "| gold \\ pred | " + " | ".join(names) + " |",
+        "|---" * (len(names) + 1) + "|",
+    ]
     for g in names:
         row = counts.get(g, {})
         lines.append(f"| {g} | " + " | ".join(str(row.get(p, 0)) for p in names) + " |")
@@ -85,8 +94,15 @@ def _confusion_png(counts: dict[str, dict[str, int]], path: Path) -> bool:
     for i in range(len(names)):
         for j in range(len(names)):
             if m[i, j]:
-                ax.text(j, i, int(m[i, j]), ha="center", va="center", fontsize=6,
-                        color="white" if norm[i, j] > 0.5 else "black")
+                ax.text(
+                    j,
+                    i,
+                    int(m[i, j]),
+                    ha="center",
+                    va="center",
+                    fontsize=6,
+                    color="white" if norm[i, j] > 0.5 else "black",
+                )
     ax.set_xlabel("predicted")
     ax.set_ylabel("gold")
     ax.set_title("candidate: word-level confusion (row-normalized colour)")
@@ -116,7 +132,7 @@ def render(tokens: Sequence[str], tags: Sequence[str | None], gold: Sequence[str
         if i in by_start:
             s = by_start[i]
             mark = " ✗" if gold_spans is not None and s not in gold_spans else ""
-            out.append(f"**{_md(' '.join(tokens[s.start:s.end]))}** ⟨{s.label}{mark}⟩")
+            out.append(f"**{_md(' '.join(tokens[s.start : s.end]))}** ⟨{s.label}{mark}⟩")
             i = s.end
             continue
         out.append(_md(tokens[i]) if tags[i] is not None else f"?{_md(tokens[i])}")
@@ -125,13 +141,16 @@ def render(tokens: Sequence[str], tags: Sequence[str | None], gold: Sequence[str
     if gold_spans is not None:
         missed = sorted(gold_spans - found, key=lambda s: (s.start, s.end))
         if missed:
-            line += " — missed: " + ", ".join(f"~~{_md(' '.join(tokens[s.start:s.end]))}~~ ⟨{s.label}⟩"
-                                              for s in missed)
+            line += " — missed: " + ", ".join(
+                f"~~{_md(' '.join(tokens[s.start : s.end]))}~~ ⟨{s.label}⟩" for s in missed
+            )
     return line
 
 
 def side_by_side(
-    gold: Sequence[Sentence], champion: Sequence[Sequence[str]] | None, candidate: Sequence[Sequence[str]],
+    gold: Sequence[Sentence],
+    champion: Sequence[Sequence[str]] | None,
+    candidate: Sequence[Sequence[str]],
     size: int,
 ) -> tuple[str, list[dict]]:
     """Sample of sentences: disagreements between champion and candidate first, then the rest."""
@@ -141,10 +160,14 @@ def side_by_side(
         same = [i for i in idx if list(champion[i]) == list(candidate[i])]
         idx = differ + same
     chosen = sorted(idx[:size], key=lambda i: (champion is not None and list(champion[i]) == list(candidate[i]), i))
-    lines = ["# Side by side: gold vs champion vs candidate", "",
-             "Entities in **bold** with their class in ⟨ ⟩; ✗ marks an entity that is not in gold (other "
-             "boundaries or class); missed gold entities are listed ~~struck through~~. "
-             "`side_by_side.html` shows the same sentences in colour.", ""]
+    lines = [
+        "# Side by side: gold vs champion vs candidate",
+        "",
+        "Entities in **bold** with their class in ⟨ ⟩; ✗ marks an entity that is not in gold (other "
+        "boundaries or class); missed gold entities are listed ~~struck through~~. "
+        "`side_by_side.html` shows the same sentences in colour.",
+        "",
+    ]
     rows = []
     for i in chosen:
         s = gold[i]
@@ -210,11 +233,17 @@ def write_review(
     md, rows = side_by_side(gold, champion_pred, candidate_pred, sample_size)
     atomic_write_text(out_dir / "side_by_side.md", md)
     atomic_write_text(out_dir / "side_by_side.jsonl", "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
-    atomic_write_text(out_dir / "side_by_side.html", page(
-        rows, title=title, verdict=verdict, decision=decision,
-        table_html=per_class_html(candidate_eval, champion_eval, champion_name),
-        confusion_png=png.read_bytes() if png.is_file() else None,
-    ))
+    atomic_write_text(
+        out_dir / "side_by_side.html",
+        page(
+            rows,
+            title=title,
+            verdict=verdict,
+            decision=decision,
+            table_html=per_class_html(candidate_eval, champion_eval, champion_name),
+            confusion_png=png.read_bytes() if png.is_file() else None,
+        ),
+    )
     for name, obj in (extra_json or {}).items():
         write_json(out_dir / f"{name}.json", obj)
     return out_dir
@@ -232,9 +261,15 @@ def write_review_tasks(path: Path, rows: list[dict], model_name: str) -> int:
 
     tasks = [
         prediction_task(
-            r["text"], [Entity(**e) for e in r["entities"]], annotator_name(model_name, r.get("annotator_version", "")),
-            meta={"sentence_id": r["id"], "paper_id": r["paper_id"], "confidence": r["confidence"],
-                  "round": r.get("round")},
+            r["text"],
+            [Entity(**e) for e in r["entities"]],
+            annotator_name(model_name, r.get("annotator_version", "")),
+            meta={
+                "sentence_id": r["id"],
+                "paper_id": r["paper_id"],
+                "confidence": r["confidence"],
+                "round": r.get("round"),
+            },
         )
         for r in rows
     ]
@@ -248,7 +283,11 @@ def load_predictions(path: Path) -> list[dict]:
 
 
 def export_review(
-    settings: Settings, out: Path, *, version: str | None = None, round_id: int | None = None,
+    settings: Settings,
+    out: Path,
+    *,
+    version: str | None = None,
+    round_id: int | None = None,
     count: int | None = None,
 ) -> tuple[int, str]:
     """Active-learning export: the ``count`` lowest-confidence auto-annotated sentences of a round as
@@ -265,8 +304,11 @@ def export_review(
     else:
         from sciner import registry
 
-        mv = registry.get_version(settings, version) if version else registry.alias_version(
-            settings, settings.challenger_alias)
+        mv = (
+            registry.get_version(settings, version)
+            if version
+            else registry.alias_version(settings, settings.challenger_alias)
+        )
         if mv is None or not mv.run_id:
             raise FileNotFoundError("no version to export from (no challenger alias; pass --version)")
         import mlflow.artifacts
@@ -274,8 +316,11 @@ def export_review(
         with tempfile.TemporaryDirectory() as tmp:
             try:
                 local = mlflow.artifacts.download_artifacts(
-                    run_id=mv.run_id, artifact_path="auto/predictions.jsonl", dst_path=tmp,
-                    tracking_uri=settings.mlflow_tracking_uri)
+                    run_id=mv.run_id,
+                    artifact_path="auto/predictions.jsonl",
+                    dst_path=tmp,
+                    tracking_uri=settings.mlflow_tracking_uri,
+                )
             except Exception as exc:
                 raise FileNotFoundError(f"version {mv.version} has no auto/predictions.jsonl: {exc}") from exc
             rows = load_predictions(Path(local))

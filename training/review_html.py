@@ -78,12 +78,17 @@ def colours(labels: Sequence[str]) -> dict[str, str]:
 def _chip(text: str, label: str, colour: str, who: str, wrong: bool = False) -> str:
     cls = "e wrong" if wrong else "e"
     title = f"{who}: {label}" + (" (not in gold)" if wrong else "")
-    return (f'<span class="{cls}" style="background:{colour}" data-who="{who}" data-label="{html.escape(label)}" '
-            f'title="{html.escape(title)}">{html.escape(text)}<b>{html.escape(label)}</b></span>')
+    return (
+        f'<span class="{cls}" style="background:{colour}" data-who="{who}" data-label="{html.escape(label)}" '
+        f'title="{html.escape(title)}">{html.escape(text)}<b>{html.escape(label)}</b></span>'
+    )
 
 
 def render_line(
-    tokens: Sequence[str], tags: Sequence[str | None], who: str, palette: Mapping[str, str],
+    tokens: Sequence[str],
+    tags: Sequence[str | None],
+    who: str,
+    palette: Mapping[str, str],
     gold: set[Span] | None = None,
 ) -> str:
     """A sentence with ``who``'s entities highlighted; against ``gold``: wrong ones outlined, missed ones listed."""
@@ -94,7 +99,7 @@ def render_line(
         if i in by_start:
             s = by_start[i]
             wrong = gold is not None and s not in gold
-            out.append(_chip(" ".join(tokens[s.start:s.end]), s.label, palette.get(s.label, "#eee"), who, wrong))
+            out.append(_chip(" ".join(tokens[s.start : s.end]), s.label, palette.get(s.label, "#eee"), who, wrong))
             i = s.end
             continue
         word = html.escape(tokens[i])
@@ -104,8 +109,9 @@ def render_line(
     if gold is not None:
         missed = sorted(gold - found, key=lambda s: (s.start, s.end))
         if missed:
-            items = ", ".join(f"<s>{html.escape(' '.join(tokens[s.start:s.end]))}</s> ({html.escape(s.label)})"
-                              for s in missed)
+            items = ", ".join(
+                f"<s>{html.escape(' '.join(tokens[s.start : s.end]))}</s> ({html.escape(s.label)})" for s in missed
+            )
             line += f'<span class="miss">missed: {items}</span>'
     return line
 
@@ -120,39 +126,56 @@ def per_class_html(candidate: Evaluation, champion: Evaluation | None, champion_
     names = sorted(set(candidate.per_class) | set(champion.per_class if champion else {}))
     if champion is None:
         head = "<tr><th>class</th><th>support</th><th>P</th><th>R</th><th>F1</th></tr>"
-        rows = [f"<tr><td>{html.escape(n)}</td><td>{c.support}</td><td>{c.precision:.3f}</td><td>{c.recall:.3f}</td>"
-                f"<td>{c.f1:.3f}</td></tr>" for n in names if (c := candidate.per_class.get(n))]
-        rows.append(f"<tr><th>micro</th><td>{candidate.gold_entities}</td><td>{candidate.micro_precision:.3f}</td>"
-                    f"<td>{candidate.micro_recall:.3f}</td><td>{candidate.micro_f1:.3f}</td></tr>")
+        rows = [
+            f"<tr><td>{html.escape(n)}</td><td>{c.support}</td><td>{c.precision:.3f}</td><td>{c.recall:.3f}</td>"
+            f"<td>{c.f1:.3f}</td></tr>"
+            for n in names
+            if (c := candidate.per_class.get(n))
+        ]
+        rows.append(
+            f"<tr><th>micro</th><td>{candidate.gold_entities}</td><td>{candidate.micro_precision:.3f}</td>"
+            f"<td>{candidate.micro_recall:.3f}</td><td>{candidate.micro_f1:.3f}</td></tr>"
+        )
         return f"<table>{head}{''.join(rows)}</table>"
-    head = (f"<tr><th>class</th><th>support</th><th>{html.escape(champion_name)} F1</th><th>candidate F1</th>"
-            "<th>ΔF1</th><th>candidate P</th><th>candidate R</th></tr>")
+    head = (
+        f"<tr><th>class</th><th>support</th><th>{html.escape(champion_name)} F1</th><th>candidate F1</th>"
+        "<th>ΔF1</th><th>candidate P</th><th>candidate R</th></tr>"
+    )
     rows = []
     for n in names:
         c, h = candidate.per_class.get(n), champion.per_class.get(n)
         cf, hf = (c.f1 if c else 0.0), (h.f1 if h else 0.0)
         support = (c or h).support  # type: ignore[union-attr]
-        rows.append(f"<tr><td>{html.escape(n)}</td><td>{support}</td><td>{hf:.3f}</td><td>{cf:.3f}</td>"
-                    f"{_delta_cell(cf - hf)}<td>{c.precision if c else 0:.3f}</td><td>{c.recall if c else 0:.3f}</td>"
-                    "</tr>")
-    rows.append(f"<tr><th>micro</th><td>{candidate.gold_entities}</td><td>{champion.micro_f1:.3f}</td>"
-                f"<td>{candidate.micro_f1:.3f}</td>{_delta_cell(candidate.micro_f1 - champion.micro_f1)}"
-                f"<td>{candidate.micro_precision:.3f}</td><td>{candidate.micro_recall:.3f}</td></tr>")
-    rows.append(f"<tr><th>macro</th><td></td><td>{champion.macro_f1:.3f}</td><td>{candidate.macro_f1:.3f}</td>"
-                f"{_delta_cell(candidate.macro_f1 - champion.macro_f1)}<td></td><td></td></tr>")
+        rows.append(
+            f"<tr><td>{html.escape(n)}</td><td>{support}</td><td>{hf:.3f}</td><td>{cf:.3f}</td>"
+            f"{_delta_cell(cf - hf)}<td>{c.precision if c else 0:.3f}</td><td>{c.recall if c else 0:.3f}</td>"
+            "</tr>"
+        )
+    rows.append(
+        f"<tr><th>micro</th><td>{candidate.gold_entities}</td><td>{champion.micro_f1:.3f}</td>"
+        f"<td>{candidate.micro_f1:.3f}</td>{_delta_cell(candidate.micro_f1 - champion.micro_f1)}"
+        f"<td>{candidate.micro_precision:.3f}</td><td>{candidate.micro_recall:.3f}</td></tr>"
+    )
+    rows.append(
+        f"<tr><th>macro</th><td></td><td>{champion.macro_f1:.3f}</td><td>{candidate.macro_f1:.3f}</td>"
+        f"{_delta_cell(candidate.macro_f1 - champion.macro_f1)}<td></td><td></td></tr>"
+    )
     return f"<table>{head}{''.join(rows)}</table>"
 
 
 def legend(palette: Mapping[str, str]) -> str:
-    chips = " ".join(
-        f'<span class="e" style="background:{c}">{html.escape(n)}</span>' for n, c in palette.items()
-    )
+    chips = " ".join(f'<span class="e" style="background:{c}">{html.escape(n)}</span>' for n, c in palette.items())
     wrong = '<span class="e wrong" style="background:#eee">not in gold</span>'
     return f'<p class="legend">{chips} {wrong} <span class="miss">missed: <s>gold entity</s></span></p>'
 
 
 def page(
-    rows: Sequence[Mapping], *, title: str, verdict: str = "", decision: str = "", table_html: str = "",
+    rows: Sequence[Mapping],
+    *,
+    title: str,
+    verdict: str = "",
+    decision: str = "",
+    table_html: str = "",
     confusion_png: bytes | None = None,
 ) -> str:
     """The whole page. ``rows`` as in ``side_by_side.jsonl``: ``id``, ``tokens``, ``gold``, ``candidate``
@@ -172,25 +195,31 @@ def page(
         parts += ["<h2>Per-class scores on the gold evaluation split</h2>", table_html]
     if confusion_png:
         data = base64.b64encode(confusion_png).decode("ascii")
-        parts += ["<h2>Candidate: word-level confusion (rows gold, columns predicted)</h2>",
-                  f'<img alt="confusion matrix" src="data:image/png;base64,{data}">']
+        parts += [
+            "<h2>Candidate: word-level confusion (rows gold, columns predicted)</h2>",
+            f'<img alt="confusion matrix" src="data:image/png;base64,{data}">',
+        ]
     has_champion = any("champion" in r for r in rows)
     differ = sum(1 for r in rows if "champion" in r and list(r["champion"]) != list(r["candidate"]))
-    count = f"{len(rows)} sampled sentences" + (f", {differ} where the models disagree (shown first)"
-                                                 if has_champion else "")
+    count = f"{len(rows)} sampled sentences" + (
+        f", {differ} where the models disagree (shown first)" if has_champion else ""
+    )
     parts += [f"<h2>Sentences: gold, champion, candidate ({count})</h2>", legend(palette)]
     for r in rows:
         tokens, gold_tags = list(r["tokens"]), list(r["gold"])
         gold = spans(gold_tags)
         disagree = "champion" in r and list(r["champion"]) != list(r["candidate"])
         badge = ' <span class="badge">models disagree</span>' if disagree else ""
-        lines = [f'<div class="sent"><div class="id">{html.escape(str(r.get("id", "")))}{badge}</div>',
-                 f'<div class="line"><span class="who">gold</span>{render_line(tokens, gold_tags, "gold", palette)}'
-                 "</div>"]
+        lines = [
+            f'<div class="sent"><div class="id">{html.escape(str(r.get("id", "")))}{badge}</div>',
+            f'<div class="line"><span class="who">gold</span>{render_line(tokens, gold_tags, "gold", palette)}</div>',
+        ]
         for who in ("champion", "candidate"):
             if who in r:
-                lines.append(f'<div class="line"><span class="who">{who}</span>'
-                             f"{render_line(tokens, r[who], who, palette, gold)}</div>")
+                lines.append(
+                    f'<div class="line"><span class="who">{who}</span>'
+                    f"{render_line(tokens, r[who], who, palette, gold)}</div>"
+                )
         parts.append("".join(lines) + "</div>")
     parts.append("</body></html>")
     return "\n".join(parts) + "\n"

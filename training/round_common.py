@@ -53,9 +53,18 @@ class Stages:
             self.heartbeat.beat(stage=stage)
         if self.progress_file is not None:
             with contextlib.suppress(OSError):
-                atomic_write_text(self.progress_file, json.dumps(
-                    {"round": self.label, "stage": stage, "state": state, "time": time.time(),
-                     "timings": self.timings}))
+                atomic_write_text(
+                    self.progress_file,
+                    json.dumps(
+                        {
+                            "round": self.label,
+                            "stage": stage,
+                            "state": state,
+                            "time": time.time(),
+                            "timings": self.timings,
+                        }
+                    ),
+                )
 
     @contextlib.contextmanager
     def __call__(self, name: str) -> Iterator[None]:
@@ -96,23 +105,57 @@ def clean_old_round_dirs(settings: Settings, current: Path) -> None:
 def mark_failed(store: PaperStore, round_id: int, exc: BaseException) -> None:
     """Record why a round died; never masks the original exception."""
     with contextlib.suppress(Exception):
-        store.update_round(round_id, status=FAILED, reason=f"{type(exc).__name__}: {exc}"[:4000],
-                           finished_at=datetime.now(UTC))
-
+        store.update_round(
+            round_id, status=FAILED, reason=f"{type(exc).__name__}: {exc}"[:4000], finished_at=datetime.now(UTC)
+        )
 
 
 def round_params(settings: Settings, round_id: int | str, parent: str | None, new: int, reused: int) -> dict:
-    keys = ("base_model", "epochs", "learning_rate", "batch_size", "warmup_ratio", "weight_decay", "patience",
-            "seed", "train_max_tokens", "window_stride", "onnx_variant", "papers_per_round",
-            "reannotate_used_papers", "auto_pool_max_papers", "target_precision", "threshold_default",
-            "threshold_min_entities", "o_confidence_floor", "auto_empty_ratio", "min_f1_delta", "max_class_drop",
-            "promotion_rule", "annotator_model", "head_lr_factor", "bootstrap_samples", "bootstrap_confidence",
-            "seed_f1_sd", "spread_z", "gold_eval_fraction", "gold_eval_salt")
+    keys = (
+        "base_model",
+        "epochs",
+        "learning_rate",
+        "batch_size",
+        "warmup_ratio",
+        "weight_decay",
+        "patience",
+        "seed",
+        "train_max_tokens",
+        "window_stride",
+        "onnx_variant",
+        "papers_per_round",
+        "reannotate_used_papers",
+        "auto_pool_max_papers",
+        "target_precision",
+        "threshold_default",
+        "threshold_min_entities",
+        "o_confidence_floor",
+        "auto_empty_ratio",
+        "min_f1_delta",
+        "max_class_drop",
+        "promotion_rule",
+        "annotator_model",
+        "head_lr_factor",
+        "bootstrap_samples",
+        "bootstrap_confidence",
+        "seed_f1_sd",
+        "spread_z",
+        "gold_eval_fraction",
+        "gold_eval_salt",
+    )
     dumped = settings.model_dump(mode="json")
     out = {k: dumped[k] for k in keys}
-    out.update({"round_id": round_id, "parent_version": parent or "", "papers_new": new, "papers_reused": reused,
-                "gold_train_path": str(settings.gold_train_path), "gold_dev_path": str(settings.gold_dev_path),
-                "gold_eval_path": str(settings.gold_eval_path or "")})
+    out.update(
+        {
+            "round_id": round_id,
+            "parent_version": parent or "",
+            "papers_new": new,
+            "papers_reused": reused,
+            "gold_train_path": str(settings.gold_train_path),
+            "gold_dev_path": str(settings.gold_dev_path),
+            "gold_eval_path": str(settings.gold_eval_path or ""),
+        }
+    )
     return out
 
 

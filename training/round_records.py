@@ -26,45 +26,81 @@ def write_snapshot(
     auto_file = auto_dir / "auto_annotated.jsonl"
     write_jsonl(auto_file, auto_train)
     rows = [
-        {"id": a.sentence.id, "paper_id": a.sentence.doc_id, "text": a.text, "confidence": a.confidence,
-         "kept": a.kept, "round": round_id, "annotator_version": annotator,
-         "entities": [e.model_dump() for e in a.entities]}
+        {
+            "id": a.sentence.id,
+            "paper_id": a.sentence.doc_id,
+            "text": a.text,
+            "confidence": a.confidence,
+            "kept": a.kept,
+            "round": round_id,
+            "annotator_version": annotator,
+            "entities": [e.model_dump() for e in a.entities],
+        }
         for a in auto.sentences  # type: ignore[attr-defined]
     ]
-    atomic_write_text(auto_dir / "predictions.jsonl",
-                      "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+    atomic_write_text(auto_dir / "predictions.jsonl", "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
     low = lowest_confidence(auto.sentences, settings.active_learning_count)  # type: ignore[attr-defined]
-    write_review_tasks(auto_dir / "active_learning.json", [
-        {"text": a.text, "entities": [e.model_dump() for e in a.entities], "id": a.sentence.id,
-         "paper_id": a.sentence.doc_id, "confidence": a.confidence, "round": round_id,
-         "annotator_version": annotator}
-        for a in low
-    ], settings.registered_model_name)
+    write_review_tasks(
+        auto_dir / "active_learning.json",
+        [
+            {
+                "text": a.text,
+                "entities": [e.model_dump() for e in a.entities],
+                "id": a.sentence.id,
+                "paper_id": a.sentence.doc_id,
+                "confidence": a.confidence,
+                "round": round_id,
+                "annotator_version": annotator,
+            }
+            for a in low
+        ],
+        settings.registered_model_name,
+    )
     return auto_file
 
 
-def round_metrics(cand: Evaluation, champ: Evaluation, decision: Decision, thresholds: dict, stats: dict,
-             auto_stats: dict) -> dict[str, float]:
+def round_metrics(
+    cand: Evaluation, champ: Evaluation, decision: Decision, thresholds: dict, stats: dict, auto_stats: dict
+) -> dict[str, float]:
     m: dict[str, float] = {}
     m.update(cand.as_flat_metrics("eval_"))
     m.update(champ.as_flat_metrics("champion_eval_"))
     m["f1_delta"] = decision.delta
     if decision.ci is not None:
-        m.update({"bootstrap_delta_lower": decision.ci.lower, "bootstrap_delta_upper": decision.ci.upper,
-                  "bootstrap_delta_mean": decision.ci.mean, "bootstrap_resamples": float(decision.ci.samples),
-                  "bootstrap_confidence": decision.ci.confidence, "bootstrap_documents": float(decision.ci.units)})
+        m.update(
+            {
+                "bootstrap_delta_lower": decision.ci.lower,
+                "bootstrap_delta_upper": decision.ci.upper,
+                "bootstrap_delta_mean": decision.ci.mean,
+                "bootstrap_resamples": float(decision.ci.samples),
+                "bootstrap_confidence": decision.ci.confidence,
+                "bootstrap_documents": float(decision.ci.units),
+            }
+        )
     if decision.spread_threshold is not None:
         m["seed_spread_threshold"] = decision.spread_threshold
     for name, floor in decision.class_floors.items():
         m[f"class_floor_{name}"] = floor.f1
     for name, t in thresholds.items():
         m[f"threshold_{name}"] = t.threshold
-    for key in ("papers_new", "papers_reused", "gold_train_sentences", "gold_addition_sentences",
-                "gold_eval_sentences", "auto_sentences"):
+    for key in (
+        "papers_new",
+        "papers_reused",
+        "gold_train_sentences",
+        "gold_addition_sentences",
+        "gold_eval_sentences",
+        "auto_sentences",
+    ):
         m[key] = float(stats[key])
     m["auto_sentences_annotated"] = float(auto_stats.get("sentences", 0))  # before masking and balancing
-    for key in ("entities_accepted", "entities_rejected", "masked_fraction", "dropped_gold_overlap",
-                "dropped_empty", "sentences_with_entities"):
+    for key in (
+        "entities_accepted",
+        "entities_rejected",
+        "masked_fraction",
+        "dropped_gold_overlap",
+        "dropped_empty",
+        "sentences_with_entities",
+    ):
         m[f"auto_{key}"] = float(auto_stats.get(key, 0))
     m["promoted"] = float(decision.promote)
     return m

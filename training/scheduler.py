@@ -101,13 +101,23 @@ def ensure_job(scheduler, settings: Settings):  # noqa: ANN001, ANN201
     """Keep the persisted job (and its next run time) if its trigger is unchanged, else replace it."""
     trigger = build_trigger(settings)
     job = scheduler.get_job(JOB_ID)
-    if job is not None and str(job.trigger) == str(trigger) and job.func_ref == FUNC_REF \
-            and job.misfire_grace_time == settings.misfire_grace_seconds:
+    if (
+        job is not None
+        and str(job.trigger) == str(trigger)
+        and job.func_ref == FUNC_REF
+        and job.misfire_grace_time == settings.misfire_grace_seconds
+    ):
         log.info("resuming persisted job %s (%s), next run %s", JOB_ID, trigger, job.next_run_time)
         return job
     job = scheduler.add_job(
-        FUNC_REF, trigger, id=JOB_ID, name="sciner self-training round", replace_existing=True,
-        coalesce=True, max_instances=1, misfire_grace_time=settings.misfire_grace_seconds,
+        FUNC_REF,
+        trigger,
+        id=JOB_ID,
+        name="sciner self-training round",
+        replace_existing=True,
+        coalesce=True,
+        max_instances=1,
+        misfire_grace_time=settings.misfire_grace_seconds,
     )
     log.info("scheduled job %s (%s), next run %s", JOB_ID, trigger, job.next_run_time)
     return job
@@ -134,8 +144,11 @@ def run_scheduler(settings: Settings, *, run_now: bool = False, stop: threading.
     try:
         while True:
             current = scheduler.get_job(JOB_ID)
-            heartbeat.beat(state="scheduler", next_run=str(current.next_run_time) if current else None,
-                           round_running=_child is not None)
+            heartbeat.beat(
+                state="scheduler",
+                next_run=str(current.next_run_time) if current else None,
+                round_running=_child is not None,
+            )
             if stop.wait(settings.heartbeat_seconds):
                 break
     finally:

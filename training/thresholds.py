@@ -74,10 +74,7 @@ def calibrate_thresholds(
 ) -> dict[str, ClassThreshold]:
     """One :class:`ClassThreshold` per class in ``classes`` (classes never predicted get ``default``)."""
     scored = scored_entities(gold, predicted)
-    return {
-        name: calibrate_class(scored.get(name, []), target_precision, min_entities, default)
-        for name in classes
-    }
+    return {name: calibrate_class(scored.get(name, []), target_precision, min_entities, default) for name in classes}
 
 
 def thresholds_to_dict(thresholds: dict[str, ClassThreshold]) -> dict[str, dict]:

@@ -142,7 +142,11 @@ def batch_loss(model: object, batch: dict, settings: Settings) -> object:
         return model(**batch).loss  # type: ignore[operator]
     logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits  # type: ignore[operator]
     return distillation_loss(
-        logits, batch["labels"], batch["soft"], batch["soft_mask"], settings.distill_alpha,
+        logits,
+        batch["labels"],
+        batch["soft"],
+        batch["soft_mask"],
+        settings.distill_alpha,
         settings.distill_temperature,
     )
 
@@ -202,7 +206,14 @@ def train_model(
     max_positions = int(getattr(model.config, "max_position_embeddings", 512))
     max_tokens = min(settings.train_max_tokens, max_positions)
     examples = build_examples(
-        train, rust_tok, label2id, cls_id, sep_id, max_tokens, settings.window_stride, unk_id,
+        train,
+        rust_tok,
+        label2id,
+        cls_id,
+        sep_id,
+        max_tokens,
+        settings.window_stride,
+        unk_id,
         soft_by_id=soft_targets.by_id if soft_targets is not None else None,
     )
     if not examples:
@@ -280,10 +291,14 @@ def train_model(
         "train_windows_per_epoch": len(with_entity) + min(empty_per_epoch, len(entity_free)),
         "dev_sentences": len(dev or []),
         "distillation": {
-            "soft_targets_sha256": soft_targets.sha256, "teacher": soft_targets.teacher,
-            "sentences": len(soft_targets), "alpha": settings.distill_alpha,
+            "soft_targets_sha256": soft_targets.sha256,
+            "teacher": soft_targets.teacher,
+            "sentences": len(soft_targets),
+            "alpha": settings.distill_alpha,
             "temperature": settings.distill_temperature,
-        } if soft_targets is not None else None,
+        }
+        if soft_targets is not None
+        else None,
         "history": history,
     }
     if best_eval is not None:

@@ -19,8 +19,13 @@ def points(value: float, digits: int = 1) -> str:
 
 
 def headline(
-    promote: bool, delta: float, *, champion: str | None, checks: Mapping[str, bool] | None = None,
-    class_drops: Mapping[str, float] | None = None, min_f1_delta: float | None = None,
+    promote: bool,
+    delta: float,
+    *,
+    champion: str | None,
+    checks: Mapping[str, bool] | None = None,
+    class_drops: Mapping[str, float] | None = None,
+    min_f1_delta: float | None = None,
     ci_lower: float | None = None,
 ) -> str:
     """The verdict of a round: the decision, then the micro-F1 delta or the check that failed."""
@@ -54,9 +59,13 @@ def decision_headline(decision: Mapping, champion: str | None, min_f1_delta: flo
     """:func:`headline` of a ``Decision.to_dict()``-shaped mapping."""
     ci = decision.get("ci") or {}
     return headline(
-        bool(decision.get("promote")), float(decision.get("delta") or 0.0), champion=champion,
-        checks=decision.get("checks") or {}, class_drops=decision.get("class_drops") or {},
-        min_f1_delta=min_f1_delta, ci_lower=ci.get("lower") if isinstance(ci, Mapping) else None,
+        bool(decision.get("promote")),
+        float(decision.get("delta") or 0.0),
+        champion=champion,
+        checks=decision.get("checks") or {},
+        class_drops=decision.get("class_drops") or {},
+        min_f1_delta=min_f1_delta,
+        ci_lower=ci.get("lower") if isinstance(ci, Mapping) else None,
     )
 
 
