@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.common import REPO, SHARED, machine, now, save_result
 from bench.reproduce import pick_documents
 from sciner.io.jsonl import read_jsonl
-from sciner.labels import OUTSIDE, bio_labels, entity_types_in
+from sciner.labels import OUTSIDE, labels_of
 from sciner.metrics import Evaluation, evaluate_tags
 from sciner.predictor import Predictor
 from sciner.records import Sentence
@@ -140,7 +140,7 @@ def main() -> None:
     targets, unlabeled = None, 0
     if args.teacher:
         extra = unlabeled_sentences(args.papers, args.unlabeled_papers) if args.unlabeled_papers else []
-        labels = bio_labels(entity_types_in([[t for t in s.tags or [] if t] for s in train]))
+        labels = labels_of(s.tags for s in train)
         train, unlabeled = [*train, *extra], len(extra)
         targets = soft_targets_for(args.teacher, train, labels, settings, progress=sys.stderr.isatty())
     summary = train_and_export(

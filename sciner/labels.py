@@ -32,6 +32,12 @@ def entity_types_in(tag_sequences: Iterable[Sequence[str]]) -> list[str]:
     return known + sorted(seen - set(known))
 
 
+def labels_of(tag_sequences: Iterable[Sequence[str | None] | None]) -> list[str]:
+    """The BIO label list a model trained on these tags gets (masked ``None`` tags and untagged sentences
+    carry no type): what the trainer uses unless told otherwise, and what a teacher must label with."""
+    return bio_labels(entity_types_in([[t for t in tags or [] if t] for tags in tag_sequences]))
+
+
 def split_tag(tag: str) -> tuple[str, str | None]:
     """``"B-TaskName"`` -> ``("B", "TaskName")``; ``"O"`` -> ``("O", None)``."""
     if tag == OUTSIDE:

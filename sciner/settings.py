@@ -210,6 +210,12 @@ class Settings(BaseSettings):
         description="A model folder (e.g. the MPNet teacher) that auto-annotates the round's papers instead of the "
         "champion; the student trained on them is still gated against the champion. Unset: the champion annotates.",
     )
+    round_distill: bool = Field(
+        False,
+        description="With SCINER_ANNOTATOR_MODEL: the round's student also learns the teacher's soft distributions "
+        "(`sciner distill`'s loss, SCINER_DISTILL_*) on gold train and on the auto-annotated sentences. The gold "
+        "part is labelled once per gold version and teacher (cached under SCINER_HOME/distill).",
+    )
     target_precision: float = Field(
         0.7,
         gt=0,

@@ -47,3 +47,18 @@ def test_entities_are_the_text_at_their_character_offsets():
 def test_softmax_rows_sum_to_one():
     p = softmax(np.array([[1.0, 2.0, 3.0], [1000.0, 0.0, -1000.0]]))
     assert np.allclose(p.sum(-1), 1.0)
+
+
+def test_the_label_list_of_training_tags_skips_masked_tags_and_untagged_sentences():
+    from sciner.labels import labels_of
+
+    tags = [["B-DatasetName", None, "O"], None, ["B-MethodName", "I-MethodName"], ["B-Zeta"]]
+    assert labels_of(tags) == [
+        "O",
+        "B-MethodName",
+        "I-MethodName",
+        "B-DatasetName",
+        "I-DatasetName",
+        "B-Zeta",
+        "I-Zeta",
+    ]

@@ -3,6 +3,7 @@ hash, and a real student trained on gold + teacher-labelled abstracts."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 
@@ -17,8 +18,10 @@ from training.distill import (
     SoftTargets,
     distillation_loss,
     load_soft_targets,
+    merge_soft_targets,
     save_soft_targets,
     soft_targets_for,
+    soft_targets_for_parts,
     unlabeled_sentences,
 )
 
@@ -68,6 +71,39 @@ def test_soft_targets_round_trip_with_their_hash(tmp_path):
     assert back.sha256 == digest and len(digest) == 64 and back.labels == targets.labels
     assert np.array_equal(back.by_id["b"], targets.by_id["b"]) and back.by_id["a"].shape == (2, 3)
     assert json.loads((tmp_path / "t.json").read_text())["sentences"] == 2
+
+
+def test_merged_soft_targets_keep_every_sentence_and_hash_the_parts_hashes_in_order():
+    labels = ["O", "B-X", "I-X"]
+    gold = SoftTargets(labels, {"g1": np.eye(3, dtype=np.float32)}, "a" * 64, "teacher")
+    auto = SoftTargets(labels, {"p:0": np.full((1, 3), 1 / 3, np.float32)}, "b" * 64, "teacher")
+    merged = merge_soft_targets([gold, auto])
+    assert sorted(merged.by_id) == ["g1", "p:0"] and merged.labels == labels and merged.teacher == "teacher"
+    assert merged.sha256 == hashlib.sha256(("a" * 64 + "\n" + "b" * 64).encode()).hexdigest()
+    assert merge_soft_targets([auto, gold]).sha256 != merged.sha256
+    assert merge_soft_targets([gold]) is gold
+
+
+def test_soft_targets_over_other_labels_or_the_same_sentence_twice_do_not_merge():
+    one = SoftTargets(["O", "B-X", "I-X"], {"s": np.eye(3, dtype=np.float32)}, "a" * 64)
+    with pytest.raises(ValueError, match="different labels"):
+        merge_soft_targets([one, SoftTargets(["O", "B-Y", "I-Y"], {"t": np.eye(3, dtype=np.float32)}, "b" * 64)])
+    with pytest.raises(ValueError, match=r"overlap on 1 sentence ids, e\.g\. 's'"):
+        merge_soft_targets([one, SoftTargets(one.labels, {"s": np.eye(3, dtype=np.float32)}, "b" * 64)])
+
+
+def test_each_part_is_labelled_and_cached_on_its_own(tiny_model_dir, seed_dev, tmp_path):
+    """A round's gold part keeps its cache file while its auto-annotated part changes."""
+    labels = read_metadata(tiny_model_dir).labels
+    settings = Settings(home=tmp_path, intra_op_threads=1)
+    gold, auto = seed_dev[:3], seed_dev[3:5]
+    first = soft_targets_for_parts(tiny_model_dir, [gold, auto, []], labels, settings)
+    assert sorted(first.by_id) == sorted(s.id for s in [*gold, *auto])
+    gold_file = next(p for p in (tmp_path / "distill").glob("*.json") if json.loads(p.read_text())["sentences"] == 3)
+    stamp = gold_file.stat().st_mtime_ns
+    second = soft_targets_for_parts(tiny_model_dir, [gold, seed_dev[5:6]], labels, settings)
+    assert gold_file.stat().st_mtime_ns == stamp  # read from the cache, not labelled again
+    assert len(list((tmp_path / "distill").glob("*.npz"))) == 3 and second.sha256 != first.sha256
 
 
 def test_the_teacher_labels_in_fp32_by_default_and_each_engine_keeps_its_own_labels(tiny_model_dir, seed_dev, tmp_path):

@@ -10,6 +10,7 @@ The tests share one server and one bootstrapped champion and run in file order.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import queue
@@ -26,11 +27,12 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from sciner.model_dir import sha256_file
+from sciner.model_dir import read_metadata, sha256_file
 from sciner.papers import PaperStore
 from sciner.settings import Settings
 from tests.conftest import SEED_DEV, SEED_TRAIN
 from training.cli import app
+from training.gold import load_gold
 
 pytestmark = pytest.mark.slow
 
@@ -651,8 +653,6 @@ def test_active_learning_export_and_gold_ingest(env, champion, tmp_path):
     corrected.write_text(json.dumps([task]))
     result = cli(env, "ingest-gold", str(corrected))
     assert result.exit_code == 0 and "added 1" in result.stdout, result.output
-    from training.rounds import load_gold
-
     gold = load_gold(settings(env))
     assert len(gold.additions) == 1 and gold.additions[0].tags[0] == "B-MethodName"
     assert len(gold.train_all) == 110  # 109 seed train sentences outside the evaluation split + 1
@@ -687,4 +687,51 @@ def test_a_teacher_folder_that_is_not_a_model_fails_the_round_and_uses_no_paper(
     result = cli(env, "retrain", "--once", SCINER_ANNOTATOR_MODEL=str(tmp_path))
     assert result.exit_code == 1
     assert f"SCINER_ANNOTATOR_MODEL={tmp_path} is not a sciner model folder" in result.output
+    assert unused(env) == before and len(client(env).search_model_versions("name='sciner'")) == versions
+
+
+def test_a_distilling_round_trains_on_the_teachers_distributions_and_says_so_in_the_version(env, champion, tmp_path):
+    from sciner import registry
+
+    teacher = tmp_path / "mpnet-teacher"
+    shutil.copytree(registry.fetch_model_dir(settings(env), "1", tmp_path / "fetch"), teacher)
+    digest = sha256_file(teacher / "onnx" / "int8" / "model.onnx")[:12]
+    result = cli(
+        env,
+        "retrain",
+        "--once",
+        "--force",
+        SCINER_ANNOTATOR_MODEL=str(teacher),
+        SCINER_ROUND_DISTILL="true",
+        SCINER_MIN_F1_DELTA="1.0",
+    )
+    assert result.exit_code == 0, result.output
+    mv = version(env, json.loads(result.stdout)["version"])
+    assert mv.tags["distilled_from"] == f"teacher mpnet-teacher (sha256 {digest})"
+    assert client(env).get_run(mv.run_id).data.params["round_distill"] == "True"
+    # the gold part and the round's auto-annotated part, each cached on its own, merged in that order
+    cache = Path(env["SCINER_HOME"]) / "distill"
+    parts = {json.loads(p.read_text())["sentences"]: json.loads(p.read_text())["sha256"] for p in cache.glob("*.json")}
+    n_gold = len(load_gold(settings(env)).train_all)
+    (n_auto,) = set(parts) - {n_gold}
+    merged = hashlib.sha256(f"{parts[n_gold]}\n{parts[n_auto]}".encode()).hexdigest()
+    lineage = artifact_json(env, mv.run_id, "review/lineage.json", tmp_path)
+    assert lineage["data"]["teacher_soft_targets"] == {
+        "sha256": merged,
+        "teacher_version": f"teacher:mpnet-teacher@{digest}",
+    }
+    assert f"distilled from its distributions on all {n_gold + n_auto}" in mv.description
+    folder = registry.fetch_model_dir(settings(env), mv.version, tmp_path / "fetched")
+    assert read_metadata(folder).data["soft_targets"] == {
+        "sha256": merged,
+        "teacher": str(teacher),
+        "sentences": n_gold + n_auto,
+    }
+
+
+def test_a_distilling_round_without_a_teacher_fails_before_using_a_paper(env, champion):
+    before, versions = unused(env), len(client(env).search_model_versions("name='sciner'"))
+    result = cli(env, "retrain", "--once", "--force", SCINER_ROUND_DISTILL="true")
+    assert result.exit_code == 1
+    assert "SCINER_ROUND_DISTILL=true needs a teacher to distil: set SCINER_ANNOTATOR_MODEL" in result.output
     assert unused(env) == before and len(client(env).search_model_versions("name='sciner'")) == versions

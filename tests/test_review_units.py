@@ -154,6 +154,16 @@ def test_lineage_hashes_the_data_hashes_not_their_paths():
     assert a["data"]["auto_annotated"]["path"] == "auto/auto_annotated.jsonl"
 
 
+def test_a_distilled_version_names_the_teacher_targets_it_learned_from_in_its_data_hash():
+    common = {"gold_paths": {}, "gold_hashes": {"train": "1" * 64}, "train_sha256": "2" * 64, "annotator_version": "t"}
+    plain = lineage(**common)
+    distilled = lineage(**common, soft_targets_sha256="5" * 64)
+    other = lineage(**common, soft_targets_sha256="6" * 64)
+    assert distilled["data"]["teacher_soft_targets"] == {"sha256": "5" * 64, "teacher_version": "t"}
+    assert "teacher_soft_targets" not in plain["data"]
+    assert len({plain["data_sha256"], distilled["data_sha256"], other["data_sha256"]}) == 3
+
+
 # --- the champion history ---------------------------------------------------------------------
 def moves(*pairs: tuple[str, str]) -> list[ch.Move]:
     return [ch.Move(v, kind) for v, kind in pairs]

@@ -169,7 +169,7 @@ def distill(
     progress: ProgressFlag = None,
 ) -> None:
     """Distil a teacher into the student encoder (SCINER_BASE_MODEL): gold CE + KL to the teacher's soft labels."""
-    from sciner.labels import bio_labels, entity_types_in
+    from sciner.labels import labels_of
     from sciner.model_dir import read_metadata
     from training.distill import soft_targets_for, unlabeled_sentences
     from training.pipeline import train_and_export
@@ -181,7 +181,7 @@ def distill(
         extra = unlabeled_sentences(unlabeled, limit_papers) if unlabeled else []
     except (DataError, FileNotFoundError) as exc:
         fail(str(exc))
-    labels = bio_labels(entity_types_in([[t for t in s.tags or [] if t] for s in gold]))
+    labels = labels_of(s.tags for s in gold)
     if set(labels) - set(teacher_labels):
         fail(f"the teacher's labels {teacher_labels} do not cover the gold labels {labels}")
     targets = soft_targets_for(teacher, [*gold, *extra], labels, settings, progress=bars(progress))

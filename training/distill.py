@@ -150,6 +150,36 @@ def soft_targets_for(
     return SoftTargets(labels, by_id, digest, str(teacher_dir))
 
 
+def merge_soft_targets(parts: list[SoftTargets]) -> SoftTargets:
+    """One set of targets from several (same labels, disjoint sentence ids); its hash is the hash of the parts'
+    hashes in order, so the lineage names exactly the cached files the student learned from. Pure."""
+    if not parts:
+        raise ValueError("no soft targets to merge")
+    labels = parts[0].labels
+    by_id: dict[str, np.ndarray] = {}
+    for part in parts:
+        if part.labels != labels:
+            raise ValueError(f"soft targets over different labels: {part.labels} and {labels}")
+        overlap = by_id.keys() & part.by_id.keys()
+        if overlap:
+            raise ValueError(f"soft targets overlap on {len(overlap)} sentence ids, e.g. {sorted(overlap)[0]!r}")
+        by_id.update(part.by_id)
+    if len(parts) == 1:
+        return parts[0]
+    digest = hashlib.sha256("\n".join(part.sha256 for part in parts).encode()).hexdigest()
+    return SoftTargets(labels, by_id, digest, parts[0].teacher)
+
+
+def soft_targets_for_parts(
+    teacher_dir: Path, parts: list[list[Sentence]], labels: list[str], settings: object, progress: bool = False
+) -> SoftTargets:
+    """:func:`soft_targets_for` for each non-empty part, merged: a stable part (gold train) keeps its cache
+    while another (a round's auto-annotated sentences) changes."""
+    return merge_soft_targets(
+        [soft_targets_for(teacher_dir, part, labels, settings, progress) for part in parts if part]
+    )
+
+
 def unlabeled_sentences(path: Path, limit: int | None = None) -> list[Sentence]:
     """Sentences of a papers JSONL (anthology schema or ``{"text": ...}``), split and tokenized the way
     the service and auto-annotation split raw text; no tags (the teacher's distributions are the signal)."""

@@ -23,6 +23,7 @@ def lineage(
     auto_sha256: str | None = None,
     base_model: str = "",
     annotator_version: str | None = None,
+    soft_targets_sha256: str | None = None,
 ) -> dict:
     data = {f"gold_{k}": {"path": gold_paths.get(k), "sha256": v} for k, v in sorted(gold_hashes.items())}
     data["train_as_used"] = {"sha256": train_sha256}
@@ -32,6 +33,8 @@ def lineage(
             "sha256": auto_sha256,
             "annotator_version": annotator_version,
         }
+    if soft_targets_sha256 is not None:
+        data["teacher_soft_targets"] = {"sha256": soft_targets_sha256, "teacher_version": annotator_version}
     return {"base_model": base_model, "data": data, TAG: data_sha256(data)}
 
 

@@ -4,10 +4,11 @@ A round (``sciner retrain --once``), in order::
 
     lock -> champion -> unused papers -> split -> annotator (champion, or SCINER_ANNOTATOR_MODEL's teacher)
     -> predict (shared Predictor) -> per-class thresholds
-    + masking -> snapshot -> train a fresh candidate from the base encoder on gold + auto -> evaluate
+    + masking -> snapshot -> [the teacher's soft targets, SCINER_ROUND_DISTILL]
+    -> train a fresh candidate from the base encoder on gold + auto -> evaluate
     candidate and champion on the gate's evaluation split (same code; never trained, stopped or
-    calibrated on) -> gate (:mod:`training.promotion`) -> register version -> alias challenger
-    -> re-read champion -> alias champion (if promoted) -> mark papers used -> unlock
+    calibrated on) -> gate (:mod:`training.gate`, rule: :mod:`training.promotion`) -> register version
+    -> alias challenger -> re-read champion -> alias champion (if promoted) -> mark papers used -> unlock
 
 Nothing is marked used before the registry write succeeded: a round that dies (SIGKILL included)
 leaves the champion and the paper store as they were, and the kernel releases its lock.
@@ -21,40 +22,26 @@ import shutil
 from pathlib import Path
 
 from sciner import registry
-from sciner.labels import ENTITY_TYPES, OUTSIDE
-from sciner.metrics import Evaluation
+from sciner.labels import ENTITY_TYPES, OUTSIDE, labels_of
 from sciner.model_dir import read_metadata, sha256_file, write_metadata
 from sciner.papers import REGISTERED, Paper, PaperStore
 from sciner.settings import Settings
 from training.aliases import AliasMove, check_registry, promote_version, rollback  # noqa: F401 (re-exported)
 from training.aliases import champion_version as _champion
-from training.aliases import now as _now
 from training.aliases import registry_call as _registry_call
 from training.errors import RoundError
-from training.eval_split import document_of
-from training.gate_history import promoted_class_scores
-from training.gold import Gold, load_gold
+from training.gate import gate, promote_if_unchanged, recheck_champion
+from training.gold import load_gold
 from training.lineage import TAG as LINEAGE_TAG
 from training.lineage import lineage
 from training.locking import Heartbeat, RoundLock
-from training.promotion import (
-    PROMOTED,
-    REJECTED,
-    Decision,
-    ModelScores,
-    class_floors,
-    decide,
-    document_counts,
-    paired_bootstrap,
-    sentence_counts,
-)
+from training.promotion import PROMOTED, REJECTED
 from training.review import write_review
 from training.round_common import (
     RoundResult,
     Stages,
     clean_old_round_dirs,
     evaluate_model,
-    gold_tags,
     log_late_metrics,
     mark_failed,
     prune_cache,
@@ -89,6 +76,10 @@ def _round_locked(settings: Settings, force: bool, progress: bool, heartbeat: He
         raise RoundError(
             f"registered model {settings.registered_model_name!r} has no {settings.champion_alias!r} alias: "
             "run `sciner bootstrap` first"
+        )
+    if settings.round_distill and settings.annotator_model is None:
+        raise RoundError(
+            "SCINER_ROUND_DISTILL=true needs a teacher to distil: set SCINER_ANNOTATOR_MODEL to its model folder"
         )
     store = PaperStore.from_settings(settings)
     try:
@@ -126,6 +117,7 @@ def _round_body(
     from sciner.predictor import Predictor
     from training.annotator import champion_annotator, teacher_annotator
     from training.autoannotate import annotate_papers, balance_empty, has_entity
+    from training.distill import soft_targets_for_parts
     from training.pipeline import train_and_export
     from training.thresholds import calibrate_thresholds, thresholds_to_dict
 
@@ -190,6 +182,13 @@ def _round_body(
         auto_file = write_snapshot(settings, auto_dir, auto, auto_train, annotator.version, round_id)
         auto_sha = sha256_file(auto_file)
     train_set = gold.train_all + auto_train
+    soft_targets = None
+    if settings.round_distill and settings.annotator_model is not None:
+        with stage("teacher_soft_targets"):
+            student_labels = labels_of(s.tags for s in [*train_set, *gold.dev])
+            soft_targets = soft_targets_for_parts(
+                settings.annotator_model, [gold.train_all, auto_train], student_labels, settings, progress
+            )
     log.info("round=%d stage=train gold=%d auto=%d", round_id, len(gold.train_all), len(auto_train))
     with stage("train"):
         candidate_dir = round_dir / "candidate"
@@ -201,6 +200,7 @@ def _round_body(
             sources={"train": Path(gold.paths["train"]), "dev": Path(gold.paths["dev"])},
             export=True,
             progress=progress,
+            soft_targets=soft_targets,
         )
         meta = read_metadata(candidate_dir)  # lineage: the auto-annotated part of the training data
         meta.data["auto"] = {
@@ -223,8 +223,8 @@ def _round_body(
         cand_eval, cand_pred = evaluate_model(candidate, gold.eval)
         champ_eval, champ_pred = evaluate_model(champ, gold.eval)
     with stage("decide"):
-        decision = _gate(settings, gold, champion.version, cand_eval, cand_pred, champ_eval, champ_pred)
-        decision = _recheck_champion(settings, champion, decision)
+        decision = gate(settings, gold, champion.version, cand_eval, cand_pred, champ_eval, champ_pred)
+        decision = recheck_champion(settings, champion, decision)
         log.info("round=%d decision=%s %s", round_id, decision.label, decision.reason)
     stats = {
         "papers_new": len(new),
@@ -244,6 +244,7 @@ def _round_body(
         auto_sha256=auto_sha,
         base_model=short_model_name(settings.base_model),
         annotator_version=annotator.version,
+        soft_targets_sha256=soft_targets.sha256 if soft_targets is not None else None,
     )
     with stage("review"):
         write_review(
@@ -272,11 +273,18 @@ def _round_body(
                 },
             },
         )
+    distilled = ""
+    if soft_targets is not None:
+        distilled = (
+            f"; distilled from its distributions on all {len(soft_targets)} "
+            f"(alpha {settings.distill_alpha}, T {settings.distill_temperature}, {settings.distill_teacher_variant})"
+        )
     description = version_description(
         verdict,
         decision.reason,
         f"round {round_id}, parent v{champion.version}, {len(gold.eval)} gold evaluation sentences, "
-        f"{len(gold.train_all)} gold + {len(auto_train)} training sentences auto-annotated by {annotator.description}",
+        f"{len(gold.train_all)} gold + {len(auto_train)} training sentences auto-annotated by {annotator.description}"
+        + distilled,
     )
     tags = {
         "decision": decision.label,
@@ -291,6 +299,8 @@ def _round_body(
         "base_model": short_model_name(settings.base_model),
         "annotator": annotator.description,
     }
+    if soft_targets is not None:
+        tags["distilled_from"] = annotator.description
     metrics = round_metrics(cand_eval, champ_eval, decision, thresholds, stats, auto.stats)
     params = round_params(settings, round_id, champion.version, len(new), len(reused))
     with stage("register"):
@@ -311,7 +321,7 @@ def _round_body(
         )
         champion_after = champion.version
         if decision.promote:
-            champion_after = _promote_if_unchanged(settings, champion, version.version, decision)
+            champion_after = promote_if_unchanged(settings, champion, version.version, decision)
     log_late_metrics(settings, version.run_id, {"stage_register_s": stage.timings["register"]})
     with stage("record"):
         final_decision = PROMOTED if champion_after == version.version else REJECTED
@@ -342,88 +352,3 @@ def _round_body(
         stage.timings,
         stats,
     )
-
-
-def _gate(
-    settings: Settings,
-    gold: Gold,
-    champion: str,
-    cand_eval: Evaluation,
-    cand_pred: list[list[str]],
-    champ_eval: Evaluation,
-    champ_pred: list[list[str]],
-) -> Decision:
-    """Paired bootstrap over the evaluation split's documents, the seed-spread rule, and the per-class
-    floor (best F1 per class among promoted versions on this split)."""
-    truth = gold_tags(gold.eval)
-    docs = [document_of(s) for s in gold.eval]
-    cand_docs, _ = document_counts(sentence_counts(truth, cand_pred), docs)
-    champ_docs, _ = document_counts(sentence_counts(truth, champ_pred), docs)
-    ci = paired_bootstrap(
-        cand_docs, champ_docs, settings.bootstrap_samples, settings.seed, confidence=settings.bootstrap_confidence
-    )
-    champ_scores = ModelScores.from_evaluation(champ_eval)
-    history = _registry_call(
-        "reading promoted versions on this split", promoted_class_scores, settings, gold.split.sha256
-    )
-    history.pop(champion, None)  # the champion counts as scored now, by this code
-    return decide(
-        ModelScores.from_evaluation(cand_eval),
-        champ_scores,
-        rule=settings.promotion_rule,
-        min_f1_delta=settings.min_f1_delta,
-        max_class_drop=settings.max_class_drop,
-        ci=ci,
-        seed_sd=settings.seed_f1_sd,
-        spread_z=settings.spread_z,
-        floors=class_floors(champ_scores, champion, history),
-        champion_name=f"champion v{champion}",
-    )
-
-
-def _recheck_champion(settings: Settings, champion: registry.RegisteredVersion, decision: Decision) -> Decision:
-    """The gate compared against ``champion``; if someone moved the alias meanwhile, do not overrule them."""
-    if not decision.promote:
-        return decision
-    now = _champion(settings)
-    if now is not None and now.version == champion.version:
-        return decision
-    moved_to = now.version if now else "none"
-    decision.promote = False
-    decision.reason = (
-        f"Not promoted: the champion alias moved from v{champion.version} to v{moved_to} during "
-        f"the round, so the comparison no longer holds (gate said: {decision.reason.rstrip('.')})."
-    )
-    return decision
-
-
-def _promote_if_unchanged(
-    settings: Settings, champion: registry.RegisteredVersion, version: str, decision: Decision
-) -> str:
-    """Re-read the champion right before moving it (the alias itself is last-writer-wins)."""
-    now = _champion(settings)
-    if now is not None and now.version != champion.version:
-        reason = (
-            f"Not promoted: the champion alias moved from v{champion.version} to v{now.version} just before promotion."
-        )
-        _registry_call(
-            "tagging the version",
-            registry.update_version,
-            settings,
-            version,
-            tags={"decision": REJECTED, "reason": reason},
-            description=version_description(
-                f"Rejected: champion moved to v{now.version}", reason, "gate passed, not applied"
-            ),
-        )
-        decision.promote, decision.reason = False, reason
-        return now.version
-    _registry_call("setting the champion alias", registry.set_alias, settings, settings.champion_alias, version, "gate")
-    _registry_call(
-        "tagging the version",
-        registry.update_version,
-        settings,
-        version,
-        tags={"champion_previous": champion.version, "promoted_at": _now(), "promoted_by": "gate"},
-    )
-    return version

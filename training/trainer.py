@@ -17,7 +17,7 @@ import numpy as np
 
 from sciner.backends import TorchBackend
 from sciner.encoding import load_tokenizer, pad_batch
-from sciner.labels import IGNORE_INDEX, OUTSIDE, bio_labels, entity_types_in
+from sciner.labels import IGNORE_INDEX, OUTSIDE, labels_of
 from sciner.metrics import Evaluation
 from sciner.model_dir import HF_DIR, TOKENIZER_FILE, ModelMetadata, write_metadata
 from sciner.predictor import Predictor
@@ -180,7 +180,7 @@ def train_model(
         labels = labels or soft_targets.labels
         if labels != soft_targets.labels:
             raise ValueError(f"teacher labels {soft_targets.labels} differ from the student's {labels}")
-    labels = labels or bio_labels(entity_types_in([[t for t in s.tags or [] if t] for s in [*train, *(dev or [])]]))
+    labels = labels or labels_of(s.tags for s in [*train, *(dev or [])])
     label2id = {lab: i for i, lab in enumerate(labels)}
     unknown = {t for s in train for t in s.tags or [] if t and t not in label2id}
     if unknown:
