@@ -5,7 +5,10 @@ sentences, in one run, runs interleaved, medians reported.
     .venv/bin/python bench/inference.py --model var/bench/quality-model --sentences 512 --repeats 3
 
 ``--compare OTHER_MODEL`` adds another model folder's int8 predictor to the same interleaved runs: the
-side-by-side speed check of a retrained (for example distilled) model against the served one.
+side-by-side speed check of a retrained (for example distilled) model against the served one:
+
+    .venv/bin/python bench/inference.py --model var/bench/quality-gold-1ep-scierc \
+        --compare var/bench/quality-student --compare var/bench/quality-mpnet-teacher --name inference-student
 
 F1 of every engine is computed the same way: its character-offset entities are mapped back onto
 the gold tokens of the sentence and scored with seqeval (strict IOB2).
@@ -62,6 +65,7 @@ def main() -> None:
         help="another model folder whose int8 predictor runs interleaved with --model's "
         "(a speed check of a retrained model against the served one); repeatable",
     )
+    ap.add_argument("--name", default="inference", help="result file: bench/results/<name>.{json,md}")
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING)
 
@@ -136,7 +140,7 @@ def main() -> None:
     text = "\n".join(lines)
     print(text)
     save_result(
-        "inference",
+        args.name,
         {"rows": [{"engine": n, "sentences_per_s": s, "f1": f, "seconds": t} for n, s, f, t in rows]},
         text,
     )

@@ -2,6 +2,7 @@
 
 import json
 
+import pytest
 from typer.testing import CliRunner
 
 from training.cli import app
@@ -63,3 +64,35 @@ def test_train_then_export_writes_a_model_folder(tmp_path, monkeypatch):
     result = runner.invoke(app, ["export", str(out), "--no-quantize"])
     assert result.exit_code == 0, result.output
     assert (out / "onnx" / "fp32" / "model.onnx").is_file() and not (out / "onnx" / "int8").exists()
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_distill_labels_gold_and_abstracts_apart_and_writes_a_student(tiny_model_dir, tmp_path, monkeypatch):
+    from sciner.io.jsonl import read_jsonl
+    from sciner.model_dir import read_metadata
+    from sciner.settings import get_settings
+    from tests.conftest import SEED_DEV, SEED_TRAIN
+    from training.distill import unlabeled_sentences
+
+    papers = tmp_path / "papers.jsonl"
+    papers.write_text(
+        "\n".join(
+            json.dumps({"paper_id": f"p{i}", "title": "A study", "abstract": text})
+            for i, text in enumerate(["We train BERT on SQuAD.", "Our CRF tagger improves NER on CoNLL-2003."])
+        ),
+        encoding="utf-8",
+    )
+    monkeypatch.setenv("SCINER_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("SCINER_BATCH_SIZE", "16")
+    get_settings.cache_clear()
+    out = tmp_path / "student"
+    args = ["distill", str(tiny_model_dir), str(SEED_TRAIN), "--dev", str(SEED_DEV), "--unlabeled", str(papers)]
+    result = runner.invoke(app, [*args, "--out", str(out), "--epochs", "1"])
+    get_settings.cache_clear()
+    assert result.exit_code == 0, result.output
+    n_gold, n_abstract_sentences = len(read_jsonl(SEED_TRAIN)), len(unlabeled_sentences(papers))
+    cached = (tmp_path / "home" / "distill").glob("*.json")
+    assert sorted(json.loads(p.read_text())["sentences"] for p in cached) == [n_abstract_sentences, n_gold]
+    assert read_metadata(out).data["soft_targets"]["sentences"] == n_gold + n_abstract_sentences
+    assert (out / "onnx" / "int8" / "model.onnx").is_file()

@@ -171,7 +171,7 @@ def distill(
     """Distil a teacher into the student encoder (SCINER_BASE_MODEL): gold CE + KL to the teacher's soft labels."""
     from sciner.labels import labels_of
     from sciner.model_dir import read_metadata
-    from training.distill import soft_targets_for, unlabeled_sentences
+    from training.distill import soft_targets_for_parts, unlabeled_sentences
     from training.pipeline import train_and_export
 
     settings = _settings(epochs)
@@ -184,7 +184,8 @@ def distill(
     labels = labels_of(s.tags for s in gold)
     if set(labels) - set(teacher_labels):
         fail(f"the teacher's labels {teacher_labels} do not cover the gold labels {labels}")
-    targets = soft_targets_for(teacher, [*gold, *extra], labels, settings, progress=bars(progress))
+    # gold and the abstracts are labelled and cached apart: another --limit-papers reuses the gold part
+    targets = soft_targets_for_parts(teacher, [gold, extra], labels, settings, progress=bars(progress))
     result = train_and_export(
         [*gold, *extra],
         dev_set,
