@@ -96,3 +96,26 @@ def test_distill_labels_gold_and_abstracts_apart_and_writes_a_student(tiny_model
     assert sorted(json.loads(p.read_text())["sentences"] for p in cached) == [n_abstract_sentences, n_gold]
     assert read_metadata(out).data["soft_targets"]["sentences"] == n_gold + n_abstract_sentences
     assert (out / "onnx" / "int8" / "model.onnx").is_file()
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_train_can_leave_out_the_gates_evaluation_split_as_rounds_do(tmp_path, monkeypatch):
+    """A teacher for rounds must not have seen the documents its students are judged on."""
+    from sciner.io.jsonl import read_jsonl
+    from sciner.model_dir import read_metadata
+    from sciner.settings import Settings, get_settings
+    from tests.conftest import SEED_DEV, SEED_TRAIN
+    from training.gold import evaluation_split
+
+    split = evaluation_split(read_jsonl(SEED_TRAIN), Settings())
+    assert 0 < len(split.eval) < len(read_jsonl(SEED_TRAIN))
+    monkeypatch.setenv("SCINER_HOME", str(tmp_path / "home"))
+    get_settings.cache_clear()
+    out = tmp_path / "teacher"
+    args = ["train", str(SEED_TRAIN), "--dev", str(SEED_DEV), "--out", str(out), "--epochs", "1", "--no-export"]
+    result = runner.invoke(app, [*args, "--exclude-eval-split"])
+    get_settings.cache_clear()
+    assert result.exit_code == 0, result.output
+    assert f"left out the evaluation split ({split.source}): {len(split.eval)} of" in result.output
+    assert read_metadata(out).data["train"]["sentences"] == len(split.train)

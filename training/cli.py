@@ -89,13 +89,35 @@ def train(
     epochs: Annotated[int | None, typer.Option(help="Override SCINER_EPOCHS.")] = None,
     limit: Annotated[int | None, typer.Option(help="Use only the first N training sentences.")] = None,
     no_export: Annotated[bool, typer.Option("--no-export", help="Skip the ONNX export.")] = False,
+    exclude_eval_split: Annotated[
+        bool,
+        typer.Option(
+            "--exclude-eval-split",
+            help="Leave out the documents of the gate's evaluation split (SCINER_GOLD_EVAL_*), as rounds do: "
+            "for a teacher that annotates or is distilled in rounds, whose students that split judges.",
+        ),
+    ] = False,
     progress: ProgressFlag = None,
 ) -> None:
     """Fine-tune the base encoder, export ONNX (fp32 + int8) and evaluate on dev."""
+    from training.gold import evaluation_split
     from training.pipeline import train_and_export
 
     settings = _settings(epochs)
     train_set, dev_set = _train_and_dev(train_file, dev_file)
+    if exclude_eval_split:
+        try:
+            split = evaluation_split(train_set, settings)
+        except (DataError, FileNotFoundError) as exc:
+            fail(str(exc))
+        typer.echo(
+            f"left out the evaluation split ({split.source}): {len(split.eval)} of {len(train_set)} sentences, "
+            f"{len(split.documents)} documents",
+            err=True,
+        )
+        if not split.train:
+            fail(f"nothing left to train on: every document of {train_file} is in the evaluation split")
+        train_set = split.train
     result = train_and_export(
         train_set[:limit],
         dev_set,

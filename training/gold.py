@@ -49,18 +49,26 @@ class Gold:
         return self.split.tags
 
 
+def evaluation_split(
+    train: list[Sentence], settings: Settings, dev: list[Sentence] | None = None, dev_path: Path | None = None
+) -> EvalSplit:
+    """The gate's evaluation split of ``train``: ``SCINER_GOLD_EVAL_PATH``'s documents when set (``dev`` is
+    reused when that path is ``dev_path``), else the documents carved by ``SCINER_GOLD_EVAL_FRACTION`` and
+    ``SCINER_GOLD_EVAL_SALT``. Rounds, the bootstrap and ``sciner train --exclude-eval-split`` share it."""
+    if settings.gold_eval_path:
+        eval_p = resolve_data_path(settings.gold_eval_path)
+        evaluation = dev if dev is not None and eval_p == dev_path else read_gold(eval_p)
+        return from_file(train, evaluation, str(eval_p))
+    return carve(train, settings.gold_eval_fraction, settings.gold_eval_salt)
+
+
 def load_gold(settings: Settings) -> Gold:
     try:
         train_p = resolve_data_path(settings.gold_train_path)
         dev_p = resolve_data_path(settings.gold_dev_path)
         train, dev = read_gold(train_p), read_gold(dev_p)
-        if settings.gold_eval_path:
-            eval_p = resolve_data_path(settings.gold_eval_path)
-            split = from_file(train, dev if eval_p == dev_p else read_gold(eval_p), str(eval_p))
-            eval_where = str(eval_p)
-        else:
-            split = carve(train, settings.gold_eval_fraction, settings.gold_eval_salt)
-            eval_where = f"{train_p} ({split.source})"
+        split = evaluation_split(train, settings, dev, dev_p)
+        eval_where = split.source.removeprefix("file:") if settings.gold_eval_path else f"{train_p} ({split.source})"
         add_p = settings.gold_additions_path
         additions = read_gold(add_p) if add_p.is_file() else []
     except DataError as exc:
