@@ -32,7 +32,7 @@ from sciner.predictor import Predictor
 from sciner.records import Sentence
 from sciner.settings import get_settings
 from training.calibrate import bias_grid, calibrate_o_bias
-from training.distill import soft_targets_for, unlabeled_sentences
+from training.distill import soft_targets_for_parts, unlabeled_sentences
 from training.evaluate import evaluate_predictor
 from training.intermediate import pretrain_ner
 from training.pipeline import train_and_export
@@ -141,8 +141,10 @@ def main() -> None:
     if args.teacher:
         extra = unlabeled_sentences(args.papers, args.unlabeled_papers) if args.unlabeled_papers else []
         labels = labels_of(s.tags for s in train)
+        # gold and abstracts labelled and cached apart, as `sciner distill` does: another
+        # --unlabeled-papers reuses the gold part
+        targets = soft_targets_for_parts(args.teacher, [train, extra], labels, settings, sys.stderr.isatty())
         train, unlabeled = [*train, *extra], len(extra)
-        targets = soft_targets_for(args.teacher, train, labels, settings, progress=sys.stderr.isatty())
     summary = train_and_export(
         train,
         dev,

@@ -28,7 +28,17 @@ SHORT = {
     "DatasetName": "Dataset",
 }
 # The order rows appear in; a run not listed here follows them, alphabetically.
-ORDER = ["gold-1ep", "recipe", "head-lr", "recipe-scierc", "mpnet-teacher", "student", "docs35", "docs35-scierc"]
+ORDER = [
+    "gold-1ep",
+    "recipe",
+    "head-lr",
+    "gold-1ep-scierc",
+    "mpnet-teacher",
+    "student",
+    "docs35",
+    "docs35-scierc",
+    "docs35-scierc-headlr",
+]
 
 
 def row(name: str, result: dict, unbiased: bool) -> str:
