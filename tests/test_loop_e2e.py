@@ -659,13 +659,18 @@ def test_active_learning_export_and_gold_ingest(env, champion, tmp_path):
 
 
 # --- a teacher annotates (issue 14) ----------------------------------------------------------
-def test_a_round_annotated_by_a_teacher_folder_records_the_teacher_in_its_lineage(env, champion, tmp_path):
+def teacher_folder(env, tmp_path: Path) -> tuple[Path, str]:
+    """Any sciner model folder can teach (the MPNet teacher in production); here the first champion's
+    folder, as ``mpnet-teacher``, and the 12 hex of its int8 ONNX file the lineage names it by."""
     from sciner import registry
 
-    # any sciner model folder can teach (the MPNet teacher in production); here the first champion's folder
     teacher = tmp_path / "mpnet-teacher"
     shutil.copytree(registry.fetch_model_dir(settings(env), "1", tmp_path / "fetch"), teacher)
-    digest = sha256_file(teacher / "onnx" / "int8" / "model.onnx")[:12]
+    return teacher, sha256_file(teacher / "onnx" / "int8" / "model.onnx")[:12]
+
+
+def test_a_round_annotated_by_a_teacher_folder_records_the_teacher_in_its_lineage(env, champion, tmp_path):
+    teacher, digest = teacher_folder(env, tmp_path)
     result = cli(env, "retrain", "--once", SCINER_ANNOTATOR_MODEL=str(teacher), SCINER_MIN_F1_DELTA="1.0")
     assert result.exit_code == 0, result.output
     mv = version(env, json.loads(result.stdout)["version"])
@@ -693,9 +698,7 @@ def test_a_teacher_folder_that_is_not_a_model_fails_the_round_and_uses_no_paper(
 def test_a_distilling_round_trains_on_the_teachers_distributions_and_says_so_in_the_version(env, champion, tmp_path):
     from sciner import registry
 
-    teacher = tmp_path / "mpnet-teacher"
-    shutil.copytree(registry.fetch_model_dir(settings(env), "1", tmp_path / "fetch"), teacher)
-    digest = sha256_file(teacher / "onnx" / "int8" / "model.onnx")[:12]
+    teacher, digest = teacher_folder(env, tmp_path)
     result = cli(
         env,
         "retrain",
