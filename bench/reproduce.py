@@ -51,8 +51,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import REPO, RESULTS, SHARED, machine, now, start_mlflow, stop
+from bench.common import REPO, RESULTS, SHARED, machine, now
 from bench.reproduce_report import write_report
+from service.mlflow_process import start_mlflow_server
+from service.process import stop_process_group
 
 log = logging.getLogger("bench.reproduce")
 
@@ -209,7 +211,7 @@ def run_regime(regime: Regime, args: argparse.Namespace) -> dict:
     eval_split = json.loads((work / "eval_split.json").read_text())
     lines, doc_ids = pick_documents(work / "gold_pool.jsonl", regime.documents, args.seed)
     (work / "gold_train.jsonl").write_text("".join(lines), encoding="utf-8")
-    server, uri = start_mlflow(work)
+    server, uri = start_mlflow_server(work)
     started = time.perf_counter() - elapsed_before
     try:
         os.environ.update(regime_env(regime, work, uri, args))
@@ -263,7 +265,7 @@ def run_regime(regime: Regime, args: argparse.Namespace) -> dict:
                 save_checkpoint(work, config, rows, time.perf_counter() - started)
         store.close()
     finally:
-        stop(server)
+        stop_process_group(server)
     return {
         "regime": regime.name,
         "description": regime.description,
@@ -306,7 +308,7 @@ def run_control(regime: Regime, args: argparse.Namespace) -> dict:
     result = json.loads(path.read_text())
     work = REPO / "var" / "reproduce" / f"{regime.name}{args.tag}"
     epochs = control_epochs(result)
-    server, uri = start_mlflow(work)  # the regime's own registry (same sqlite file and artifacts)
+    server, uri = start_mlflow_server(work)  # the regime's own registry (same sqlite file and artifacts)
     try:
         os.environ.update({**regime_env(regime, work, uri, args), "SCINER_EPOCHS": str(epochs)})
         from sciner.papers import PaperStore
@@ -321,7 +323,7 @@ def run_control(regime: Regime, args: argparse.Namespace) -> dict:
         row = iteration_row(settings, 0, str(boot.version), time.perf_counter() - t, store.rounds(1)[0])
         store.close()
     finally:
-        stop(server)
+        stop_process_group(server)
     row["epochs"] = epochs
     result["control"] = row
     path.write_text(json.dumps(result, indent=2, default=str))

@@ -30,7 +30,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import REPO, SHARED, start_mlflow, stop
+from bench.common import REPO, SHARED
+from service.mlflow_process import start_mlflow_server
+from service.process import stop_process_group
 
 
 def papers_for_sentences(path: Path, target: int) -> tuple[int, int]:
@@ -114,7 +116,7 @@ def main() -> None:
     need_papers, auto_sentences = papers_for_sentences(args.papers, args.auto_sentences)
     prep_s = time.perf_counter() - t0
 
-    server, uri = (None, args.tracking_uri) if args.tracking_uri else start_mlflow(work)
+    server, uri = (None, args.tracking_uri) if args.tracking_uri else start_mlflow_server(work)
     load_start = os.getloadavg()
     try:
         base = Settings(
@@ -148,7 +150,7 @@ def main() -> None:
         round_s = time.perf_counter() - t
     finally:
         if server is not None:
-            stop(server)
+            stop_process_group(server)
     load_end = os.getloadavg()
 
     timings = dict(result.timings)

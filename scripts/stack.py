@@ -37,6 +37,8 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from service.mlflow_process import mlflow_server_command
+
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 log = logging.getLogger("stack")
@@ -284,23 +286,7 @@ def main() -> None:
     try:
         mlflow_dir = home / "mlflow"
         mlflow_dir.mkdir(parents=True, exist_ok=True)
-        mlflow = stack.start(
-            "mlflow",
-            [
-                str(BIN / "mlflow"),
-                "server",
-                "--backend-store-uri",
-                f"sqlite:///{mlflow_dir / 'mlflow.db'}",
-                "--artifacts-destination",
-                str(mlflow_dir / "artifacts"),
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(args.mlflow_port),
-                "--workers",
-                "1",
-            ],
-        )
+        mlflow = stack.start("mlflow", mlflow_server_command(mlflow_dir, args.mlflow_port, [str(BIN / "mlflow")]))
         stack.wait_http("mlflow", f"http://127.0.0.1:{args.mlflow_port}/health", 120, mlflow)
         stack.run("bootstrap", [str(BIN / "sciner"), "bootstrap"])
         service = stack.start(

@@ -10,13 +10,13 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
 
 import pytest
 
+from service.mlflow_process import wait_healthy
 from service.process import free_port, stop_process_group
 
 pytest.importorskip("flask_wtf", reason="MLflow's basic-auth app needs Flask-WTF (pip install mlflow[auth])")
@@ -54,15 +54,7 @@ def mlflow_server(tmp_path_factory):
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 180
-        while True:
-            assert proc.poll() is None, (root / "server.log").read_text()[-3000:]
-            try:
-                with urllib.request.urlopen(f"{url}/health", timeout=2):
-                    break
-            except OSError:
-                assert time.monotonic() < deadline, (root / "server.log").read_text()[-3000:]
-                time.sleep(0.5)
+        wait_healthy(url, proc, root / "server.log", timeout=180)
         ini = (root / "mlflow-auth" / "basic_auth.ini").stat()
         assert ini.st_mode & 0o077 == 0  # the rendered ini (user store URI) is private
         yield url, root

@@ -4,10 +4,7 @@ poll interval with zero failed requests; a corrupt v3 → the old model keeps se
 
 from __future__ import annotations
 
-import os
 import shutil
-import subprocess
-import sys
 import threading
 import time
 
@@ -16,7 +13,8 @@ import pytest
 
 from sciner.registry import RegistryError, register_model_dir, set_alias
 from sciner.settings import Settings
-from service.process import free_port, quiet_env, ready_service, stop_process_group
+from service.mlflow_process import mlflow_server
+from service.process import quiet_env, ready_service
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
@@ -32,32 +30,8 @@ TEXTS = [
 
 @pytest.fixture(scope="module")
 def mlflow_url(tmp_path_factory):
-    root = tmp_path_factory.mktemp("mlflow")
-    port = free_port()
-    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", "PYTHONUNBUFFERED": "1"}
-    cmd = [
-        sys.executable, "-m", "mlflow", "server",
-        "--backend-store-uri", f"sqlite:///{root}/mlflow.db",
-        "--artifacts-destination", str(root / "artifacts"),
-        "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
-    ]  # fmt: skip
-    with (root / "mlflow.log").open("wb") as log:
-        proc = subprocess.Popen(cmd, cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                if httpx.get(f"{url}/health", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("mlflow server did not start:\n" + (root / "mlflow.log").read_text()[-3000:])
-            time.sleep(0.5)
+    with mlflow_server(tmp_path_factory.mktemp("mlflow")) as url:
         yield url
-    finally:
-        stop_process_group(proc)
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,103 @@
+"""Start and stop a real MLflow tracking server (sqlite backend, local artifacts) on loopback.
+
+One launcher for the tests, the benchmarks and ``scripts/stack.py``: the same command line, the same
+health wait (which fails at once, with the server's log, when the server exits), the same stop (the
+whole process group, so uvicorn's workers go too).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from service.process import HOST, free_port, stop_process_group
+
+START_TIMEOUT_S = 300.0  # importing the server takes minutes on a loaded 2-core box
+LOG_TAIL_CHARS = 3000
+
+
+class ServerDidNotStart(RuntimeError):
+    """The server exited, or did not answer ``/health`` in time; the message ends with its log."""
+
+
+def mlflow_server_command(store: Path, port: int, program: list[str] | None = None) -> list[str]:
+    """``mlflow server`` over ``<store>/mlflow.db`` and ``<store>/artifacts``, on loopback, one worker."""
+    return [
+        *(program or [sys.executable, "-m", "mlflow"]),
+        "server",
+        "--backend-store-uri",
+        f"sqlite:///{store / 'mlflow.db'}",
+        "--artifacts-destination",
+        str(store / "artifacts"),
+        "--host",
+        HOST,
+        "--port",
+        str(port),
+        "--workers",
+        "1",
+    ]
+
+
+def log_tail(path: Path, chars: int = LOG_TAIL_CHARS) -> str:
+    return path.read_text(encoding="utf-8", errors="replace")[-chars:] if path.is_file() else "(no log)"
+
+
+def wait_healthy(url: str, proc: subprocess.Popen[bytes], log_path: Path, timeout: float = START_TIMEOUT_S) -> None:
+    """Poll ``<url>/health`` until it answers 200; :class:`ServerDidNotStart` if ``proc`` exits first or
+    ``timeout`` passes (the caller stops ``proc``)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(f"{url}/health", timeout=2) as resp:
+                if resp.status == 200:
+                    return
+        except OSError:
+            pass
+        if proc.poll() is not None:
+            raise ServerDidNotStart(f"{url} exited with {proc.returncode}:\n{log_tail(log_path)}")
+        if time.monotonic() > deadline:
+            raise ServerDidNotStart(f"{url} did not answer /health in {timeout:.0f} s:\n{log_tail(log_path)}")
+        time.sleep(0.5)
+
+
+def start_mlflow_server(
+    store: Path, timeout: float = START_TIMEOUT_S, port: int | None = None
+) -> tuple[subprocess.Popen[bytes], str]:
+    """A healthy server over ``store`` (log in ``<store>/mlflow.log``) and its URL; stop it with
+    :func:`service.process.stop_process_group`. Nothing is left running when it fails to start."""
+    store.mkdir(parents=True, exist_ok=True)
+    port = port or free_port()
+    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", "PYTHONUNBUFFERED": "1"}
+    log_path = store / "mlflow.log"
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(
+            mlflow_server_command(store, port),
+            cwd=store,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    url = f"http://{HOST}:{port}"
+    try:
+        wait_healthy(url, proc, log_path, timeout)
+    except BaseException:
+        stop_process_group(proc, grace=5)
+        raise
+    return proc, url
+
+
+@contextmanager
+def mlflow_server(store: Path, timeout: float = START_TIMEOUT_S) -> Iterator[str]:
+    """``with mlflow_server(tmp) as url:`` — the server's URL while the block runs; stopped after it."""
+    proc, url = start_mlflow_server(store, timeout)
+    try:
+        yield url
+    finally:
+        stop_process_group(proc)
