@@ -32,7 +32,7 @@ from sciner.predictor import Predictor
 from sciner.records import Sentence
 from sciner.settings import get_settings
 from training.calibrate import bias_grid, calibrate_o_bias
-from training.distill import soft_targets_for_parts, unlabeled_sentences
+from training.distill import paper_blocks, soft_targets_for_parts, unlabeled_sentences
 from training.evaluate import evaluate_predictor
 from training.intermediate import pretrain_ner
 from training.pipeline import train_and_export
@@ -141,9 +141,10 @@ def main() -> None:
     if args.teacher:
         extra = unlabeled_sentences(args.papers, args.unlabeled_papers) if args.unlabeled_papers else []
         labels = labels_of(s.tags for s in train)
-        # gold and abstracts labelled and cached apart, as `sciner distill` does: another
-        # --unlabeled-papers reuses the gold part
-        targets = soft_targets_for_parts(args.teacher, [train, extra], labels, settings, sys.stderr.isatty())
+        # gold and blocks of abstracts labelled and cached apart, as `sciner distill` does: a larger
+        # --unlabeled-papers reuses what was labelled before
+        parts = [train, *paper_blocks(extra, settings.distill_block_papers)]
+        targets = soft_targets_for_parts(args.teacher, parts, labels, settings, sys.stderr.isatty())
         train, unlabeled = [*train, *extra], len(extra)
     summary = train_and_export(
         train,

@@ -75,6 +75,12 @@ class Settings(BaseSettings):
     distill_teacher_variant: Literal["int8", "fp32"] = Field(
         "fp32", description="ONNX engine the teacher labels with: int8 costs the MPNet teacher 2.4 F1 points."
     )
+    distill_block_papers: int = Field(
+        500,
+        ge=1,
+        description="Distillation: unlabelled abstracts are labelled and cached in blocks of this many papers, so "
+        "that more papers reuse the blocks labelled before and an interrupted labelling resumes at its block.",
+    )
     o_bias_min: float = Field(-1.0, le=0, description="Smallest O-logit bias the calibration tries.")
     o_bias_max: float = Field(3.0, ge=0, description="Largest O-logit bias the calibration tries.")
     o_bias_step: float = Field(0.25, gt=0, description="Grid step of the O-logit bias calibration.")

@@ -13,12 +13,14 @@ import torch
 
 from sciner.model_dir import read_metadata
 from sciner.predictor import Predictor
+from sciner.records import Sentence
 from sciner.settings import Settings
 from training.distill import (
     SoftTargets,
     distillation_loss,
     load_soft_targets,
     merge_soft_targets,
+    paper_blocks,
     save_soft_targets,
     soft_targets_for,
     soft_targets_for_parts,
@@ -104,6 +106,45 @@ def test_each_part_is_labelled_and_cached_on_its_own(tiny_model_dir, seed_dev, t
     second = soft_targets_for_parts(tiny_model_dir, [gold, seed_dev[5:6]], labels, settings)
     assert gold_file.stat().st_mtime_ns == stamp  # read from the cache, not labelled again
     assert len(list((tmp_path / "distill").glob("*.npz"))) == 3 and second.sha256 != first.sha256
+
+
+def _sentences_of(papers: list[tuple[str, int]]) -> list[Sentence]:
+    return [Sentence(f"{p}:{k}", ["word"], None, p) for p, n in papers for k in range(n)]
+
+
+def test_abstracts_come_in_blocks_of_whole_papers_whose_first_blocks_never_change():
+    sentences = _sentences_of([("a", 2), ("b", 1), ("c", 3), ("d", 1), ("e", 2)])
+    blocks = paper_blocks(sentences, 2)
+    assert [[s.id for s in block] for block in blocks] == [
+        ["a:0", "a:1", "b:0"],
+        ["c:0", "c:1", "c:2", "d:0"],
+        ["e:0", "e:1"],
+    ]
+    assert paper_blocks(sentences[:6], 2)[:1] == blocks[:1]  # a shorter prefix: the same first block
+    assert paper_blocks([], 2) == []
+    with pytest.raises(ValueError, match="at least 1"):
+        paper_blocks(sentences, 0)
+
+
+def test_more_abstracts_reuse_the_blocks_labelled_before(tiny_model_dir, tmp_path):
+    """Labelling is the expensive step (~40 min for 1,500 abstracts on 2 cores with the MPNet teacher)."""
+    labels = read_metadata(tiny_model_dir).labels
+    settings = Settings(home=tmp_path, intra_op_threads=1)
+    papers = tmp_path / "papers.jsonl"
+    papers.write_text(
+        "\n".join(
+            json.dumps({"paper_id": f"p{i}", "title": f"Study {i}", "abstract": "We train BERT on SQuAD."})
+            for i in range(3)
+        ),
+        encoding="utf-8",
+    )
+    two = soft_targets_for_parts(tiny_model_dir, paper_blocks(unlabeled_sentences(papers, 2), 2), labels, settings)
+    (first_block,) = (tmp_path / "distill").glob("*.npz")
+    stamp = first_block.stat().st_mtime_ns
+    three = soft_targets_for_parts(tiny_model_dir, paper_blocks(unlabeled_sentences(papers), 2), labels, settings)
+    assert first_block.stat().st_mtime_ns == stamp  # read back, not labelled again
+    assert len(list((tmp_path / "distill").glob("*.npz"))) == 2
+    assert set(two.by_id) < set(three.by_id) and two.sha256 != three.sha256
 
 
 def test_the_teacher_labels_in_fp32_by_default_and_each_engine_keeps_its_own_labels(tiny_model_dir, seed_dev, tmp_path):

@@ -193,7 +193,7 @@ def distill(
     """Distil a teacher into the student encoder (SCINER_BASE_MODEL): gold CE + KL to the teacher's soft labels."""
     from sciner.labels import labels_of
     from sciner.model_dir import read_metadata
-    from training.distill import soft_targets_for_parts, unlabeled_sentences
+    from training.distill import paper_blocks, soft_targets_for_parts, unlabeled_sentences
     from training.pipeline import train_and_export
 
     settings = _settings(epochs)
@@ -206,8 +206,9 @@ def distill(
     labels = labels_of(s.tags for s in gold)
     if set(labels) - set(teacher_labels):
         fail(f"the teacher's labels {teacher_labels} do not cover the gold labels {labels}")
-    # gold and the abstracts are labelled and cached apart: another --limit-papers reuses the gold part
-    targets = soft_targets_for_parts(teacher, [gold, extra], labels, settings, progress=bars(progress))
+    # gold and blocks of abstracts are labelled and cached apart: a larger --limit-papers reuses what was labelled
+    parts = [gold, *paper_blocks(extra, settings.distill_block_papers)]
+    targets = soft_targets_for_parts(teacher, parts, labels, settings, progress=bars(progress))
     result = train_and_export(
         [*gold, *extra],
         dev_set,

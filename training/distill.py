@@ -180,6 +180,24 @@ def soft_targets_for_parts(
     )
 
 
+def paper_blocks(sentences: list[Sentence], papers_per_block: int) -> list[list[Sentence]]:
+    """Consecutive sentences grouped by paper (``doc_id``) into blocks of ``papers_per_block`` papers, in
+    order: the first blocks of N papers are the first blocks of any longer prefix. Pure."""
+    if papers_per_block < 1:
+        raise ValueError(f"papers_per_block must be at least 1, not {papers_per_block}")
+    blocks: list[list[Sentence]] = []
+    papers_in_last, last_paper = papers_per_block, None
+    for s in sentences:
+        if s.doc_id != last_paper:
+            if papers_in_last == papers_per_block:
+                blocks.append([])
+                papers_in_last = 0
+            papers_in_last += 1
+            last_paper = s.doc_id
+        blocks[-1].append(s)
+    return blocks
+
+
 def unlabeled_sentences(path: Path, limit: int | None = None) -> list[Sentence]:
     """Sentences of a papers JSONL (anthology schema or ``{"text": ...}``), split and tokenized the way
     the service and auto-annotation split raw text; no tags (the teacher's distributions are the signal)."""
