@@ -35,6 +35,8 @@ ORDER = [
     "gold-1ep-scierc",
     "mpnet-teacher",
     "student",
+    "student-2ep",
+    "student-3000",
     "docs35",
     "docs35-scierc",
     "docs35-scierc-headlr",
