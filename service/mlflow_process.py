@@ -1,8 +1,9 @@
 """Start and stop a real MLflow tracking server (sqlite backend, local artifacts) on loopback.
 
-One launcher for the tests, the benchmarks and ``scripts/stack.py``: the same command line, the same
-health wait (which fails at once, with the server's log, when the server exits), the same stop (the
-whole process group, so uvicorn's workers go too).
+One launcher for the tests and the benchmarks: the same command line, the same health wait (which
+fails at once, with the server's log, when the server exits), the same stop (the whole process group,
+so uvicorn's workers go too). ``scripts/stack.py`` (``make run``) shares the command line; it supervises
+and restarts its children itself.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The one MLflow launcher the tests, benchmarks and ``make run`` share: a real server on loopback."""
+"""The one MLflow launcher of the tests and benchmarks (`make run` shares its command line), on loopback."""
 
 from __future__ import annotations
 
