@@ -70,13 +70,9 @@ def test_a_run_without_promotions_names_its_best_rejected_candidate():
     assert "**No round was promoted; the best candidate, iteration 1 (v2), was +1.8 micro-F1 points" in text
 
 
-def test_report_rewrites_only_the_generated_block(tmp_path):
-    results, docs = tmp_path / "results", tmp_path / "docs"
-    results.mkdir()
-    docs.mkdir()
-    before = f"# Results\n\nhand-written intro\n\n{BEGIN}\nold table\n{END}\n\n## Reading\nkept\n"
-    (docs / "results.md").write_text(before)
-    payload = {
+def _result(iterations: list[dict], **overrides: object) -> dict:
+    """A reproduce-docs35.json result as bench/reproduce.py writes it."""
+    return {
         "regime": "docs35",
         "description": "35 documents",
         "documents": 35,
@@ -85,13 +81,26 @@ def test_report_rewrites_only_the_generated_block(tmp_path):
         "epochs": 3,
         "papers_per_round": 10,
         "rounds": 2,
-        "dev": "shared/data/sciner/dev.jsonl",
+        "dev": "dev.jsonl",
         "registry": "sqlite:///x.db",
         "wall_seconds": 600,
         "machine": "test",
         "finished_at": "now",
-        "iterations": [_row(0, "promoted", 0.40), _row(1, "promoted", 0.43), _row(2, "rejected", 0.41)],
+        "iterations": iterations,
+        **overrides,
     }
+
+
+def test_report_rewrites_only_the_generated_block(tmp_path):
+    results, docs = tmp_path / "results", tmp_path / "docs"
+    results.mkdir()
+    docs.mkdir()
+    before = f"# Results\n\nhand-written intro\n\n{BEGIN}\nold table\n{END}\n\n## Reading\nkept\n"
+    (docs / "results.md").write_text(before)
+    payload = _result(
+        [_row(0, "promoted", 0.40), _row(1, "promoted", 0.43), _row(2, "rejected", 0.41)],
+        dev="shared/data/sciner/dev.jsonl",
+    )
     (results / "reproduce-docs35.json").write_text(json.dumps(payload))
     write_report(results, docs)
     text = (docs / "results.md").read_text()
@@ -107,23 +116,7 @@ def test_the_control_trains_gold_only_for_as_many_steps_as_a_round(tmp_path):
     assert control_epochs(result) == 4  # 3 epochs x 140 / 100 sentences = 4.2
     results, docs = tmp_path / "results", tmp_path / "docs"
     results.mkdir()
-    payload = {
-        "regime": "docs35",
-        "description": "35 documents",
-        "documents": 35,
-        "gold_train_sentences": 100,
-        "seed": 13,
-        "epochs": 3,
-        "papers_per_round": 10,
-        "rounds": 2,
-        "dev": "dev.jsonl",
-        "registry": "sqlite:///x.db",
-        "wall_seconds": 600,
-        "machine": "test",
-        "finished_at": "now",
-        "iterations": rows,
-        "control": {**_row(0, "rejected", 0.42), "version": "9", "epochs": 4},
-    }
+    payload = _result(rows, control={**_row(0, "rejected", 0.42), "version": "9", "epochs": 4})
     (results / "reproduce-docs35.json").write_text(json.dumps(payload))
     write_report(results, docs)
     text = (docs / "results.md").read_text()

@@ -129,27 +129,18 @@ def test_json_artifacts_hold_real_booleans_not_strings():
 
 
 def test_lineage_hashes_the_data_hashes_not_their_paths():
-    a = lineage(
-        gold_paths={"train": "/a/train.jsonl"},
-        gold_hashes={"train": "1" * 64},
-        train_sha256="2" * 64,
-        auto_sha256="3" * 64,
-        base_model="m",
-    )
-    b = lineage(
-        gold_paths={"train": "/elsewhere/train.jsonl"},
-        gold_hashes={"train": "1" * 64},
-        train_sha256="2" * 64,
-        auto_sha256="3" * 64,
-        base_model="m",
-    )
-    c = lineage(
-        gold_paths={"train": "/a/train.jsonl"},
-        gold_hashes={"train": "1" * 64},
-        train_sha256="2" * 64,
-        auto_sha256="4" * 64,
-        base_model="m",
-    )
+    def lineage_of(train_path: str, auto_sha256: str) -> dict:
+        return lineage(
+            gold_paths={"train": train_path},
+            gold_hashes={"train": "1" * 64},
+            train_sha256="2" * 64,
+            auto_sha256=auto_sha256,
+            base_model="m",
+        )
+
+    a = lineage_of("/a/train.jsonl", "3" * 64)
+    b = lineage_of("/elsewhere/train.jsonl", "3" * 64)
+    c = lineage_of("/a/train.jsonl", "4" * 64)
     assert a["data_sha256"] == b["data_sha256"] != c["data_sha256"]
     assert a["data"]["auto_annotated"]["path"] == "auto/auto_annotated.jsonl"
 

@@ -21,6 +21,7 @@ from sciner.papers import FAILED, PaperStore
 from sciner.records import Sentence
 from sciner.settings import Settings
 from training.locking import Heartbeat
+from training.trainer import TRAINING_KEYS
 
 log = logging.getLogger("sciner.rounds")
 
@@ -112,16 +113,7 @@ def mark_failed(store: PaperStore, round_id: int, exc: BaseException) -> None:
 
 def round_params(settings: Settings, round_id: int | str, parent: str | None, new: int, reused: int) -> dict:
     keys = (
-        "base_model",
-        "epochs",
-        "learning_rate",
-        "batch_size",
-        "warmup_ratio",
-        "weight_decay",
-        "patience",
-        "seed",
-        "train_max_tokens",
-        "window_stride",
+        *TRAINING_KEYS,
         "onnx_variant",
         "papers_per_round",
         "reannotate_used_papers",
@@ -139,7 +131,6 @@ def round_params(settings: Settings, round_id: int | str, parent: str | None, ne
         "distill_alpha",
         "distill_temperature",
         "distill_teacher_variant",
-        "head_lr_factor",
         "bootstrap_samples",
         "bootstrap_confidence",
         "seed_f1_sd",

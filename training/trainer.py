@@ -283,7 +283,7 @@ def train_model(
     meta.created_at = datetime.now(UTC).isoformat(timespec="seconds")
     meta.data = data_info or {}
     meta.training = {
-        **{k: v for k, v in settings.model_dump(mode="json").items() if k in _TRAINING_KEYS},
+        **{k: v for k, v in settings.model_dump(mode="json").items() if k in TRAINING_KEYS},
         "best_epoch": best_epoch,
         "epochs_run": epochs_run,
         "train_sentences": len(train),
@@ -311,7 +311,8 @@ def train_model(
     return TrainResult(out_dir, best_epoch, epochs_run, best_eval, history, seconds)
 
 
-_TRAINING_KEYS = {
+# the settings a training run depends on: stored in the model folder, and logged as every round's run params
+TRAINING_KEYS = (
     "base_model",
     "epochs",
     "learning_rate",
@@ -324,7 +325,7 @@ _TRAINING_KEYS = {
     "train_max_tokens",
     "window_stride",
     "train_empty_ratio",
-}
+)
 
 
 def training_summary(result: TrainResult) -> dict:
