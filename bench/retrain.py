@@ -37,7 +37,7 @@ from service.process import stop_process_group
 
 def papers_for_sentences(path: Path, target: int) -> tuple[int, int]:
     """How many papers (in ingestion order) give at least ``target`` sentences, and how many they give."""
-    from sciner.papers import Paper, paper_from_mapping
+    from sciner.paper_records import Paper, paper_from_mapping
     from training.autoannotate import paper_sentences
 
     papers = sentences = 0

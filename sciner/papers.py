@@ -10,157 +10,30 @@ SQLAlchemy on a SQLite file by default (``sqlite:///<home>/papers.db``), Postgre
 Papers are deduplicated by ``paper_id`` and by a hash of their whitespace-normalized text. A round
 records every paper it used (``paper_rounds``), in the same transaction that closes the round, which
 happens only after the registry write succeeded: a round that dies leaves its papers unused.
+Validation and the plain records live in ``sciner.paper_records``; the tables and the database
+engine in ``sciner.paper_tables``.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
 import socket
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
-from pathlib import Path
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import (
-    JSON,
-    DateTime,
-    ForeignKey,
-    Integer,
-    String,
-    Text,
-    create_engine,
-    event,
-    exists,
-    func,
-    select,
-    update,
-)
-from sqlalchemy.engine import Engine
+from sqlalchemy import exists, func, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
+from sqlalchemy.orm import Session, sessionmaker
 
+from sciner.paper_records import IngestIssue, IngestReport, Paper, PaperRecord, validate_records
+from sciner.paper_tables import ABANDONED, RUNNING, Base, PaperRow, PaperUseRow, RoundRow, make_engine, utc_now
 from sciner.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
-
-MAX_PAPER_CHARS = 1_000_000
-MAX_ID_CHARS = 255
-
-# round status values
-RUNNING, REGISTERED, FAILED, SKIPPED, ABANDONED = "running", "registered", "failed", "skipped", "abandoned"
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
-class Base(DeclarativeBase):
-    pass
-
-
-class PaperRow(Base):
-    __tablename__ = "sciner_papers"
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    paper_id: Mapped[str] = mapped_column(String(MAX_ID_CHARS), unique=True, index=True)
-    content_hash: Mapped[str] = mapped_column(String(64), unique=True, index=True)
-    title: Mapped[str] = mapped_column(Text, default="")
-    text: Mapped[str] = mapped_column(Text)
-    year: Mapped[int | None] = mapped_column(Integer, nullable=True)
-    venue: Mapped[str | None] = mapped_column(String(100), nullable=True)
-    source: Mapped[str] = mapped_column(String(500), default="")
-    ingested_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
-
-
-class RoundRow(Base):
-    __tablename__ = "sciner_rounds"
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
-    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
-    status: Mapped[str] = mapped_column(String(20), default=RUNNING, index=True)
-    champion_version: Mapped[str | None] = mapped_column(String(40), nullable=True)
-    model_version: Mapped[str | None] = mapped_column(String(40), nullable=True)
-    decision: Mapped[str | None] = mapped_column(String(20), nullable=True)
-    reason: Mapped[str] = mapped_column(Text, default="")
-    host: Mapped[str] = mapped_column(String(255), default="")
-    pid: Mapped[int] = mapped_column(Integer, default=0)
-    stats: Mapped[dict] = mapped_column(JSON, default=dict)
-
-
-class PaperUseRow(Base):
-    __tablename__ = "sciner_paper_rounds"
-
-    paper: Mapped[int] = mapped_column(ForeignKey("sciner_papers.id", ondelete="CASCADE"), primary_key=True)
-    round_id: Mapped[int] = mapped_column(ForeignKey("sciner_rounds.id", ondelete="CASCADE"), primary_key=True)
-    first_use: Mapped[bool] = mapped_column(default=True)
-    used_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
-
-
-# --- plain records ---------------------------------------------------------------------------
-@dataclass(slots=True)
-class PaperRecord:
-    """A validated paper ready to store."""
-
-    paper_id: str
-    text: str
-    content_hash: str
-    title: str = ""
-    year: int | None = None
-    venue: str | None = None
-    source: str = ""
-
-
-@dataclass(slots=True)
-class Paper:
-    """A stored paper (``pk`` is the store's key; ``paper_id`` the public id)."""
-
-    pk: int
-    paper_id: str
-    text: str
-    title: str
-    source: str
-    content_hash: str
-    year: int | None = None
-    venue: str | None = None
-
-
-@dataclass(slots=True)
-class IngestIssue:
-    index: int  # 0-based position of the record in its batch
-    where: str  # "file.jsonl:12", "task 3", "record 0"
-    reason: str
-    paper_id: str | None = None
-
-
-@dataclass
-class IngestReport:
-    added: int = 0
-    duplicates: list[IngestIssue] = field(default_factory=list)
-    errors: list[IngestIssue] = field(default_factory=list)
-    paper_ids: list[str] = field(default_factory=list)  # ids of the papers added
-
-    @property
-    def seen(self) -> int:
-        return self.added + len(self.duplicates) + len(self.errors)
-
-    def merge(self, other: IngestReport) -> None:
-        self.added += other.added
-        self.duplicates += other.duplicates
-        self.errors += other.errors
-        self.paper_ids += other.paper_ids
-
-    def to_dict(self) -> dict:
-        return {
-            "added": self.added,
-            "duplicates": len(self.duplicates),
-            "errors": [asdict(e) for e in self.errors],
-            "duplicate_details": [asdict(d) for d in self.duplicates],
-        }
 
 
 @dataclass(slots=True)
@@ -175,72 +48,6 @@ class RoundInfo:
     reason: str
     stats: dict
     papers: int = 0
-
-
-def content_hash(text: str) -> str:
-    """sha256 of the whitespace-normalized text: re-wrapped copies of a paper hash the same."""
-    return hashlib.sha256(" ".join(text.split()).encode("utf-8")).hexdigest()
-
-
-def paper_from_mapping(obj: object, source: str = "") -> PaperRecord:
-    """Validate one record: the anthology schema (``paper_id, title, abstract, year, venue``) or a
-    generic ``{"text": ..., "paper_id"?: ..., "title"?: ...}``. Raises ``ValueError(reason)``."""
-    if not isinstance(obj, Mapping):
-        raise ValueError("record is not a JSON object")
-    title = obj.get("title", "")
-    if title is None:
-        title = ""
-    if not isinstance(title, str):
-        raise ValueError("'title' must be a string")
-    body = obj.get("abstract", obj.get("text"))
-    if body is None:
-        raise ValueError("needs an 'abstract' or a 'text' string")
-    if not isinstance(body, str):
-        raise ValueError("'abstract'/'text' must be a string")
-    title, body = title.strip(), body.strip()
-    if not body:
-        raise ValueError("'abstract'/'text' is empty")
-    # A blank line keeps the title its own sentence (the sentence splitter breaks at paragraphs).
-    text = f"{title}\n\n{body}" if title and not body.startswith(title) else body
-    if len(text) > MAX_PAPER_CHARS:
-        raise ValueError(f"text has {len(text)} characters, more than {MAX_PAPER_CHARS}")
-    digest = content_hash(text)
-    raw_id = obj.get("paper_id", obj.get("id"))
-    if raw_id is None or (isinstance(raw_id, str) and not raw_id.strip()):
-        paper_id = f"sha256:{digest[:16]}"
-    elif isinstance(raw_id, (str, int)) and not isinstance(raw_id, bool):
-        paper_id = str(raw_id).strip()
-    else:
-        raise ValueError("'paper_id' must be a string")
-    if len(paper_id) > MAX_ID_CHARS:
-        raise ValueError(f"'paper_id' is longer than {MAX_ID_CHARS} characters")
-    year = obj.get("year")
-    if year is not None and (isinstance(year, bool) or not isinstance(year, int)):
-        raise ValueError("'year' must be an integer")
-    venue = obj.get("venue")
-    if venue is not None and not isinstance(venue, str):
-        raise ValueError("'venue' must be a string")
-    return PaperRecord(paper_id, text, digest, title, year, (venue or None) and venue[:100], source[:500])
-
-
-# --- the store -------------------------------------------------------------------------------
-def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
-    cur = dbapi_conn.cursor()
-    cur.execute("PRAGMA journal_mode=WAL")
-    cur.execute("PRAGMA busy_timeout=30000")
-    cur.execute("PRAGMA foreign_keys=ON")
-    cur.close()
-
-
-def make_engine(url: str) -> Engine:
-    if url.startswith("sqlite"):
-        path = url.split(":///", 1)[-1]
-        if path and path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"timeout": 30})
-        event.listen(engine, "connect", _sqlite_pragmas)
-        return engine
-    return create_engine(url, pool_pre_ping=True)
 
 
 class PaperStore:
@@ -393,7 +200,7 @@ class PaperStore:
             s.execute(
                 update(RoundRow)
                 .where(RoundRow.status == RUNNING)
-                .values(status=ABANDONED, finished_at=_now(), reason="process ended before the round finished")
+                .values(status=ABANDONED, finished_at=utc_now(), reason="process ended before the round finished")
             )
             row = RoundRow(
                 status=RUNNING, champion_version=champion_version, host=socket.gethostname(), pid=os.getpid(), stats={}
@@ -436,7 +243,7 @@ class PaperStore:
                     reason=reason,
                     model_version=model_version,
                     stats=json.loads(json.dumps(stats or {}, default=str)),
-                    finished_at=_now(),
+                    finished_at=utc_now(),
                 )
             )
 
@@ -464,21 +271,6 @@ class PaperStore:
 def _chunks(items: list, size: int) -> Iterable[list]:
     for i in range(0, len(items), size):
         yield items[i : i + size]
-
-
-def validate_records(
-    items: Iterable[tuple[str, object]], source: str = ""
-) -> tuple[list[tuple[int, str, PaperRecord]], list[IngestIssue]]:
-    """``(where, raw record)`` pairs -> valid records and issues, positions kept."""
-    good: list[tuple[int, str, PaperRecord]] = []
-    bad: list[IngestIssue] = []
-    for index, (where, obj) in enumerate(items):
-        try:
-            good.append((index, where, paper_from_mapping(obj, source)))
-        except ValueError as exc:
-            pid = obj.get("paper_id") if isinstance(obj, Mapping) else None
-            bad.append(IngestIssue(index, where, str(exc), pid if isinstance(pid, str) else None))
-    return good, bad
 
 
 def ingest_records(

@@ -34,7 +34,6 @@ from collections import Counter
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from http import HTTPStatus
-from typing import Any
 
 import anyio
 import bentoml
@@ -44,8 +43,10 @@ from starlette.responses import HTMLResponse, JSONResponse
 
 from sciner.backends import CUDA
 from sciner.cpus import available_cpus
+from sciner.model_uri import parse_model_uri
 from sciner.settings import Settings, get_settings
 from service.batching import split_parts
+from service.dispatcher import batch_factory, batched_call, cap_batch_wait
 from service.docs_page import DOCS_HTML
 from service.ingest import IngestRequest, IngestResponse, StoreHolder, ingest
 from service.logs import enable_sciner_logs, log_event
@@ -65,7 +66,7 @@ from service.schemas import (
     check_texts,
 )
 from service.state import LoadedModel, ModelHolder
-from service.swap import Swapper, parse_model_uri, predictor_settings
+from service.swap import Swapper, predictor_settings
 
 log = logging.getLogger("sciner.service")
 
@@ -323,27 +324,15 @@ class SciNER:
         return results
 
     def _resolve_batched(self) -> Batched:
-        """BentoML's dispatcher for ``infer``, called in-process; else no batching.
-
-        ``self.to_async.infer`` (BentoML's way to call a batchable API of the same service) sends
-        each call through an in-process HTTP round trip (middlewares, JSON both ways), which costs
-        about as much CPU as the model on one short sentence, and the request guard closes the
-        ``/internal/`` routes to HTTP. The service app factory's ``batch_infer`` is the very
-        function that route ends in, minus that round trip, so the batching (CorkDispatcher,
-        ``max_batch_size``, ``max_latency_ms``) is BentoML's. Should a BentoML upgrade move it,
-        requests run unbatched (as with ``SCINER_ADAPTIVE_BATCHING=false``) and a WARNING says so.
-        """
-        proxy: Any = getattr(self, "__self_proxy__", None)
-        app = getattr(getattr(proxy, "to_async", None), "app", None)
-        for route in getattr(app, "routes", None) or []:
-            if getattr(route, "name", None) != INFER:
-                continue
-            factory = getattr(getattr(getattr(route, "endpoint", None), "func", None), "__self__", None)
-            if INFER in getattr(factory, "dispatchers", {}) and callable(getattr(factory, "batch_infer", None)):
-                wait_ms = self.settings.batch_wait_ms
-                capped = wait_ms is not None and cap_batch_wait(factory.dispatchers[INFER], wait_ms / 1000)
-                log_event(log, "batching_path", path="in-process dispatcher", wait_cap_ms=wait_ms if capped else None)
-                return _dispatcher_call(factory)
+        """BentoML's dispatcher for ``infer``, called in-process (:mod:`service.dispatcher`); else
+        no batching. Should a BentoML upgrade move the dispatcher, requests run unbatched (as with
+        ``SCINER_ADAPTIVE_BATCHING=false``) and a WARNING says so."""
+        factory = batch_factory(self, INFER)
+        if factory is not None:
+            wait_ms = self.settings.batch_wait_ms
+            capped = wait_ms is not None and cap_batch_wait(factory.dispatchers[INFER], wait_ms / 1000)
+            log_event(log, "batching_path", path="in-process dispatcher", wait_cap_ms=wait_ms if capped else None)
+            return batched_call(factory, INFER)
         log_event(log, "batching_path", level=logging.WARNING, path="unbatched (BentoML's dispatcher not found)")
 
         async def unbatched(texts: list[str]) -> list[TextResult]:
@@ -387,36 +376,6 @@ class SciNER:
             # isolate the culprit: one bad text must not fail its batch neighbours
             return [r for t in texts for r in self._predict_chunk(model, [t])]
         return [TextResult(entities=p.entities, windows=p.windows, model_version=model.version) for p in preds]
-
-
-def cap_batch_wait(dispatcher: Any, cap_s: float) -> bool:
-    """Keep BentoML's CorkDispatcher from holding requests longer than ``cap_s`` to grow a batch.
-
-    The dispatcher learns how long to wait for more requests from the waits it observed; after a
-    burst (long queues) that learned wait stays high and, since each new batch then waits that
-    long, decays only slowly: measured 80 ms per request at concurrency 1 for over a minute after a
-    concurrency-64 phase. On CPU a bigger batch gains little, and requests queue by themselves
-    while a batch runs (one batch at a time), so the wait is capped (0 by default).
-    """
-    optimizer = getattr(dispatcher, "optimizer", None)
-    refresh = getattr(optimizer, "trigger_refresh", None)
-    if optimizer is None or not callable(refresh) or not isinstance(getattr(optimizer, "wait", None), (int, float)):
-        return False
-
-    def capped_refresh() -> None:
-        refresh()
-        optimizer.wait = min(optimizer.wait, cap_s)
-
-    optimizer.trigger_refresh = capped_refresh
-    optimizer.wait = min(optimizer.wait, cap_s)
-    return True
-
-
-def _dispatcher_call(factory: Any) -> Batched:
-    async def direct(texts: list[str]) -> list[TextResult]:
-        return await factory.batch_infer(INFER, (texts,), {})
-
-    return direct
 
 
 SciNER.add_asgi_middleware(

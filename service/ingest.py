@@ -12,7 +12,8 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from sciner.papers import IngestReport, PaperStore, ingest_records
+from sciner.paper_records import IngestReport
+from sciner.papers import PaperStore, ingest_records
 from sciner.settings import Settings
 
 MAX_PAPERS_PER_REQUEST = 500

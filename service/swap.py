@@ -1,6 +1,6 @@
-"""Where the model comes from, when to (re)load it, and the load-warm-swap step itself.
+"""Loading the served model, and the load-warm-swap step itself.
 
-``SCINER_MODEL_URI`` decides the source:
+``SCINER_MODEL_URI`` decides the source (:mod:`sciner.model_uri`):
 
 * unset → ``models:/<registered_model_name>@<champion_alias>`` from the MLflow registry;
 * ``models:/<name>@<alias>`` → that alias, polled every ``SCINER_POLL_SECONDS``;
@@ -13,7 +13,8 @@ service keeps what it serves, logs ``model_refused`` once, counts it (``sciner_m
 and ``GET /model`` names the refused version and why. ``SCINER_SERVE_ONLY_GATED=false`` turns it off.
 
 :meth:`Swapper.check_once` is synchronous and blocking (registry calls, download, ONNX session,
-warm-up); the service runs it in a worker thread so requests keep flowing on the old model.
+warm-up); the service runs it in a worker thread so requests keep flowing on the old model. When
+to load is decided in :mod:`service.swap_plan`, downloads are in :mod:`service.downloads`.
 """
 
 from __future__ import annotations
@@ -21,92 +22,25 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import logging
-import shutil
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from sciner.gating import serve_verdict
 from sciner.model_dir import METADATA_FILE, read_metadata
+from sciner.model_uri import ModelSource
 from sciner.settings import Settings
+from service.downloads import fetch_version, serving_dir
 from service.logs import log_event
 from service.state import LoadedModel, ModelHolder, gpu_problem
+from service.swap_plan import Failure, backoff_seconds, plan
 
 if TYPE_CHECKING:
     from sciner.registry import RegisteredVersion
 
 log = logging.getLogger("sciner.service")
-
-Plan = Literal["keep", "load", "wait", "missing"]
-
-
-@dataclass(frozen=True, slots=True)
-class ModelSource:
-    kind: Literal["local", "registry"]
-    uri: str
-    path: Path | None = None
-    name: str | None = None
-    alias: str | None = None
-    version: str | None = None  # a pinned registry version
-
-    @property
-    def polls(self) -> bool:
-        """Only a registry alias can move; a folder or a pinned version is loaded once."""
-        return self.kind == "registry" and self.alias is not None
-
-
-def parse_model_uri(uri: str | None, settings: Settings) -> ModelSource:
-    if not uri or not uri.strip():
-        name, alias = settings.registered_model_name, settings.champion_alias
-        return ModelSource("registry", f"models:/{name}@{alias}", name=name, alias=alias)
-    uri = uri.strip()
-    if uri.startswith("models:/"):
-        rest = uri.removeprefix("models:/").strip("/")
-        if "@" in rest:
-            name, alias = rest.split("@", 1)
-            if name and alias and "/" not in name:
-                return ModelSource("registry", uri, name=name, alias=alias)
-        elif "/" in rest:
-            name, version = rest.rsplit("/", 1)
-            if name and version.isdigit():
-                return ModelSource("registry", uri, name=name, version=version)
-        raise ValueError(f"model URI {uri!r} is neither models:/<name>@<alias> nor models:/<name>/<version>")
-    path = Path(uri.removeprefix("file://")).expanduser()
-    return ModelSource("local", uri, path=path, name=path.name)
-
-
-@dataclass(slots=True)
-class Failure:
-    """The latest failed load of one version, and when to try it again."""
-
-    version: str
-    attempts: int
-    retry_at: float
-    reason: str
-
-
-def plan(current: str | None, target: str | None, failure: Failure | None, now: float) -> Plan:
-    """What to do after reading the source: keep serving, load ``target``, or wait out a back-off.
-
-    ``missing`` (alias or model not found) keeps whatever serves: an alias being moved or deleted
-    must never take a working service down.
-    """
-    if target is None:
-        return "missing"
-    if target == current:
-        return "keep"
-    if failure is not None and failure.version == target and now < failure.retry_at:
-        return "wait"
-    return "load"
-
-
-def backoff_seconds(attempts: int, poll_seconds: float, cap: float) -> float:
-    """Retry delay after ``attempts`` consecutive failures of one version: poll, 2x, 4x ... up to cap."""
-    return min(cap, poll_seconds * 2 ** max(0, attempts - 1))
 
 
 def local_version(model_dir: Path) -> str:
@@ -195,52 +129,6 @@ def registry_settings(source: ModelSource, settings: Settings) -> Settings:
     if source.name and source.name != settings.registered_model_name:
         return settings.model_copy(update={"registered_model_name": source.name})
     return settings
-
-
-def serving_dir(settings: Settings) -> Path:
-    return settings.models_dir / "serving"
-
-
-@contextmanager
-def file_lock(path: Path) -> Iterator[None]:
-    """An exclusive advisory lock (``flock``) held for the ``with`` block; blocks until free."""
-    import fcntl
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
-
-
-def fetch_version(settings: Settings, version: str, dest_root: Path, keep: int = 3) -> Path:
-    """Download a registered version once per host, even with several workers polling at the same
-    time (they take turns on a lock; later ones find the folder), and prune old downloads."""
-    from sciner.registry import fetch_model_dir
-
-    with file_lock(dest_root / ".fetch.lock"):
-        model_dir = fetch_model_dir(settings, version, dest_root)
-        prune_downloads(dest_root, settings.registered_model_name, keep=keep, protect=model_dir)
-    return model_dir
-
-
-def prune_downloads(dest_root: Path, name: str, keep: int, protect: Path) -> list[Path]:
-    """Delete all but the ``keep`` most recently downloaded versions of ``name`` (never ``protect``'s).
-    Loaded predictors do not need their folder: ONNX and the tokenizer are read into memory."""
-    folders = sorted(
-        (p for p in dest_root.glob(f"{name}-v*") if p.is_dir() and p.name.removeprefix(f"{name}-v").isdigit()),
-        key=lambda p: p.stat().st_mtime,
-        reverse=True,
-    )
-    removed = []
-    for folder in folders[keep:]:
-        if folder in protect.parents or folder == protect:
-            continue
-        shutil.rmtree(folder, ignore_errors=True)
-        removed.append(folder)
-    return removed
 
 
 class SwapHooks(Protocol):

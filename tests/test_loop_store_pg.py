@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from sciner.papers import PaperStore, ingest_records, validate_records
+from sciner.paper_records import validate_records
+from sciner.papers import PaperStore, ingest_records
 from sciner.settings import Settings
 
 pytestmark = pytest.mark.slow

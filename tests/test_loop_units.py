@@ -16,7 +16,8 @@ from typer.testing import CliRunner
 
 from sciner.decoding import WordSpan
 from sciner.metrics import ClassScores, Evaluation
-from sciner.papers import PaperStore, content_hash, ingest_records, paper_from_mapping
+from sciner.paper_records import content_hash, paper_from_mapping
+from sciner.papers import PaperStore, ingest_records
 from sciner.records import Sentence
 from sciner.settings import Settings
 from training.autoannotate import balance_empty, chosen_scores, has_entity, lowest_confidence, mask_prediction

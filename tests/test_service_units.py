@@ -16,9 +16,11 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from sciner.backends import CPU, CUDA, choose_providers
+from sciner.model_uri import ModelSource, parse_model_uri
 from sciner.registry import RegisteredVersion
 from sciner.settings import Settings
 from service.batching import char_budget_chunks, split_parts
+from service.downloads import file_lock, prune_downloads
 from service.metrics import ServiceMetrics
 from service.middleware import RequestGuard, media_type_ok
 from service.schemas import (
@@ -29,19 +31,8 @@ from service.schemas import (
     check_texts,
 )
 from service.state import LoadedModel, ModelHolder, gpu_problem
-from service.swap import (
-    Failure,
-    ModelSource,
-    Swapper,
-    backoff_seconds,
-    file_lock,
-    gold_f1_of,
-    load_model,
-    parse_model_uri,
-    plan,
-    predictor_settings,
-    prune_downloads,
-)
+from service.swap import Swapper, gold_f1_of, load_model, predictor_settings
+from service.swap_plan import Failure, backoff_seconds, plan
 
 SETTINGS = Settings(max_chars=20, max_batch_texts=3, poll_seconds=1.0, load_retry_max_seconds=8.0)
 
@@ -481,7 +472,7 @@ def test_file_lock_excludes_other_holders(tmp_path):
 def test_batch_wait_cap_holds_against_bentomls_learned_wait():
     from bentoml._internal.marshal.dispatcher import CorkDispatcher
 
-    from service.app import cap_batch_wait
+    from service.dispatcher import cap_batch_wait
 
     d = CorkDispatcher(max_latency_in_ms=10_000, max_batch_size=32, fallback=lambda: None)
     assert cap_batch_wait(d, 0.002)
@@ -490,6 +481,12 @@ def test_batch_wait_cap_holds_against_bentomls_learned_wait():
     d.optimizer.trigger_refresh()
     assert d.optimizer.wait <= 0.002
     assert not cap_batch_wait(object(), 0.0)  # another BentoML: left alone, reported
+
+
+def test_without_bentomls_app_factory_the_service_gets_no_dispatcher():
+    from service.dispatcher import batch_factory
+
+    assert batch_factory(object(), "infer") is None  # the service then runs unbatched, with a WARNING
 
 
 # --- metrics ----------------------------------------------------------------------------------

@@ -20,7 +20,7 @@ import numpy as np
 
 from sciner.decoding import WordSpan, spans_to_entities
 from sciner.labels import OUTSIDE
-from sciner.papers import Paper
+from sciner.paper_records import Paper
 from sciner.pretokenize import split_sentences
 from sciner.records import Entity, Sentence, Token
 from training.progress import progress_bar

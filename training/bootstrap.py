@@ -8,7 +8,8 @@ from pathlib import Path
 
 from sciner import registry
 from sciner.model_dir import read_metadata
-from sciner.papers import REGISTERED, PaperStore
+from sciner.paper_tables import REGISTERED
+from sciner.papers import PaperStore
 from sciner.settings import Settings
 from training.aliases import champion_version as _champion
 from training.aliases import check_registry

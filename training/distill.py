@@ -202,7 +202,7 @@ def unlabeled_sentences(path: Path, limit: int | None = None) -> list[Sentence]:
     """Sentences of a papers JSONL (anthology schema or ``{"text": ...}``), split and tokenized the way
     the service and auto-annotation split raw text; no tags (the teacher's distributions are the signal)."""
     from sciner.io import DataError
-    from sciner.papers import paper_from_mapping
+    from sciner.paper_records import paper_from_mapping
     from sciner.pretokenize import split_sentences
 
     out: list[Sentence] = []

@@ -22,7 +22,8 @@ from pathlib import Path
 from sciner.io import DataError
 from sciner.io.formats import read_sentences
 from sciner.labels import ENTITY_TYPES, OUTSIDE
-from sciner.papers import IngestIssue, IngestReport, PaperStore, validate_records
+from sciner.paper_records import IngestIssue, IngestReport, validate_records
+from sciner.papers import PaperStore
 from sciner.records import Sentence
 from sciner.settings import Settings
 from training.locking import RoundLock

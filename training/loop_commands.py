@@ -55,7 +55,8 @@ def ingest(
 
     Bad records are reported with file:line and reason; the good ones are kept. Exit 1 if any was bad.
     """
-    from sciner.papers import IngestReport, PaperStore
+    from sciner.paper_records import IngestReport
+    from sciner.papers import PaperStore
     from training.ingest import ingest_path
 
     settings = _settings()

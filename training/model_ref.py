@@ -25,7 +25,7 @@ class ResolvedModel:
 
 
 def resolve_model(ref: str | None, settings: Settings) -> ResolvedModel:
-    from service.swap import parse_model_uri
+    from sciner.model_uri import parse_model_uri
 
     try:
         source = parse_model_uri(ref if ref is not None else settings.model_uri, settings)

@@ -17,7 +17,8 @@ from sciner import registry
 from sciner.labels import OUTSIDE
 from sciner.metrics import Evaluation
 from sciner.model_dir import atomic_write_text
-from sciner.papers import FAILED, PaperStore
+from sciner.paper_tables import FAILED
+from sciner.papers import PaperStore
 from sciner.records import Sentence
 from sciner.settings import Settings
 from training.locking import Heartbeat

@@ -24,7 +24,9 @@ from pathlib import Path
 from sciner import registry
 from sciner.labels import ENTITY_TYPES, OUTSIDE, labels_of
 from sciner.model_dir import read_metadata, sha256_file, write_metadata
-from sciner.papers import REGISTERED, Paper, PaperStore
+from sciner.paper_records import Paper
+from sciner.paper_tables import REGISTERED
+from sciner.papers import PaperStore
 from sciner.settings import Settings
 from training.aliases import AliasMove, check_registry, promote_version, rollback  # noqa: F401 (re-exported)
 from training.aliases import champion_version as _champion

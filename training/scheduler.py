@@ -86,7 +86,7 @@ def make_scheduler(settings: Settings):  # noqa: ANN201 - BackgroundScheduler
     from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
     from apscheduler.schedulers.background import BackgroundScheduler
 
-    from sciner.papers import make_engine
+    from sciner.paper_tables import make_engine
 
     engine = make_engine(settings.paper_store_url)
     return BackgroundScheduler(
