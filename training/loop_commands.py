@@ -10,8 +10,9 @@ import contextlib
 import dataclasses
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -94,16 +95,25 @@ def bootstrap(
 ) -> None:
     """Train the first model on the gold train split; register it as champion if there is none."""
     from training.bootstrap import run_bootstrap
+
+    _run_round_job(run_bootstrap, "bootstrap", epochs=epochs, wait=wait, force=force, progress=progress)
+
+
+def _run_round_job(
+    job: Callable[..., Any], what: str, *, epochs: int | None, wait: float, force: bool, progress: bool | None
+) -> None:
+    """Run a round-like job under the round lock; print its result as JSON, or exit with the reason:
+    ``EXIT_BUSY`` when another round holds the lock, ``EXIT_FAILED`` when the job failed."""
     from training.errors import RoundError
     from training.locking import LockBusy
 
     try:
         with _stdout_to_stderr():
-            result = run_bootstrap(_settings(epochs=epochs), wait=wait, force=force, progress=_bars(progress))
+            result = job(_settings(epochs=epochs), wait=wait, force=force, progress=_bars(progress))
     except LockBusy as exc:
         _fail(str(exc), EXIT_BUSY)
     except RoundError as exc:
-        _fail(f"bootstrap failed: {exc}")
+        _fail(f"{what} failed: {exc}")
     _echo_json(result.to_dict())
 
 
@@ -117,19 +127,11 @@ def retrain(
     ] = None,
 ) -> None:
     """One self-training round: auto-annotate new papers, retrain, evaluate, register, gate."""
-    from training.locking import LockBusy
-    from training.rounds import RoundError, run_round
+    from training.rounds import run_round
 
     if not once:
         _fail("use `sciner retrain --once` for one round, or `sciner scheduler` for rounds on a schedule", EXIT_INPUT)
-    try:
-        with _stdout_to_stderr():
-            result = run_round(_settings(epochs=epochs), wait=wait, force=force, progress=_bars(progress))
-    except LockBusy as exc:
-        _fail(str(exc), EXIT_BUSY)
-    except RoundError as exc:
-        _fail(f"round failed: {exc}")
-    _echo_json(result.to_dict())
+    _run_round_job(run_round, "round", epochs=epochs, wait=wait, force=force, progress=progress)
 
 
 def scheduler(
