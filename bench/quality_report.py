@@ -36,6 +36,7 @@ ORDER = [
     "mpnet-teacher",
     "student",
     "student-2ep",
+    "student-3ep",
     "student-3000",
     "docs35",
     "docs35-scierc",
