@@ -31,6 +31,22 @@ def machine() -> str:
     return f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
 
 
+# settings whose values may be credentials: never written into a result file
+_SECRET_PARTS = ("TOKEN", "SECRET", "PASSWORD", "KEY", "URI", "URL")
+
+
+def settings_env() -> dict[str, str]:
+    """The ``SCINER_*`` variables a run was started with (its settings overrides), credentials left out.
+
+    A result file records them beside its command line, so that the command it shows reproduces the run.
+    """
+    return {
+        k: v
+        for k, v in sorted(os.environ.items())
+        if k.startswith("SCINER_") and not any(part in k for part in _SECRET_PARTS)
+    }
+
+
 def now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 

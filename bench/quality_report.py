@@ -93,9 +93,15 @@ def table(results: dict[str, dict]) -> str:
     for name in names:
         r = results[name]
         lines.append(
-            f"- `{name}`: `python {r['command']}` ({r['at']}, {r['machine']}; bench/results/quality-{name}.json)"
+            f"- `{name}`: `{env_prefix(r)}python {r['command']}` "
+            f"({r['at']}, {r['machine']}; bench/results/quality-{name}.json)"
         )
     return "\n".join(lines)
+
+
+def env_prefix(result: dict) -> str:
+    """The settings variables a run was started with, as a shell prefix of its command (none in older runs)."""
+    return "".join(f"{k}={v} " for k, v in result.get("env", {}).items())
 
 
 def main() -> None:
