@@ -37,6 +37,7 @@ ORDER = [
     "mpnet-teacher-3ep",
     "student",
     "student-alpha02",
+    "student-alpha08",
     "student-2ep",
     "student-3ep",
     "student-3000",
