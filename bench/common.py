@@ -47,6 +47,11 @@ def settings_env() -> dict[str, str]:
     }
 
 
+def env_prefix(env: dict[str, str]) -> str:
+    """Settings variables as the shell prefix of a command: ``SCINER_SEED=43 `` (empty without any)."""
+    return "".join(f"{k}={v} " for k, v in env.items())
+
+
 def now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 

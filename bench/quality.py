@@ -23,7 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import REPO, SHARED, machine, now, save_result, settings_env
+from bench.common import REPO, SHARED, env_prefix, machine, now, save_result, settings_env
 from bench.reproduce import pick_documents
 from sciner.io.jsonl import read_jsonl
 from sciner.labels import OUTSIDE, labels_of
@@ -172,7 +172,7 @@ def main() -> None:
 
     env = settings_env()
     head = [
-        f"Run {now()} on {machine()}: `{' '.join([*(f'{k}={v}' for k, v in env.items()), *sys.argv])}`",
+        f"Run {now()} on {machine()}: `{env_prefix(env)}{' '.join(sys.argv)}`",
         f"train: {len(train)} sentences of {len(doc_ids)} documents; dev: {len(dev)} sentences; "
         f"base {Path(settings.base_model).name}; epochs {settings.epochs} (best {summary['best_epoch']}), "
         f"lr {settings.learning_rate}, batch {settings.batch_size}, empty ratio {settings.train_empty_ratio}; "

@@ -13,7 +13,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import REPO, RESULTS
+from bench.common import REPO, RESULTS, env_prefix
 from sciner.labels import ENTITY_TYPES
 
 DOC = REPO / "docs" / "quality.md"
@@ -93,18 +93,16 @@ def table(results: dict[str, dict]) -> str:
             lines.append(row(name, results[name], unbiased=True))
         lines.append(row(name, results[name], unbiased=False))
     lines += ["", "Commands (each run's exact line, machine and time are in its JSON):", ""]
-    for name in names:
-        r = results[name]
-        lines.append(
-            f"- `{name}`: `{env_prefix(r)}python {r['command']}` "
-            f"({r['at']}, {r['machine']}; bench/results/quality-{name}.json)"
-        )
+    lines += [command_line(name, results[name]) for name in names]
     return "\n".join(lines)
 
 
-def env_prefix(result: dict) -> str:
-    """The settings variables a run was started with, as a shell prefix of its command (none in older runs)."""
-    return "".join(f"{k}={v} " for k, v in result.get("env", {}).items())
+def command_line(name: str, result: dict) -> str:
+    """A run's command, after the settings variables it was started with (none recorded in older runs)."""
+    return (
+        f"- `{name}`: `{env_prefix(result.get('env', {}))}python {result['command']}` "
+        f"({result['at']}, {result['machine']}; bench/results/quality-{name}.json)"
+    )
 
 
 def main() -> None:
