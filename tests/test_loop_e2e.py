@@ -18,6 +18,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.request
@@ -554,11 +555,14 @@ def test_review_page_shows_every_gold_and_predicted_entity_of_the_sample(env, ch
     assert decision["checks"] and all(isinstance(v, bool) for v in decision["checks"].values())
 
 
-def test_mlflow_models_predict_runs_a_registered_version(env, champion, tmp_path):
+def test_mlflow_models_predict_runs_a_registered_version(env, champion, tmp_path, monkeypatch):
     from mlflow.models import get_model_info
 
     import mlflow
 
+    # MLflow downloads a models:/ URI into a fresh temporary folder that it never removes (110 MB here, in
+    # this process and in `mlflow models predict`): keep both inside the test's own folder
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     mlflow.set_tracking_uri(env["SCINER_MLFLOW_TRACKING_URI"])
     info = get_model_info("models:/sciner/2")
     assert [c["name"] for c in info.signature.inputs.to_dict()] == ["text"]
@@ -582,7 +586,7 @@ def test_mlflow_models_predict_runs_a_registered_version(env, champion, tmp_path
             "-o",
             str(tmp_path / "out.json"),
         ],
-        env={**os.environ, **env, "MLFLOW_TRACKING_URI": env["SCINER_MLFLOW_TRACKING_URI"]},
+        env={**os.environ, **env, "MLFLOW_TRACKING_URI": env["SCINER_MLFLOW_TRACKING_URI"], "TMPDIR": str(tmp_path)},
         capture_output=True,
         text=True,
         timeout=300,
