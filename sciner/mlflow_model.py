@@ -3,7 +3,8 @@
 ``mlflow.pyfunc.load_model("models:/sciner@champion").predict({"text": [...]})`` (or a DataFrame with a
 ``text`` column) returns one dict per text, ``{"entities": [{start, end, text, label, score}], "windows"}``
 in character offsets, through the same :class:`~sciner.predictor.Predictor` the service runs. The
-signature and input example logged with it are in :mod:`sciner.mlflow_card`.
+signature and input example logged with it are in :mod:`sciner.mlflow_card`. Without ``dst_path=``,
+MLflow downloads the version (~110 MB) into a temporary folder it never removes; pass a folder to reuse.
 """
 
 from __future__ import annotations
