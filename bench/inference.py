@@ -29,6 +29,7 @@ from sciner.io.jsonl import read_jsonl
 from sciner.labels import ENTITY_TYPES
 from sciner.metrics import evaluate_tags
 from sciner.predictor import Predictor
+from sciner.records import Sentence
 from sciner.settings import get_settings
 
 
@@ -39,6 +40,17 @@ def token_offsets(tokens: list[str]) -> tuple[str, list[tuple[int, int]]]:
         text.append(tok)
         pos += len(tok) + 1
     return " ".join(text), offsets
+
+
+def texts_of(gold: list[Sentence], per_text: int) -> list[list[Sentence]]:
+    """Consecutive sentences of one document, up to ``per_text`` to a text (1: every sentence its own text)."""
+    groups: list[list[Sentence]] = []
+    for s in gold:
+        if groups and len(groups[-1]) < per_text and groups[-1][-1].doc_id == s.doc_id:
+            groups[-1].append(s)
+        else:
+            groups.append([s])
+    return groups
 
 
 def spans_to_token_tags(offsets: list[tuple[int, int]], spans: list[tuple[int, int, str]]) -> list[str]:
@@ -65,6 +77,13 @@ def main() -> None:
         help="another model folder whose int8 predictor runs interleaved with --model's "
         "(a speed check of a retrained model against the served one); repeatable",
     )
+    ap.add_argument(
+        "--sentences-per-text",
+        type=int,
+        default=1,
+        help="join up to this many consecutive sentences of a document into one text (what a model trained "
+        "with document context reads together); speeds stay sentences/s",
+    )
     ap.add_argument("--name", default="inference", help="result file: bench/results/<name>.{json,md}")
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING)
@@ -74,9 +93,10 @@ def main() -> None:
 
     torch.set_num_threads(args.threads)
     gold = [s for s in read_jsonl(args.data)][: args.sentences]
-    texts, offsets = zip(*(token_offsets(s.tokens) for s in gold), strict=True)
+    groups = texts_of(gold, args.sentences_per_text)
+    texts, offsets = zip(*(token_offsets([t for s in g for t in s.tokens]) for g in groups), strict=True)
     texts, offsets = list(texts), list(offsets)
-    gold_tags = [s.tags for s in gold]
+    gold_tags = [[t for s in g for t in s.tags or []] for g in groups]
     n_pieces = None
 
     # ORT threads must not spin between runs: the engines are interleaved in one process and
@@ -123,13 +143,13 @@ def main() -> None:
         pred_tags = [spans_to_token_tags(o, s) for o, s in zip(offsets, outputs[name], strict=True)]
         ev = evaluate_tags(gold_tags, pred_tags, ENTITY_TYPES)
         med = statistics.median(timings[name])
-        rows.append((name, len(texts) / med, ev.micro_f1, timings[name]))
+        rows.append((name, len(gold) / med, ev.micro_f1, timings[name]))
     best_hf = max(r[1] for r in rows if r[0].startswith("HF"))
     fp32_f1 = next(r[2] for r in rows if r[0] == "sciner ORT fp32, token-budget batches")
     lines = [
         f"Run {now()} on {machine()}, {args.threads} threads: `{' '.join(sys.argv)}`",
-        f"{len(texts)} sentences of {args.data.name} ({n_pieces} word pieces, "
-        f"{n_pieces / len(texts):.1f} per sentence), model `{args.model.name}`, median of {args.repeats} "
+        f"{len(gold)} sentences of {args.data.name} in {len(texts)} texts ({n_pieces} word pieces, "
+        f"{n_pieces / len(gold):.1f} per sentence), model `{args.model.name}`, median of {args.repeats} "
         "interleaved runs.",
         "",
         "| engine | sentences/s (median) | × best HF pipeline | strict micro-F1 | F1 Δ vs fp32 (points) |",

@@ -29,10 +29,10 @@ from sciner.io.jsonl import read_jsonl
 from sciner.labels import OUTSIDE, labels_of
 from sciner.metrics import Evaluation, evaluate_tags
 from sciner.predictor import Predictor
-from sciner.records import Sentence
+from sciner.records import Sentence, documents_of
 from sciner.settings import get_settings
 from training.calibrate import bias_grid, calibrate_o_bias
-from training.distill import paper_blocks, soft_targets_for_parts, unlabeled_sentences
+from training.distill import ensemble_soft_targets, paper_blocks, unlabeled_sentences
 from training.evaluate import evaluate_predictor
 from training.intermediate import pretrain_ner
 from training.pipeline import train_and_export
@@ -40,7 +40,7 @@ from training.pipeline import train_and_export
 
 def decoded_with(predictor: Predictor, sentences: list[Sentence], o_bias: float) -> Evaluation:
     """Score ``sentences`` decoded under ``o_bias`` instead of the model's own (the predictor is unchanged)."""
-    logits = predictor.word_logits([s.tokens for s in sentences])
+    logits = predictor.word_logits([s.tokens for s in sentences], documents_of(sentences))
     pred = [predictor.decode(w, o_bias).tags for w in logits]
     return evaluate_tags([[t or OUTSIDE for t in (s.tags or [])] for s in sentences], pred)
 
@@ -54,7 +54,7 @@ def cross_fitted(predictor: Predictor, dev: list[Sentence], grid: list[float]) -
         fitted = calibrate_o_bias(predictor, [s for s in dev if s.doc_id in fit], grid).o_bias
         biases.append(fitted)
         held = [s for s in dev if s.doc_id in score]
-        logits = predictor.word_logits([s.tokens for s in held])
+        logits = predictor.word_logits([s.tokens for s in held], documents_of(held))
         pred += [predictor.decode(w, fitted).tags for w in logits]
         gold += [[t or OUTSIDE for t in (s.tags or [])] for s in held]
     ev = evaluate_tags(gold, pred)
@@ -81,6 +81,13 @@ def main() -> None:
     )
     ap.add_argument("--intermediate-epochs", type=int, default=4)
     ap.add_argument("--head-lr-factor", type=float, default=None, help="SCINER_HEAD_LR_FACTOR")
+    ap.add_argument("--case-markers", action="store_true", default=None, help="SCINER_CASE_MARKERS: mark capitals")
+    ap.add_argument(
+        "--document-context",
+        action="store_true",
+        default=None,
+        help="SCINER_DOCUMENT_CONTEXT: train and read each document's sentences together",
+    )
     ap.add_argument(
         "--teacher-variant",
         choices=("int8", "fp32"),
@@ -90,8 +97,10 @@ def main() -> None:
     ap.add_argument(
         "--teacher",
         type=Path,
-        default=None,
-        help="teacher model folder: distil it (gold CE + KL to its soft labels, `sciner distill`)",
+        action="append",
+        default=[],
+        help="teacher model folder: distil it (gold CE + KL to its soft labels, `sciner distill`); repeated, "
+        "the student learns the teachers' averaged distributions",
     )
     ap.add_argument(
         "--papers",
@@ -115,6 +124,8 @@ def main() -> None:
         "base_model": args.base_model,
         "head_lr_factor": args.head_lr_factor,
         "distill_teacher_variant": args.teacher_variant,
+        "document_context": args.document_context,
+        "case_markers": args.case_markers,
     }
     settings = get_settings().model_copy(update={k: v for k, v in overrides.items() if v is not None})
     settings = settings.model_copy(update={"calibrate_o_bias": not args.no_calibrate})
@@ -144,7 +155,7 @@ def main() -> None:
         # gold and blocks of abstracts labelled and cached apart, as `sciner distill` does: a larger
         # --unlabeled-papers reuses what was labelled before
         parts = [train, *paper_blocks(extra, settings.distill_block_papers)]
-        targets = soft_targets_for_parts(args.teacher, parts, labels, settings, sys.stderr.isatty())
+        targets = ensemble_soft_targets(args.teacher, parts, labels, settings, sys.stderr.isatty())
         train, unlabeled = [*train, *extra], len(extra)
     summary = train_and_export(
         train,
@@ -215,13 +226,18 @@ def main() -> None:
                     "distill_alpha",
                     "distill_temperature",
                     "distill_teacher_variant",
+                    "document_context",
+                    "case_markers",
+                    "train_max_tokens",
+                    "window_tokens",
+                    "window_stride",
                 )
             },
             "intermediate": intermediate,
             "train_documents": len(doc_ids),
             "train_sentences": len(train) - unlabeled,
             "teacher": {
-                "folder": str(args.teacher),
+                "folder": " + ".join(str(t) for t in args.teacher),
                 "soft_targets_sha256": targets.sha256,
                 "unlabeled_sentences": unlabeled,
             }

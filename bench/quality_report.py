@@ -38,6 +38,10 @@ ORDER = [
     "student",
     "student-alpha02",
     "student-alpha08",
+    "student-doc",
+    "student-case",
+    "student-ens",
+    "student-3ep-case",
     "student-2ep",
     "student-3ep",
     "student-3000",
@@ -56,6 +60,8 @@ def row(name: str, result: dict, unbiased: bool) -> str:
     data = f"{result['train_documents']} docs / {result['train_sentences']:,} sent."
     if (result.get("teacher") or {}).get("unlabeled_sentences"):
         data += f" + {result['teacher']['unlabeled_sentences']:,} abstract sent."
+    if result.get("settings", {}).get("document_context"):
+        data += ", documents read whole"
     cells = [
         label,
         data,

@@ -3,17 +3,23 @@
 Each word's label lives on its first word piece; the other pieces are ignored (``-100`` in
 training, skipped at inference). Sentences longer than a window are covered by overlapping
 windows cut at word boundaries; each word takes its prediction from the window in which it is
-most central, so nothing is ever truncated away.
+most central, so nothing is ever truncated away. A model trained with document context reads a
+document's consecutive sentences as one word sequence (:func:`document_runs`), so its windows cross
+sentence boundaries.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 import numpy as np
 from tokenizers import Tokenizer
 
 from sciner.labels import IGNORE_INDEX
+
+T = TypeVar("T")
 
 
 @dataclass(slots=True)
@@ -43,8 +49,29 @@ def load_tokenizer(path: str) -> Tokenizer:
     return tok
 
 
-def word_pieces(tokenizer: Tokenizer, sentences: list[list[str]], unk_id: int | None = None) -> list[WordPieces]:
-    """Tokenize pre-split sentences in one Rust batch call."""
+def case_shape(word: str) -> int | None:
+    """What an uncased tokenizer loses of a word: ``None`` without a capital letter, else 0 for all
+    capitals (``BERT``, ``F1``), 1 for a capital initial (``Transformer``), 2 for mixed (``SQuAD``). Pure."""
+    letters = [c for c in word if c.isalpha()]
+    if not any(c.isupper() for c in letters):
+        return None
+    if all(c.isupper() for c in letters):
+        return 0
+    if letters[0].isupper() and not any(c.isupper() for c in letters[1:]):
+        return 1
+    return 2
+
+
+def word_pieces(
+    tokenizer: Tokenizer,
+    sentences: list[list[str]],
+    unk_id: int | None = None,
+    case_markers: Sequence[int] | None = None,
+) -> list[WordPieces]:
+    """Tokenize pre-split sentences in one Rust batch call. With ``case_markers`` (three token ids, for the
+    shapes of :func:`case_shape`), a word with a capital letter gets its shape's marker after its own
+    pieces: an uncased encoder then still sees the capitals that mark most entity names. The word's
+    label stays on its first piece."""
     encodings = tokenizer.encode_batch(sentences, is_pretokenized=True, add_special_tokens=False)
     out: list[WordPieces] = []
     for words, enc in zip(sentences, encodings, strict=True):
@@ -61,8 +88,27 @@ def word_pieces(tokenizer: Tokenizer, sentences: list[list[str]], unk_id: int | 
                 counts[i] = n = 1
             starts.append(pos)
             pos += n
+        if case_markers:
+            ids, starts, counts = _with_case_markers(words, ids, starts, counts, case_markers)
         out.append(WordPieces(ids=ids, word_starts=starts, word_lengths=counts))
     return out
+
+
+def _with_case_markers(
+    words: list[str], ids: list[int], starts: list[int], counts: list[int], markers: Sequence[int]
+) -> tuple[list[int], list[int], list[int]]:
+    marked: list[int] = []
+    new_starts: list[int] = []
+    new_counts: list[int] = []
+    for word, start, n in zip(words, starts, counts, strict=True):
+        new_starts.append(len(marked))
+        marked += ids[start : start + n]
+        shape = case_shape(word)
+        if shape is not None:
+            marked.append(markers[shape])
+            n += 1
+        new_counts.append(n)
+    return marked, new_starts, new_counts
 
 
 def window_spans(word_lengths: list[int], max_pieces: int, overlap: int) -> list[tuple[int, int]]:
@@ -154,3 +200,45 @@ def window_labels(window: Window, word_label_ids: list[int]) -> list[int]:
         if pos < len(labels) - 1:
             labels[pos] = word_label_ids[window.word_start + offset]
     return labels
+
+
+def document_runs(documents: Sequence[str | None]) -> list[range]:
+    """Index ranges of consecutive sentences that belong to one document (``None``: a sentence on its own).
+
+    A model trained with document context reads each run as one word sequence, so its windows cross
+    sentence boundaries and every word sees its neighbouring sentences."""
+    runs: list[range] = []
+    start = 0
+    for i in range(1, len(documents) + 1):
+        if i == len(documents) or documents[i] is None or documents[i] != documents[start]:
+            runs.append(range(start, i))
+            start = i
+    return runs if documents else []
+
+
+def join_runs(sentences: Sequence[Sequence[T]], runs: Sequence[range]) -> list[list[T]]:
+    """Each run's sentences concatenated into one sequence (words, labels, ...)."""
+    return [[item for i in run for item in sentences[i]] for run in runs]
+
+
+def split_run(joined: Sequence[T], lengths: Sequence[int]) -> list[Sequence[T]]:
+    """Undo :func:`join_runs` for one run: cut ``joined`` back into pieces of ``lengths``."""
+    if sum(lengths) != len(joined):
+        raise ValueError(f"{len(joined)} items do not split into sentences of {sum(lengths)}")
+    bounds = np.cumsum([0, *lengths])
+    return [joined[bounds[k] : bounds[k + 1]] for k in range(len(lengths))]
+
+
+def document_chunks(documents: Sequence[str | None], size: int) -> list[range]:
+    """Consecutive index ranges of about ``size`` sentences that never cut a document in two (a
+    document longer than ``size`` is a chunk of its own), for work done a chunk at a time."""
+    chunks: list[range] = []
+    start = end = 0
+    for run in document_runs(documents):
+        if end > start and end - start + len(run) > size:
+            chunks.append(range(start, end))
+            start = end
+        end = run.stop
+    if end > start:
+        chunks.append(range(start, end))
+    return chunks

@@ -42,11 +42,20 @@ class ModelMetadata:
     extra: dict[str, Any] = field(default_factory=dict)
     # how the predictor turns logits into tags: {"o_bias": float, "calibration": {...}}
     decoding: dict[str, Any] = field(default_factory=dict)
+    # what one model input holds: "sentence" (one sentence per window) or "document" (consecutive sentences
+    # of a document read together, windows crossing sentence boundaries); the predictor reads as trained
+    context: str = "sentence"
+    # token ids marking a word's capitals for an uncased encoder (all caps, capital initial, mixed), or None
+    case_markers: list[int] | None = None
 
     @property
     def o_bias(self) -> float:
         """Subtracted from the ``O`` logit of every word before decoding (> 0 favours entities)."""
         return float(self.decoding.get("o_bias", 0.0))
+
+    @property
+    def reads_documents(self) -> bool:
+        return self.context == "document"
 
 
 def onnx_path(model_dir: Path, variant: str) -> Path:

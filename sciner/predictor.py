@@ -1,13 +1,15 @@
 """The single prediction path, used by the service and by auto-annotation alike.
 
 Texts in, character-offset entities out; or pre-tokenized sentences in, per-word tags and
-probabilities out. Long inputs go through overlapping windows; windows from all inputs are
+probabilities out. A model trained with document context reads a text's (or a document's)
+sentences together. Long inputs go through overlapping windows; windows from all inputs are
 sorted by length and batched under a token budget.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,10 +19,13 @@ from tokenizers import Tokenizer
 from sciner.backends import CUDA, Backend, OnnxBackend, TorchBackend
 from sciner.decoding import WordSpan, allowed_transitions, softmax, spans_to_entities, tags_to_spans, viterbi
 from sciner.encoding import (
+    document_runs,
+    join_runs,
     load_tokenizer,
     make_windows,
     owner_window,
     pad_batch,
+    split_run,
     token_budget_batches,
     word_pieces,
 )
@@ -94,18 +99,40 @@ class Predictor:
         return self.backend.provider in (CUDA, "torch:cuda")
 
     # --- pre-tokenized sentences ------------------------------------------------------------
-    def predict_sentences(self, sentences: list[list[str]]) -> list[SentencePrediction]:
-        return [self.decode(w) for w in self.word_logits(sentences)]
+    def predict_sentences(
+        self, sentences: list[list[str]], documents: Sequence[str | None] | None = None
+    ) -> list[SentencePrediction]:
+        """Tags per word of each sentence. ``documents`` (one key per sentence) lets a model trained with
+        document context read consecutive sentences of a document together, as it was trained."""
+        return [self.decode(w) for w in self.word_logits(sentences, documents)]
 
-    def word_logits(self, sentences: list[list[str]]) -> list[WordLogits]:
+    def word_logits(
+        self, sentences: list[list[str]], documents: Sequence[str | None] | None = None
+    ) -> list[WordLogits]:
         """Raw logits per word, each from the window where the word is most central (no decoding yet:
-        calibration re-decodes the same logits under several biases)."""
+        calibration re-decodes the same logits under several biases). A model trained with document
+        context reads each run of consecutive sentences with one ``documents`` key as one word
+        sequence; any other model, or no ``documents``, reads every sentence on its own. With document
+        context a run's windows are counted on its first sentence, so sums over a text stay right."""
+        if documents is None or not self.meta.reads_documents:
+            return self._sentence_logits(sentences)
+        if len(documents) != len(sentences):
+            raise ValueError(f"{len(documents)} document keys for {len(sentences)} sentences")
+        runs = document_runs(documents)
+        joined = self._sentence_logits(join_runs(sentences, runs))
+        results: list[WordLogits] = []
+        for run, run_logits in zip(runs, joined, strict=True):
+            parts = split_run(run_logits.logits, [len(sentences[i]) for i in run])
+            results += [WordLogits(np.asarray(p), run_logits.windows if k == 0 else 0) for k, p in enumerate(parts)]
+        return results
+
+    def _sentence_logits(self, sentences: list[list[str]]) -> list[WordLogits]:
         empty = WordLogits(np.zeros((0, len(self.labels))), 0)
         results: list[WordLogits] = [empty] * len(sentences)
         todo = [i for i, words in enumerate(sentences) if words]
         if not todo:
             return results
-        pieces = word_pieces(self.tokenizer, [sentences[i] for i in todo], self._unk)
+        pieces = word_pieces(self.tokenizer, [sentences[i] for i in todo], self._unk, self.meta.case_markers)
         windows = make_windows(pieces, self.meta.cls_id, self.meta.sep_id, self.window_tokens, self.overlap)
         window_logits = self._run(windows)
         by_sentence: dict[int, list[int]] = {}
@@ -155,7 +182,8 @@ class Predictor:
     def predict_texts(self, texts: list[str]) -> list[TextPrediction]:
         split: list[list[list[Token]]] = [split_sentences(t) for t in texts]
         flat = [[tok.text for tok in sent] for sents in split for sent in sents]
-        preds = self.predict_sentences(flat)
+        documents = [str(i) for i, sents in enumerate(split) for _ in sents]
+        preds = self.predict_sentences(flat, documents)
         results: list[TextPrediction] = []
         k = 0
         for text, sents in zip(texts, split, strict=True):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from pydantic import BaseModel, Field
@@ -40,3 +41,9 @@ class Token:
     text: str
     start: int
     end: int
+
+
+def documents_of(sentences: Sequence[Sentence]) -> list[str | None]:
+    """Each sentence's document key for :meth:`sciner.predictor.Predictor.predict_sentences`
+    (``None`` for a sentence without a document: it is read on its own)."""
+    return [s.doc_id or None for s in sentences]

@@ -37,6 +37,19 @@ class Settings(BaseSettings):
     window_tokens: int = Field(128, ge=16, le=512, description="Max word pieces per window incl. specials.")
     window_stride: int = Field(32, ge=0, description="Word pieces of overlap between neighbouring windows.")
     train_max_tokens: int = Field(128, ge=16, le=512, description="Max word pieces per training window.")
+    case_markers: bool = Field(
+        True,
+        description="Mark each word's capitals for an uncased encoder: a word with a capital letter gets one "
+        "of three unused vocabulary tokens ([unused0-2]: all caps, capital initial, mixed) after its pieces; "
+        "the model folder records the ids and the predictor adds them wherever it reads. A cased tokenizer "
+        "or a vocabulary without those tokens trains without them.",
+    )
+    document_context: bool = Field(
+        False,
+        description="Train on a document's consecutive sentences read together (windows cross sentence "
+        "boundaries, so each word sees its neighbouring sentences); the model folder records it and the "
+        "predictor reads texts and documents the same way.",
+    )
 
     # --- inference ---------------------------------------------------------------------------
     onnx_variant: Literal["int8", "fp32"] = "int8"

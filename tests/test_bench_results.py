@@ -1,6 +1,8 @@
-"""What a benchmark's result file records about how it was started."""
+"""What a benchmark's result file records about how it was started, and how the benchmarks group their data."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 from bench.common import env_prefix, settings_env
 from bench.quality_report import command_line
@@ -34,3 +36,31 @@ def test_the_quality_table_shows_a_runs_command_after_its_settings_variables_and
         "- `new`: `SCINER_SEED=43 python bench/quality.py --name new` (2026-12-02"
     )
     assert command_line("old", run).startswith("- `old`: `python bench/quality.py --name new` (")
+
+
+def test_the_speed_benchmark_joins_only_consecutive_sentences_of_one_document_into_a_text():
+    from bench.inference import texts_of
+    from sciner.records import Sentence
+
+    gold = [Sentence(f"{d}#{k}", ["w"], ["O"], d) for d, k in [("a", 0), ("a", 1), ("a", 2), ("b", 0), ("a", 3)]]
+    ids = [[s.id for s in g] for g in texts_of(gold, 2)]
+    assert ids == [["a#0", "a#1"], ["a#2"], ["b#0"], ["a#3"]]
+    assert [len(g) for g in texts_of(gold, 1)] == [1] * 5
+
+
+def test_the_paired_benchmark_parses_an_engine_per_folder_and_averages_distributions_by_label():
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    from bench.paired import mean_distribution, model_arg
+    from sciner.predictor import WordLogits
+
+    assert model_arg("var/m") == (Path("var/m"), "int8")
+    assert model_arg("var/m:fp32") == (Path("var/m"), "fp32")
+    first = SimpleNamespace(labels=["O", "B-X", "I-X"])
+    second = SimpleNamespace(labels=["B-X", "O", "I-X"])  # the same labels in another order
+    a = WordLogits(np.log(np.array([[0.8, 0.2, 1e-9]])), 1)
+    b = WordLogits(np.log(np.array([[0.6, 0.4, 1e-9]])), 1)  # B-X 0.6, O 0.4
+    (mean,) = mean_distribution([first, second], [[a], [b]])
+    assert np.allclose(np.exp(mean.logits), [[0.6, 0.4, 0.0]], atol=1e-6)

@@ -17,6 +17,7 @@ from sciner.records import Sentence
 from sciner.settings import Settings
 from training.distill import (
     SoftTargets,
+    average_soft_targets,
     distillation_loss,
     load_soft_targets,
     merge_soft_targets,
@@ -92,6 +93,25 @@ def test_soft_targets_over_other_labels_or_the_same_sentence_twice_do_not_merge(
         merge_soft_targets([one, SoftTargets(["O", "B-Y", "I-Y"], {"t": np.eye(3, dtype=np.float32)}, "b" * 64)])
     with pytest.raises(ValueError, match=r"overlap on 1 sentence ids, e\.g\. 's'"):
         merge_soft_targets([one, SoftTargets(one.labels, {"s": np.eye(3, dtype=np.float32)}, "b" * 64)])
+
+
+def test_two_teachers_distributions_are_averaged_per_word_and_named_together():
+    labels = ["O", "B-X", "I-X"]
+    teacher = SoftTargets(labels, {"s": np.array([[1.0, 0.0, 0.0], [0.2, 0.8, 0.0]], np.float32)}, "a" * 64, "mpnet")
+    student = SoftTargets(labels, {"s": np.array([[0.6, 0.4, 0.0], [0.0, 0.6, 0.4]], np.float32)}, "b" * 64, "minilm")
+    both = average_soft_targets([teacher, student])
+    assert np.allclose(both.by_id["s"], [[0.8, 0.2, 0.0], [0.1, 0.7, 0.2]])
+    assert both.teacher == "mpnet + minilm"
+    assert both.sha256 == hashlib.sha256(("a" * 64 + "\n" + "b" * 64).encode()).hexdigest()
+    assert average_soft_targets([teacher]) is teacher
+
+
+def test_teachers_over_other_sentences_or_labels_are_not_averaged():
+    one = SoftTargets(["O", "B-X", "I-X"], {"s": np.eye(3, dtype=np.float32)}, "a" * 64)
+    with pytest.raises(ValueError, match="different sentences"):
+        average_soft_targets([one, SoftTargets(one.labels, {"t": np.eye(3, dtype=np.float32)}, "b" * 64)])
+    with pytest.raises(ValueError, match="different labels"):
+        average_soft_targets([one, SoftTargets(["O", "B-Y", "I-Y"], {"s": np.eye(3, dtype=np.float32)}, "b" * 64)])
 
 
 def test_each_part_is_labelled_and_cached_on_its_own(tiny_model_dir, seed_dev, tmp_path):

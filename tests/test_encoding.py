@@ -3,9 +3,14 @@ import itertools
 import pytest
 
 from sciner.encoding import (
+    case_shape,
+    document_chunks,
+    document_runs,
+    join_runs,
     make_windows,
     owner_window,
     pad_batch,
+    split_run,
     token_budget_batches,
     window_labels,
     window_spans,
@@ -93,3 +98,61 @@ def test_pad_batch_right_pads_with_mask():
     ids, mask = pad_batch([[1, 2, 3], [4]], pad_id=0)
     assert ids.tolist() == [[1, 2, 3], [4, 0, 0]]
     assert mask.tolist() == [[1, 1, 1], [1, 0, 0]]
+
+
+def test_consecutive_sentences_of_a_document_form_one_run_and_unkeyed_ones_stand_alone():
+    assert document_runs(["a", "a", "b", None, None, "a", "a"]) == [
+        range(0, 2),
+        range(2, 3),
+        range(3, 4),
+        range(4, 5),
+        range(5, 7),
+    ]
+    assert document_runs([]) == []
+
+
+def test_joined_runs_split_back_into_their_sentences():
+    sentences = [["We", "use", "BERT", "."], ["It", "works", "."], ["Other", "doc"]]
+    runs = document_runs(["d", "d", "e"])
+    joined = join_runs(sentences, runs)
+    assert joined == [["We", "use", "BERT", ".", "It", "works", "."], ["Other", "doc"]]
+    assert split_run(joined[0], [4, 3]) == sentences[:2]
+    with pytest.raises(ValueError):
+        split_run(joined[0], [4, 4])
+
+
+def test_chunks_end_at_document_boundaries_and_a_long_document_is_a_chunk_of_its_own():
+    keys = ["a"] * 3 + ["b"] * 2 + ["c"] * 6 + ["d"]
+    assert document_chunks(keys, 5) == [range(0, 5), range(5, 11), range(11, 12)]
+    assert document_chunks([None] * 5, 2) == [range(0, 2), range(2, 4), range(4, 5)]
+    assert document_chunks([], 4) == []
+
+
+@pytest.mark.parametrize(
+    ("word", "shape"),
+    [
+        ("BERT", 0),
+        ("F1", 0),
+        ("A", 0),
+        ("Transformer", 1),
+        ("SQuAD", 2),
+        ("RoBERTa", 2),
+        ("iPhone", 2),
+        ("the", None),
+        ("3e-5", None),
+        (".", None),
+    ],
+)
+def test_case_shape_names_what_lowercasing_loses(word, shape):
+    assert case_shape(word) == shape
+
+
+def test_case_markers_follow_a_capitalised_words_pieces_and_its_label_stays_on_its_first_piece():
+    words = ["We", "use", "abcdefg", "SQuAD"]
+    plain = word_pieces(FakeTokenizer(), [words])[0]
+    (marked,) = word_pieces(FakeTokenizer(), [words], case_markers=[7, 8, 9])
+    assert plain.word_lengths == [1, 1, 3, 2]
+    assert marked.ids == [100, 8, 101, 102, 102, 102, 103, 103, 9]
+    assert marked.word_starts == [0, 2, 3, 6] and marked.word_lengths == [2, 1, 3, 3]
+    (win,) = make_windows([marked], cls_id=1, sep_id=2, window_tokens=32, overlap=0)
+    assert [win.input_ids[p] for p in win.first_piece] == [100, 101, 102, 103]

@@ -1,5 +1,6 @@
 """The training recipe's levers: the O-logit decoding bias (fitted on dev, stored in the model folder,
-applied by the one predictor), entity-free windows subsampled per epoch, NER intermediate training."""
+applied by the one predictor), entity-free windows subsampled per epoch, NER intermediate training, case
+markers for an uncased encoder."""
 
 from __future__ import annotations
 
@@ -182,3 +183,40 @@ def test_the_new_head_learns_at_its_own_rate_and_norms_and_biases_skip_weight_de
     body = named["bert.encoder.layer.0.attention.self.query.weight"]
     assert (by_id[id(body)]["lr"], by_id[id(body)]["weight_decay"]) == (1e-4, 0.01)
     assert by_id[id(named["bert.embeddings.LayerNorm.weight"])]["weight_decay"] == 0.0
+
+
+# --- case markers ----------------------------------------------------------------------------------
+def test_case_markers_are_an_uncased_vocabularys_unused_tokens_and_others_train_without():
+    from training.trainer import case_marker_ids
+
+    class Tokenizer:
+        def __init__(self, vocab: dict[str, int], uncased: bool = True) -> None:
+            self.vocab, self.uncased = vocab, uncased
+
+        def get_vocab(self) -> dict[str, int]:
+            return self.vocab
+
+        def tokenize(self, text: str) -> list[str]:
+            return [text.lower() if self.uncased else text]
+
+    unused = {"[unused0]": 1, "[unused1]": 2, "[unused2]": 3, "bert": 9}
+    assert case_marker_ids(Tokenizer(unused)) == [1, 2, 3]
+    assert case_marker_ids(Tokenizer(unused, uncased=False)) is None, "a cased tokenizer sees capitals itself"
+    assert case_marker_ids(Tokenizer({"[unused0]": 1, "[unused1]": 2, "<s>": 0})) is None
+
+
+def test_a_model_trained_with_case_markers_records_them_and_the_predictor_reads_with_them(seed_train, tmp_path):
+    import dataclasses
+
+    from training.trainer import train_model
+
+    settings = Settings(home=tmp_path, epochs=1, batch_size=8, case_markers=True, intra_op_threads=1)
+    result = train_model(seed_train[:40], None, tmp_path / "m", settings, progress=False)
+    meta = read_metadata(result.model_dir)
+    assert meta.case_markers == [1, 2, 3] and meta.training["case_markers"] is True
+    predictor = Predictor.from_model_dir(result.model_dir, settings)  # no ONNX yet: PyTorch
+    blind = Predictor(predictor.backend, predictor.tokenizer, dataclasses.replace(meta, case_markers=None), settings)
+    words = [["We", "train", "BERT", "on", "SQuAD", "."]]
+    assert not np.allclose(predictor.word_logits(words)[0].logits, blind.word_logits(words)[0].logits)
+    lower = [["we", "train", "bert", "on", "squad", "."]]
+    assert np.allclose(predictor.word_logits(lower)[0].logits, blind.word_logits(lower)[0].logits)

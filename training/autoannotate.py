@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from sciner.decoding import WordSpan, spans_to_entities
+from sciner.encoding import document_chunks
 from sciner.labels import OUTSIDE
 from sciner.paper_records import Paper
 from sciner.pretokenize import split_sentences
@@ -101,7 +102,7 @@ def paper_sentences(paper: Paper) -> list[tuple[str, list[Token]]]:
 
 
 def annotate_papers(
-    predict: Callable[[list[list[str]]], list],
+    predict: Callable[[list[list[str]], Sequence[str | None]], list],
     labels: Sequence[str],
     papers: Sequence[Paper],
     thresholds: Mapping[str, float],
@@ -112,7 +113,8 @@ def annotate_papers(
     chunk_sentences: int = 256,
     progress: bool = True,
 ) -> AutoAnnotation:
-    """Split, predict (``predict`` = :meth:`Predictor.predict_sentences`), mask."""
+    """Split, predict (``predict`` = :meth:`Predictor.predict_sentences`, each paper's sentences together
+    in one chunk, so a model trained with document context reads them as one text), mask."""
     items: list[tuple[Paper, int, str, list[Token]]] = []
     for paper in papers:
         for k, (text, tokens) in enumerate(paper_sentences(paper)):
@@ -122,9 +124,10 @@ def annotate_papers(
     rejected: Counter[str] = Counter()
     masked_tokens = tokens_total = 0
     bar = progress_bar(len(items), "auto-annotate", "sent", progress)
-    for start in range(0, len(items), chunk_sentences):
-        chunk = items[start : start + chunk_sentences]
-        preds = predict([[t.text for t in toks] for _, _, _, toks in chunk])
+    papers_of = [paper.paper_id for paper, _, _, _ in items]
+    for part in document_chunks(papers_of, chunk_sentences):
+        chunk = items[part.start : part.stop]
+        preds = predict([[t.text for t in toks] for _, _, _, toks in chunk], papers_of[part.start : part.stop])
         for (paper, k, text, tokens), pred in zip(chunk, preds, strict=True):
             scores = chosen_scores(pred.probs, pred.tags, labels)
             m = mask_prediction(pred.tags, scores, pred.spans, thresholds, o_floor, default_threshold)

@@ -17,9 +17,10 @@ from pathlib import Path
 import numpy as np
 
 from sciner.decoding import softmax
+from sciner.encoding import document_chunks
 from sciner.model_dir import atomic_write_text, sha256_file
 from sciner.predictor import Predictor
-from sciner.records import Sentence
+from sciner.records import Sentence, documents_of
 from training.progress import progress_bar
 
 log = logging.getLogger(__name__)
@@ -54,9 +55,9 @@ def teacher_distributions(
     order = [teacher.labels.index(lab) for lab in labels]
     out: dict[str, np.ndarray] = {}
     bar = progress_bar(len(sentences), "teacher", "sentence", progress)
-    for start in range(0, len(sentences), chunk):
-        part = sentences[start : start + chunk]
-        for s, w in zip(part, teacher.word_logits([s.tokens for s in part]), strict=True):
+    for chunk_range in document_chunks(documents_of(sentences), chunk):
+        part = sentences[chunk_range.start : chunk_range.stop]
+        for s, w in zip(part, teacher.word_logits([s.tokens for s in part], documents_of(part)), strict=True):
             out[s.id] = softmax(w.logits[:, order] / temperature).astype(np.float32)
         bar.update(len(part))
     bar.close()
@@ -177,6 +178,34 @@ def soft_targets_for_parts(
     while another (a round's auto-annotated sentences) changes."""
     return merge_soft_targets(
         [soft_targets_for(teacher_dir, part, labels, settings, progress) for part in parts if part]
+    )
+
+
+def average_soft_targets(sets: list[SoftTargets]) -> SoftTargets:
+    """Several teachers' distributions over the same sentences, averaged per word (ensemble distillation:
+    the mean of two models' distributions labels better than either). Its hash is the hash of the sets'
+    hashes in order, its teacher the teachers joined with `` + ``. Pure."""
+    if not sets:
+        raise ValueError("no soft targets to average")
+    if len(sets) == 1:
+        return sets[0]
+    first = sets[0]
+    for other in sets[1:]:
+        if other.labels != first.labels:
+            raise ValueError(f"teachers over different labels: {other.labels} and {first.labels}")
+        if other.by_id.keys() != first.by_id.keys():
+            raise ValueError("teachers labelled different sentences")
+    by_id = {sid: np.mean([t.by_id[sid] for t in sets], axis=0, dtype=np.float32) for sid in first.by_id}
+    digest = hashlib.sha256("\n".join(t.sha256 for t in sets).encode()).hexdigest()
+    return SoftTargets(first.labels, by_id, digest, " + ".join(t.teacher for t in sets))
+
+
+def ensemble_soft_targets(
+    teacher_dirs: list[Path], parts: list[list[Sentence]], labels: list[str], settings: object, progress: bool = False
+) -> SoftTargets:
+    """:func:`soft_targets_for_parts` for each teacher (each cached on its own), averaged over the teachers."""
+    return average_soft_targets(
+        [soft_targets_for_parts(teacher, parts, labels, settings, progress) for teacher in teacher_dirs]
     )
 
 

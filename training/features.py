@@ -8,9 +8,9 @@ from dataclasses import dataclass
 import numpy as np
 from tokenizers import Tokenizer
 
-from sciner.encoding import make_windows, window_labels, word_pieces
+from sciner.encoding import document_runs, join_runs, make_windows, window_labels, word_pieces
 from sciner.labels import IGNORE_INDEX
-from sciner.records import Sentence
+from sciner.records import Sentence, documents_of
 
 
 @dataclass(slots=True)
@@ -36,20 +36,36 @@ def build_examples(
     overlap: int,
     unk_id: int | None = None,
     soft_by_id: dict[str, np.ndarray] | None = None,
+    document_context: bool = False,
+    case_markers: list[int] | None = None,
 ) -> list[Example]:
-    pieces = word_pieces(tokenizer, [s.tokens for s in sentences], unk_id)
-    word_ids = []
+    """Windows with first-piece labels (and teacher distributions where ``soft_by_id`` has the sentence).
+
+    With ``document_context`` each run of consecutive sentences of one document is one word sequence
+    cut into windows, as the predictor reads it for such a model; the windows then do not overlap
+    (every word is labelled once; the predictor's overlap only picks each word's most central window).
+    ``case_markers`` are the model's capital markers (:func:`sciner.encoding.word_pieces`), as the predictor
+    adds them."""
+    words = [s.tokens for s in sentences]
+    word_ids: list[list[int]] = []
     for s in sentences:
         tags = s.tags or [None] * len(s.tokens)
         word_ids.append([IGNORE_INDEX if t is None else label2id[t] for t in tags])
+    soft: list[list[np.ndarray | None]] = [
+        list(soft_by_id[s.id]) if soft_by_id is not None and s.id in soft_by_id else [None] * len(s.tokens)
+        for s in sentences
+    ]
+    if document_context:
+        runs = document_runs(documents_of(sentences))
+        words, word_ids, soft = join_runs(words, runs), join_runs(word_ids, runs), join_runs(soft, runs)
+        overlap = 0
+    pieces = word_pieces(tokenizer, words, unk_id, case_markers)
     examples = []
     for win in make_windows(pieces, cls_id, sep_id, max_tokens, overlap):
         labels = window_labels(win, word_ids[win.sentence])
-        soft = None
-        if soft_by_id is not None and sentences[win.sentence].id in soft_by_id:
-            probs = soft_by_id[sentences[win.sentence].id]
-            last = len(win.input_ids) - 1
-            soft = [(pos, probs[win.word_start + k]) for k, pos in enumerate(win.first_piece) if pos < last]
-        if any(lab != IGNORE_INDEX for lab in labels) or soft:
-            examples.append(Example(win.input_ids, labels, soft))
+        last = len(win.input_ids) - 1
+        probs = soft[win.sentence][win.word_start : win.word_end]
+        window_soft = [(pos, p) for pos, p in zip(win.first_piece, probs, strict=True) if pos < last and p is not None]
+        if any(lab != IGNORE_INDEX for lab in labels) or window_soft:
+            examples.append(Example(win.input_ids, labels, window_soft or None))
     return examples

@@ -63,6 +63,23 @@ def _special_ids(hf_tokenizer: object) -> tuple[int, int, int]:
     return int(cls_id), int(sep_id), int(pad_id)
 
 
+CASE_MARKER_TOKENS = ("[unused0]", "[unused1]", "[unused2]")
+
+
+def case_marker_ids(hf_tokenizer: object) -> list[int] | None:
+    """Ids of the vocabulary's unused tokens that mark capitals, for an uncased tokenizer (BERT's and
+    MPNet's vocabularies have them); ``None`` for a cased tokenizer (it sees capitals itself) or a
+    vocabulary without them (that model trains without markers, and its folder says so)."""
+    if hf_tokenizer.tokenize("BERT") != hf_tokenizer.tokenize("bert"):  # type: ignore[attr-defined]
+        return None
+    vocab = hf_tokenizer.get_vocab()  # type: ignore[attr-defined]
+    missing = [t for t in CASE_MARKER_TOKENS if t not in vocab]
+    if missing:
+        log.warning("no case markers: the base vocabulary has no %s", ", ".join(missing))
+        return None
+    return [int(vocab[t]) for t in CASE_MARKER_TOKENS]
+
+
 def plateaued(best_f1: float, best_epoch: int, epoch: int, patience: int) -> bool:
     """Early stopping: ``patience`` epochs without a dev gain, counted only once the model has found
     a dev entity (a model still at F1 0 is warming up, not on a plateau: small sets need a few epochs)."""
@@ -205,6 +222,7 @@ def train_model(
     model.to(device)
     max_positions = int(getattr(model.config, "max_position_embeddings", 512))
     max_tokens = min(settings.train_max_tokens, max_positions)
+    markers = case_marker_ids(hf_tok) if settings.case_markers else None
     examples = build_examples(
         train,
         rust_tok,
@@ -215,6 +233,8 @@ def train_model(
         settings.window_stride,
         unk_id,
         soft_by_id=soft_targets.by_id if soft_targets is not None else None,
+        document_context=settings.document_context,
+        case_markers=markers,
     )
     if not examples:
         raise ValueError("no training example carries a label")
@@ -226,6 +246,8 @@ def train_model(
         max_positions=max_positions,
         base_model=settings.base_model,
         unk_id=unk_id,
+        context="document" if settings.document_context else "sentence",
+        case_markers=markers,
     )
     predictor = Predictor(TorchBackend(model), rust_tok, meta, settings)
 
@@ -325,6 +347,8 @@ TRAINING_KEYS = (
     "train_max_tokens",
     "window_stride",
     "train_empty_ratio",
+    "document_context",
+    "case_markers",
 )
 
 
