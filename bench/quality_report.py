@@ -60,8 +60,14 @@ def row(name: str, result: dict, unbiased: bool) -> str:
     data = f"{result['train_documents']} docs / {result['train_sentences']:,} sent."
     if (result.get("teacher") or {}).get("unlabeled_sentences"):
         data += f" + {result['teacher']['unlabeled_sentences']:,} abstract sent."
-    if result.get("settings", {}).get("document_context"):
+    settings = result.get("settings", {})
+    if settings.get("case_markers"):
+        data += ", capitals marked"
+    if settings.get("document_context"):
         data += ", documents read whole"
+    base = Path(settings.get("base_model", ""))
+    if base.name == "hf" and base.parent.name.startswith("quality-"):
+        data += f"; one more epoch of {base.parent.name.removeprefix('quality-')}"
     cells = [
         label,
         data,
