@@ -110,9 +110,17 @@ def table(results: dict[str, dict]) -> str:
 
 
 def command_line(name: str, result: dict) -> str:
-    """A run's command, after the settings variables it was started with (none recorded in older runs)."""
+    """A run's command, after the settings variables it was started with (none recorded in older runs).
+
+    A run whose recorded settings lack ``case_markers: true`` trained without capital markers, which are
+    on by default since 2026-12-02: its line says ``SCINER_CASE_MARKERS=false`` so that it still
+    reproduces the run."""
+    env = dict(result.get("env", {}))
+    settings = result.get("settings")
+    if settings is not None and not settings.get("case_markers"):
+        env.setdefault("SCINER_CASE_MARKERS", "false")
     return (
-        f"- `{name}`: `{env_prefix(result.get('env', {}))}python {result['command']}` "
+        f"- `{name}`: `{env_prefix(env)}python {result['command']}` "
         f"({result['at']}, {result['machine']}; bench/results/quality-{name}.json)"
     )
 

@@ -38,6 +38,14 @@ def test_the_quality_table_shows_a_runs_command_after_its_settings_variables_and
     assert command_line("old", run).startswith("- `old`: `python bench/quality.py --name new` (")
 
 
+def test_a_run_recorded_without_capital_markers_shows_how_to_train_without_them():
+    run = {"command": "bench/quality.py --name old", "at": "2026-12-01T00:00:00+00:00", "machine": "x86_64"}
+
+    assert "`SCINER_CASE_MARKERS=false python bench/quality.py" in command_line("old", {**run, "settings": {}})
+    marked = {**run, "settings": {"case_markers": True}}
+    assert "`python bench/quality.py --name old`" in command_line("new", marked)
+
+
 def test_the_speed_benchmark_joins_only_consecutive_sentences_of_one_document_into_a_text():
     from bench.inference import texts_of
     from sciner.records import Sentence
