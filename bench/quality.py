@@ -81,7 +81,12 @@ def main() -> None:
     )
     ap.add_argument("--intermediate-epochs", type=int, default=4)
     ap.add_argument("--head-lr-factor", type=float, default=None, help="SCINER_HEAD_LR_FACTOR")
-    ap.add_argument("--case-markers", action="store_true", default=None, help="SCINER_CASE_MARKERS: mark capitals")
+    ap.add_argument(
+        "--case-markers",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="SCINER_CASE_MARKERS: mark capitals (on by default; --no-case-markers trains as the runs before it)",
+    )
     ap.add_argument(
         "--document-context",
         action="store_true",
