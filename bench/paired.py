@@ -31,7 +31,7 @@ from bench.common import SHARED, machine, now, save_result
 from sciner.decoding import softmax
 from sciner.io.jsonl import read_jsonl
 from sciner.predictor import Predictor, WordLogits
-from sciner.records import Sentence, documents_of
+from sciner.records import Sentence
 from sciner.settings import get_settings
 from training.promotion import document_counts, micro_f1, paired_bootstrap, sentence_counts
 
@@ -41,7 +41,7 @@ def read_logits(predictor: Predictor, dev: list[Sentence], context: str) -> list
     reader = Predictor(
         predictor.backend, predictor.tokenizer, dataclasses.replace(predictor.meta, context=context), predictor.settings
     )
-    return reader.word_logits([s.tokens for s in dev], documents_of(dev))
+    return reader.record_logits(dev)
 
 
 def counts_of(predictor: Predictor, dev: list[Sentence], logits: list[WordLogits]) -> np.ndarray:

@@ -29,7 +29,7 @@ from sciner.io.jsonl import read_jsonl
 from sciner.labels import OUTSIDE, labels_of
 from sciner.metrics import Evaluation, evaluate_tags
 from sciner.predictor import Predictor
-from sciner.records import Sentence, documents_of
+from sciner.records import Sentence
 from sciner.settings import get_settings
 from training.calibrate import bias_grid, calibrate_o_bias
 from training.distill import ensemble_soft_targets, paper_blocks, unlabeled_sentences
@@ -40,7 +40,7 @@ from training.pipeline import train_and_export
 
 def decoded_with(predictor: Predictor, sentences: list[Sentence], o_bias: float) -> Evaluation:
     """Score ``sentences`` decoded under ``o_bias`` instead of the model's own (the predictor is unchanged)."""
-    logits = predictor.word_logits([s.tokens for s in sentences], documents_of(sentences))
+    logits = predictor.record_logits(sentences)
     pred = [predictor.decode(w, o_bias).tags for w in logits]
     return evaluate_tags([[t or OUTSIDE for t in (s.tags or [])] for s in sentences], pred)
 
@@ -54,7 +54,7 @@ def cross_fitted(predictor: Predictor, dev: list[Sentence], grid: list[float]) -
         fitted = calibrate_o_bias(predictor, [s for s in dev if s.doc_id in fit], grid).o_bias
         biases.append(fitted)
         held = [s for s in dev if s.doc_id in score]
-        logits = predictor.word_logits([s.tokens for s in held], documents_of(held))
+        logits = predictor.record_logits(held)
         pred += [predictor.decode(w, fitted).tags for w in logits]
         gold += [[t or OUTSIDE for t in (s.tags or [])] for s in held]
     ev = evaluate_tags(gold, pred)

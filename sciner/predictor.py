@@ -32,7 +32,7 @@ from sciner.encoding import (
 from sciner.labels import OUTSIDE
 from sciner.model_dir import HF_DIR, TOKENIZER_FILE, ModelMetadata, onnx_path, read_metadata
 from sciner.pretokenize import split_sentences
-from sciner.records import Entity, Token
+from sciner.records import Entity, Sentence, Token, documents_of
 from sciner.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
@@ -125,6 +125,15 @@ class Predictor:
             parts = split_run(run_logits.logits, [len(sentences[i]) for i in run])
             results += [WordLogits(np.asarray(p), run_logits.windows if k == 0 else 0) for k, p in enumerate(parts)]
         return results
+
+    # --- gold or annotated records ------------------------------------------------------------
+    def record_logits(self, records: Sequence[Sentence]) -> list[WordLogits]:
+        """:meth:`word_logits` of ``Sentence`` records, each read with its document (``doc_id``)."""
+        return self.word_logits([r.tokens for r in records], documents_of(records))
+
+    def predict_records(self, records: Sequence[Sentence]) -> list[SentencePrediction]:
+        """:meth:`predict_sentences` of ``Sentence`` records, each read with its document (``doc_id``)."""
+        return [self.decode(w) for w in self.record_logits(records)]
 
     def _sentence_logits(self, sentences: list[list[str]]) -> list[WordLogits]:
         empty = WordLogits(np.zeros((0, len(self.labels))), 0)

@@ -39,7 +39,7 @@ def _sentences(doc: str, *texts: str) -> list[Sentence]:
 def test_a_document_model_reads_a_documents_consecutive_sentences_as_one_sequence(document_reader):
     sents = _sentences("d", "We use BERT .", "It reaches 88.5 F1 on SQuAD .") + _sentences("e", "CRF helps .")
     words = [s.tokens for s in sents]
-    got = document_reader.word_logits(words, documents_of(sents))
+    got = document_reader.record_logits(sents)
     joined = document_reader.word_logits([words[0] + words[1], words[2]])  # no keys: each list read alone
     assert np.allclose(np.concatenate([got[0].logits, got[1].logits]), joined[0].logits)
     assert np.allclose(got[2].logits, joined[1].logits)
@@ -55,6 +55,15 @@ def test_a_sentence_model_ignores_document_keys(sentence_reader):
     without = sentence_reader.word_logits(words)
     assert all(np.array_equal(a.logits, b.logits) for a, b in zip(with_keys, without, strict=True))
     assert [w.windows for w in with_keys] == [1, 1]
+
+
+def test_records_are_read_with_their_own_document_keys(document_reader):
+    sents = [*_sentences("d", "We use BERT .", "It reaches 88.5 F1 ."), Sentence("x", ["CRF", "."], None, "")]
+    by_records = document_reader.predict_records(sents)
+    by_keys = document_reader.predict_sentences([s.tokens for s in sents], ["d", "d", None])
+    assert [p.tags for p in by_records] == [p.tags for p in by_keys]
+    assert all(np.array_equal(a.probs, b.probs) for a, b in zip(by_records, by_keys, strict=True))
+    assert [p.windows for p in by_records] == [1, 0, 1], "the sentence without a document is read alone"
 
 
 def test_one_key_per_sentence_is_required(document_reader):
@@ -102,7 +111,7 @@ def test_the_paired_benchmark_counts_what_seqeval_scores(sentence_reader, docume
     from training.promotion import micro_f1
 
     for reader, context in ((sentence_reader, "sentence"), (document_reader, "document")):
-        logits = reader.word_logits([s.tokens for s in seed_dev], documents_of(seed_dev))
+        logits = reader.record_logits(seed_dev)
         expected = evaluate_tags([s.tags for s in seed_dev], [reader.decode(w, 0.0).tags for w in logits]).micro_f1
         counts = read_counts(reader, seed_dev, context)
         assert len(counts) == len({s.doc_id for s in seed_dev})

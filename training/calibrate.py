@@ -15,7 +15,7 @@ import numpy as np
 from sciner.labels import ENTITY_TYPES, OUTSIDE
 from sciner.metrics import evaluate_tags
 from sciner.predictor import Predictor, WordLogits
-from sciner.records import Sentence, documents_of
+from sciner.records import Sentence
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +77,7 @@ def score_bias(predictor: Predictor, logits: list[WordLogits], gold_tags: list[l
 
 def calibrate_o_bias(predictor: Predictor, gold: list[Sentence], grid: list[float]) -> BiasCalibration:
     """Run the model once over ``gold``, re-decode its logits under every bias of ``grid``."""
-    logits = predictor.word_logits([s.tokens for s in gold], documents_of(gold))
+    logits = predictor.record_logits(gold)
     gold_tags = [[t or OUTSIDE for t in (s.tags or [])] for s in gold]
     points = [score_bias(predictor, logits, gold_tags, b) for b in grid]
     chosen = choose_bias(points)

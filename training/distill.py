@@ -57,7 +57,7 @@ def teacher_distributions(
     bar = progress_bar(len(sentences), "teacher", "sentence", progress)
     for chunk_range in document_chunks(documents_of(sentences), chunk):
         part = sentences[chunk_range.start : chunk_range.stop]
-        for s, w in zip(part, teacher.word_logits([s.tokens for s in part], documents_of(part)), strict=True):
+        for s, w in zip(part, teacher.record_logits(part), strict=True):
             out[s.id] = softmax(w.logits[:, order] / temperature).astype(np.float32)
         bar.update(len(part))
     bar.close()

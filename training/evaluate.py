@@ -5,11 +5,11 @@ from __future__ import annotations
 from sciner.labels import ENTITY_TYPES, OUTSIDE
 from sciner.metrics import Evaluation, evaluate_tags
 from sciner.predictor import Predictor
-from sciner.records import Sentence, documents_of
+from sciner.records import Sentence
 
 
 def predict_tags(predictor: Predictor, sentences: list[Sentence]) -> list[list[str]]:
-    return [p.tags for p in predictor.predict_sentences([s.tokens for s in sentences], documents_of(sentences))]
+    return [p.tags for p in predictor.predict_records(sentences)]
 
 
 def evaluate_predictor(predictor: Predictor, gold: list[Sentence]) -> tuple[Evaluation, list[list[str]]]:

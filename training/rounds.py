@@ -27,7 +27,6 @@ from sciner.model_dir import read_metadata, sha256_file, write_metadata
 from sciner.paper_records import Paper
 from sciner.paper_tables import REGISTERED
 from sciner.papers import PaperStore
-from sciner.records import documents_of
 from sciner.settings import Settings
 from training.aliases import AliasMove, check_registry, promote_version, rollback  # noqa: F401 (re-exported)
 from training.aliases import champion_version as _champion
@@ -149,7 +148,7 @@ def _round_body(
             annotator = teacher_annotator(settings.annotator_model, settings)
     log.info("round=%d annotator=%s", round_id, annotator.description)
     with stage("calibrate"):
-        dev_preds = annotator.predictor.predict_sentences([s.tokens for s in gold.dev], documents_of(gold.dev))
+        dev_preds = annotator.predictor.predict_records(gold.dev)
         labels = annotator.predictor.labels
         classes = [t for t in ENTITY_TYPES if f"B-{t}" in labels] + sorted(
             {lab[2:] for lab in labels if lab != OUTSIDE} - set(ENTITY_TYPES)
