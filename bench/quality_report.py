@@ -44,6 +44,7 @@ ORDER = [
     "student-3ep-case",
     "student-2ep",
     "student-3ep",
+    "student-3ep-case-ens",
     "student-3000",
     "docs35",
     "docs35-scierc",
@@ -60,6 +61,9 @@ def row(name: str, result: dict, unbiased: bool) -> str:
     data = f"{result['train_documents']} docs / {result['train_sentences']:,} sent."
     if (result.get("teacher") or {}).get("unlabeled_sentences"):
         data += f" + {result['teacher']['unlabeled_sentences']:,} abstract sent."
+    teachers = str((result.get("teacher") or {}).get("folder", "")).split(" + ")
+    if len(teachers) > 1:
+        data += f", {len(teachers)} teachers averaged"
     settings = result.get("settings", {})
     if settings.get("case_markers"):
         data += ", capitals marked"

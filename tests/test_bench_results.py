@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from bench.common import env_prefix, settings_env
-from bench.quality_report import command_line
+from bench.quality_report import command_line, row
+from sciner.labels import ENTITY_TYPES
 
 
 def test_a_result_records_the_settings_variables_it_ran_with_but_no_credentials(monkeypatch):
@@ -44,6 +45,19 @@ def test_a_run_recorded_without_capital_markers_shows_how_to_train_without_them(
     assert "`SCINER_CASE_MARKERS=false python bench/quality.py" in command_line("old", {**run, "settings": {}})
     marked = {**run, "settings": {"case_markers": True}}
     assert "`python bench/quality.py --name old`" in command_line("new", marked)
+
+
+def test_the_quality_table_says_when_a_student_learned_from_several_teachers():
+    ev = {"micro_f1": 0.5, "macro_f1": 0.5, "micro_precision": 0.5, "micro_recall": 0.5}
+    ev["per_class"] = {c: {"f1": 0.5} for c in ENTITY_TYPES}
+    run = {"dev": {"int8": ev}, "summary": {}, "train_seconds": 60, "sentences_per_second": {"int8": 300}}
+    run |= {"train_documents": 148, "train_sentences": 39557}
+
+    one = {**run, "teacher": {"folder": "var/bench/quality-mpnet-teacher", "unlabeled_sentences": 11309}}
+    two = {**run, "teacher": {"folder": "var/a + var/b", "unlabeled_sentences": 11309}}
+
+    assert "teachers averaged" not in row("one", one, unbiased=False)
+    assert "+ 11,309 abstract sent., 2 teachers averaged |" in row("two", two, unbiased=False)
 
 
 def test_the_speed_benchmark_joins_only_consecutive_sentences_of_one_document_into_a_text():
