@@ -352,6 +352,20 @@ def test_ingest_gold_appends_and_replaces_corrected_sentences(tmp_path):
         ingest_gold(settings, bad)
 
 
+def test_a_reused_round_id_starts_from_an_empty_folder(tmp_path):
+    from training.round_common import fresh_round_dir, round_dir_of
+
+    settings = Settings(home=tmp_path)
+    left = round_dir_of(settings, 7) / "candidate" / "model.onnx"
+    left.parent.mkdir(parents=True)
+    left.write_bytes(b"half-written by a round that died")
+
+    folder = fresh_round_dir(settings, 7)
+
+    assert folder == tmp_path / "rounds" / "00007" == round_dir_of(settings, 7)
+    assert folder.is_dir() and not any(folder.iterdir())
+
+
 def test_export_review_from_a_round_folder(tmp_path):
     from training.review import export_review
 

@@ -21,7 +21,15 @@ from training.lineage import lineage
 from training.locking import Heartbeat, RoundLock
 from training.promotion import PROMOTED, REJECTED
 from training.review import write_review
-from training.round_common import RoundResult, Stages, evaluate_model, mark_failed, round_params, short_model_name
+from training.round_common import (
+    RoundResult,
+    Stages,
+    evaluate_model,
+    fresh_round_dir,
+    mark_failed,
+    round_params,
+    short_model_name,
+)
 from training.verdict import bootstrap_headline
 from training.verdict import description as version_description
 
@@ -67,9 +75,7 @@ def _bootstrap_body(
     from sciner.predictor import Predictor
     from training.pipeline import train_and_export
 
-    round_dir = settings.home / "rounds" / f"{round_id:05d}"
-    shutil.rmtree(round_dir, ignore_errors=True)
-    round_dir.mkdir(parents=True)
+    round_dir = fresh_round_dir(settings, round_id)
     stage = Stages(f"{round_id}(bootstrap)", round_dir / "progress.json", heartbeat)
     with stage("load_gold"):
         gold = load_gold(settings)

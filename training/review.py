@@ -295,9 +295,11 @@ def export_review(
     the ``auto/predictions.jsonl`` artifact of a registered version (default: the challenger)."""
     import tempfile
 
+    from training.round_common import round_dir_of
+
     count = settings.active_learning_count if count is None else count
     if round_id is not None:
-        src = settings.home / "rounds" / f"{round_id:05d}" / "auto" / "predictions.jsonl"
+        src = round_dir_of(settings, round_id) / "auto" / "predictions.jsonl"
         if not src.is_file():
             raise FileNotFoundError(f"round {round_id} has no auto-annotations at {src}")
         rows, origin = load_predictions(src), f"round {round_id}"

@@ -96,6 +96,19 @@ def short_model_name(name: str) -> str:
     return "/".join(path.parts[-2:]) if path.is_absolute() else name
 
 
+def round_dir_of(settings: Settings, round_id: int) -> Path:
+    """Where round ``round_id`` keeps its files: candidate model, auto-annotations, review, progress."""
+    return settings.home / "rounds" / f"{round_id:05d}"
+
+
+def fresh_round_dir(settings: Settings, round_id: int) -> Path:
+    """Round ``round_id``'s folder, emptied first: a round id reused after a crash starts clean."""
+    round_dir = round_dir_of(settings, round_id)
+    shutil.rmtree(round_dir, ignore_errors=True)
+    round_dir.mkdir(parents=True)
+    return round_dir
+
+
 def clean_old_round_dirs(settings: Settings, current: Path) -> None:
     """Model folders left by rounds that died (SIGKILL mid-training) are large: drop them."""
     root = settings.home / "rounds"

@@ -44,6 +44,7 @@ from training.round_common import (
     Stages,
     clean_old_round_dirs,
     evaluate_model,
+    fresh_round_dir,
     log_late_metrics,
     mark_failed,
     prune_cache,
@@ -123,9 +124,7 @@ def _round_body(
     from training.pipeline import train_and_export
     from training.thresholds import calibrate_thresholds, thresholds_to_dict
 
-    round_dir = settings.home / "rounds" / f"{round_id:05d}"
-    shutil.rmtree(round_dir, ignore_errors=True)
-    round_dir.mkdir(parents=True)
+    round_dir = fresh_round_dir(settings, round_id)
     clean_old_round_dirs(settings, round_dir)
     auto_dir, review_dir = round_dir / "auto", round_dir / "review"
     stage = Stages(str(round_id), round_dir / "progress.json", heartbeat)
