@@ -86,3 +86,40 @@ def test_the_paired_benchmark_parses_an_engine_per_folder_and_averages_distribut
     b = WordLogits(np.log(np.array([[0.6, 0.4, 1e-9]])), 1)  # B-X 0.6, O 0.4
     (mean,) = mean_distribution([first, second], [[a], [b]])
     assert np.allclose(np.exp(mean.logits), [[0.6, 0.4, 0.0]], atol=1e-6)
+
+
+def test_a_type_bias_lands_on_that_types_begin_and_inside_logits_only():
+    from bench.type_bias import logit_shift
+
+    labels = ["O", "B-TaskName", "I-TaskName", "B-MethodName", "I-MethodName"]
+    assert logit_shift(labels, {"TaskName": -0.5}).tolist() == [0.0, -0.5, -0.5, 0.0, 0.0]
+
+
+def test_per_type_biases_climb_to_the_best_grid_point_and_the_shared_one_prefers_the_smallest():
+    from bench.type_bias import fit_per_type, fit_shared
+
+    best = {"TaskName": -0.5, "MethodName": 0.75}
+
+    def score(bias: dict[str, float]) -> float:
+        return -sum((bias.get(t, 0.0) - b) ** 2 for t, b in best.items())
+
+    grid = [-1.0, -0.5, 0.0, 0.25, 0.75]
+    assert fit_per_type(score, list(best), grid) == best
+    assert fit_shared(lambda bias: 1.0, list(best), grid) == {"TaskName": 0.0, "MethodName": 0.0}
+    assert fit_shared(lambda bias: bias["TaskName"], list(best), grid) == {"TaskName": 0.75, "MethodName": 0.75}
+
+
+def test_the_type_bias_halves_are_whole_documents_alternating_by_id():
+    from bench.type_bias import halves_by_document
+    from sciner.records import Sentence
+
+    dev = [Sentence(f"{d}#{k}", ["x"], ["O"], d) for d, k in [("b", 0), ("a", 0), ("c", 0), ("b", 1)]]
+    assert halves_by_document(dev) == [[1, 2], [0, 3]]
+
+
+def test_a_fitted_bias_is_described_shortly():
+    from bench.type_bias import describe
+
+    assert describe({"TaskName": 0.25, "MethodName": 0.25}) == "all +0.25"
+    assert describe({"TaskName": 0.0, "MethodName": 0.0}) == "0"
+    assert describe({"TaskName": -0.5, "MethodName": 0.0, "DatasetName": 1.5}) == "TaskName -0.50, DatasetName +1.50"
