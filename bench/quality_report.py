@@ -49,6 +49,7 @@ ORDER = [
     "docs35",
     "docs35-scierc",
     "docs35-scierc-headlr",
+    "docs35-scierc-case",
 ]
 
 
