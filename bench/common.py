@@ -7,6 +7,7 @@ import json
 import os
 import platform
 import random
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -69,6 +70,13 @@ def sample_by_document(sentences: list[Sentence], max_sentences: int, seed: int)
             break
         out.extend(docs[d])
     return out[:max_sentences]
+
+
+def halves_by_document(dev: Sequence[Sentence]) -> list[list[int]]:
+    """Sentence indices of the even and the odd documents (sorted by id), in dev order: the two halves that
+    cross-fitting fits on and scores on (``bench/quality.py``, ``bench/type_bias.py``). Pure."""
+    docs = {d: k for k, d in enumerate(sorted({s.doc_id for s in dev}))}
+    return [[i for i, s in enumerate(dev) if docs[s.doc_id] % 2 == half] for half in (0, 1)]
 
 
 def save_result(name: str, payload: dict, markdown: str) -> None:

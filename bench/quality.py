@@ -23,7 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import REPO, SHARED, env_prefix, machine, now, save_result, settings_env
+from bench.common import REPO, SHARED, env_prefix, halves_by_document, machine, now, save_result, settings_env
 from bench.reproduce import pick_documents
 from sciner.io.jsonl import read_jsonl
 from sciner.labels import OUTSIDE, labels_of
@@ -47,13 +47,11 @@ def decoded_with(predictor: Predictor, sentences: list[Sentence], o_bias: float)
 
 def cross_fitted(predictor: Predictor, dev: list[Sentence], grid: list[float]) -> dict:
     """Fit the bias on half of the dev documents, decode the other half with it; both ways; pool."""
-    docs = sorted({s.doc_id for s in dev})
-    halves = [{d for i, d in enumerate(docs) if i % 2 == k} for k in (0, 1)]
+    halves = [[dev[i] for i in half] for half in halves_by_document(dev)]
     gold, pred, biases = [], [], []
-    for fit, score in ((halves[0], halves[1]), (halves[1], halves[0])):
-        fitted = calibrate_o_bias(predictor, [s for s in dev if s.doc_id in fit], grid).o_bias
+    for fit, held in ((halves[0], halves[1]), (halves[1], halves[0])):
+        fitted = calibrate_o_bias(predictor, fit, grid).o_bias
         biases.append(fitted)
-        held = [s for s in dev if s.doc_id in score]
         logits = predictor.record_logits(held)
         pred += [predictor.decode(w, fitted).tags for w in logits]
         gold += [[t or OUTSIDE for t in (s.tags or [])] for s in held]

@@ -21,12 +21,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np
 
-from bench.common import SHARED, machine, now, save_result
+from bench.common import SHARED, halves_by_document, machine, now, save_result
 from sciner.io.jsonl import read_jsonl
 from sciner.labels import OUTSIDE
 from sciner.metrics import evaluate_tags
 from sciner.predictor import Predictor, WordLogits
-from sciner.records import Sentence
 from sciner.settings import get_settings
 
 GRID = (-1.0, -0.75, -0.5, -0.25, 0.0, 0.25, 0.5, 0.75, 1.0, 1.5)
@@ -58,12 +57,6 @@ def fit_per_type(
                 if s > best + 1e-12:
                     best, bias = s, trial
     return bias
-
-
-def halves_by_document(dev: Sequence[Sentence]) -> list[list[int]]:
-    """Sentence indices of the even and the odd documents (sorted by id): the split of ``bench/quality.py``."""
-    docs = {d: k for k, d in enumerate(sorted({s.doc_id for s in dev}))}
-    return [[i for i, s in enumerate(dev) if docs[s.doc_id] % 2 == half] for half in (0, 1)]
 
 
 def main() -> None:

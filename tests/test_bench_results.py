@@ -110,7 +110,7 @@ def test_per_type_biases_climb_to_the_best_grid_point_and_the_shared_one_prefers
 
 
 def test_the_type_bias_halves_are_whole_documents_alternating_by_id():
-    from bench.type_bias import halves_by_document
+    from bench.common import halves_by_document
     from sciner.records import Sentence
 
     dev = [Sentence(f"{d}#{k}", ["x"], ["O"], d) for d, k in [("b", 0), ("a", 0), ("c", 0), ("b", 1)]]
