@@ -5,6 +5,7 @@
     .venv/bin/python bench/quality.py --name recipe-scierc --epochs 3 --lr 2e-4 --empty-ratio 0.3 \\
         --intermediate ../shared/data/scierc
     .venv/bin/python bench/quality.py --name docs35 --docs 35 --epochs 3         # the low-resource regime
+    .venv/bin/python bench/quality.py --name soup --soup var/bench/quality-a --soup var/bench/quality-b
 
 Every variant is scored the same way: strict IOB2 seqeval on the whole dev split, through the
 predictor on ONNX int8 (what the service runs) and fp32. The O-logit bias is fitted on dev; the
@@ -28,14 +29,16 @@ from bench.reproduce import pick_documents
 from sciner.io.jsonl import read_jsonl
 from sciner.labels import OUTSIDE, labels_of
 from sciner.metrics import Evaluation, evaluate_tags
+from sciner.model_dir import read_metadata
 from sciner.predictor import Predictor
 from sciner.records import Sentence
-from sciner.settings import get_settings
+from sciner.settings import Settings, get_settings
 from training.calibrate import bias_grid, calibrate_o_bias
-from training.distill import ensemble_soft_targets, paper_blocks, unlabeled_sentences
+from training.distill import SoftTargets, ensemble_soft_targets, paper_blocks, unlabeled_sentences
 from training.evaluate import evaluate_predictor
 from training.intermediate import pretrain_ner
-from training.pipeline import train_and_export
+from training.pipeline import export_and_score, train_and_export
+from training.soup import make_soup
 
 
 def decoded_with(predictor: Predictor, sentences: list[Sentence], o_bias: float) -> Evaluation:
@@ -57,6 +60,56 @@ def cross_fitted(predictor: Predictor, dev: list[Sentence], grid: list[float]) -
         gold += [[t or OUTSIDE for t in (s.tags or [])] for s in held]
     ev = evaluate_tags(gold, pred)
     return {"biases": biases, "micro_f1": ev.micro_f1, "precision": ev.micro_precision, "recall": ev.micro_recall}
+
+
+def train_variant(
+    args: argparse.Namespace, settings: Settings, out: Path, train: list[Sentence], dev: list[Sentence]
+) -> tuple[dict, Settings, dict | None, SoftTargets | None, list[Sentence], int]:
+    """Train the variant the options describe: (summary, settings as trained with, intermediate run, soft
+    targets, train set, abstracts)."""
+    intermediate = None
+    if args.intermediate:
+        inter_settings = settings.model_copy(update={"epochs": args.intermediate_epochs})
+        intermediate = pretrain_ner(
+            read_jsonl(args.intermediate / "train.jsonl"),
+            read_jsonl(args.intermediate / "dev.jsonl"),
+            out.with_name(out.name + "-encoder"),
+            inter_settings,
+            sources={"train": args.intermediate / "train.jsonl", "dev": args.intermediate / "dev.jsonl"},
+            progress=sys.stderr.isatty(),
+        )
+        settings = settings.model_copy(update={"base_model": intermediate["encoder_dir"]})
+    targets, unlabeled = None, 0
+    if args.teacher:
+        extra = unlabeled_sentences(args.papers, args.unlabeled_papers) if args.unlabeled_papers else []
+        labels = labels_of(s.tags for s in train)
+        # gold and blocks of abstracts labelled and cached apart, as `sciner distill` does: a larger
+        # --unlabeled-papers reuses what was labelled before
+        parts = [train, *paper_blocks(extra, settings.distill_block_papers)]
+        targets = ensemble_soft_targets(args.teacher, parts, labels, settings, sys.stderr.isatty())
+        train, unlabeled = [*train, *extra], len(extra)
+    summary = train_and_export(
+        train,
+        dev,
+        out,
+        settings,
+        sources={"train": args.train, "dev": args.dev},
+        progress=sys.stderr.isatty(),
+        soft_targets=targets,
+    )
+    return summary, settings, intermediate, targets, train, unlabeled
+
+
+def soup_info(model_dir: Path) -> dict:
+    """The averaged models of a soup folder and how the soup reads input (its lead's way)."""
+    meta = read_metadata(model_dir)
+    members = meta.training["soup"]["members"]
+    return {
+        "members": [m["folder"] for m in members],
+        "weights_sha256": [m["weights_sha256"] for m in members],
+        "case_markers": meta.case_markers,
+        "context": meta.context,
+    }
 
 
 def main() -> None:
@@ -112,6 +165,14 @@ def main() -> None:
         help="with --teacher: abstracts the teacher also labels",
     )
     ap.add_argument("--unlabeled-papers", type=int, default=0, help="with --teacher: how many of --papers")
+    ap.add_argument(
+        "--soup",
+        type=Path,
+        action="append",
+        default=[],
+        help="model folder to average (`sciner soup`), repeated: score the soup of these models instead of "
+        "training one; the first leads (how input is read)",
+    )
     ap.add_argument("--no-calibrate", action="store_true", help="no O-logit bias (today's decoding)")
     ap.add_argument("--out", type=Path, default=None, help="model folder (default var/bench/quality-<name>)")
     args = ap.parse_args()
@@ -138,37 +199,15 @@ def main() -> None:
     train = [s for s in read_jsonl(args.train) if s.doc_id in picked]
     dev = read_jsonl(args.dev)
 
+    if args.soup and (args.teacher or args.intermediate or args.docs):
+        ap.error("--soup scores models already trained: no --teacher, --intermediate or --docs with it")
     t0 = time.perf_counter()
-    intermediate = None
-    if args.intermediate:
-        inter_settings = settings.model_copy(update={"epochs": args.intermediate_epochs})
-        intermediate = pretrain_ner(
-            read_jsonl(args.intermediate / "train.jsonl"),
-            read_jsonl(args.intermediate / "dev.jsonl"),
-            out.with_name(out.name + "-encoder"),
-            inter_settings,
-            sources={"train": args.intermediate / "train.jsonl", "dev": args.intermediate / "dev.jsonl"},
-            progress=sys.stderr.isatty(),
-        )
-        settings = settings.model_copy(update={"base_model": intermediate["encoder_dir"]})
-    targets, unlabeled = None, 0
-    if args.teacher:
-        extra = unlabeled_sentences(args.papers, args.unlabeled_papers) if args.unlabeled_papers else []
-        labels = labels_of(s.tags for s in train)
-        # gold and blocks of abstracts labelled and cached apart, as `sciner distill` does: a larger
-        # --unlabeled-papers reuses what was labelled before
-        parts = [train, *paper_blocks(extra, settings.distill_block_papers)]
-        targets = ensemble_soft_targets(args.teacher, parts, labels, settings, sys.stderr.isatty())
-        train, unlabeled = [*train, *extra], len(extra)
-    summary = train_and_export(
-        train,
-        dev,
-        out,
-        settings,
-        sources={"train": args.train, "dev": args.dev},
-        progress=sys.stderr.isatty(),
-        soft_targets=targets,
-    )
+    intermediate, targets, unlabeled = None, None, 0
+    if args.soup:
+        make_soup(args.soup, out)
+        summary = {"model_dir": str(out), **export_and_score(out, dev, settings)}
+    else:
+        summary, settings, intermediate, targets, train, unlabeled = train_variant(args, settings, out, train, dev)
     train_seconds = time.perf_counter() - t0
 
     rows = {}
@@ -188,9 +227,13 @@ def main() -> None:
     head = [
         f"Run {now()} on {machine()}: `{env_prefix(env)}{' '.join(sys.argv)}`",
         f"train: {len(train)} sentences of {len(doc_ids)} documents; dev: {len(dev)} sentences; "
-        f"base {Path(settings.base_model).name}; epochs {settings.epochs} (best {summary['best_epoch']}), "
-        f"lr {settings.learning_rate}, batch {settings.batch_size}, empty ratio {settings.train_empty_ratio}; "
-        f"O bias {summary.get('o_bias', 0.0)}; train+export {train_seconds / 60:.1f} min; "
+        + (
+            f"soup of {len(args.soup)} models ({', '.join(p.name for p in args.soup)}); "
+            if args.soup
+            else f"base {Path(settings.base_model).name}; epochs {settings.epochs} (best {summary['best_epoch']}), "
+            f"lr {settings.learning_rate}, batch {settings.batch_size}, empty ratio {settings.train_empty_ratio}; "
+        )
+        + f"O bias {summary.get('o_bias', 0.0)}; train+export {train_seconds / 60:.1f} min; "
         f"dev int8 {speed['int8']:.0f} sentences/s",
         f"int8 without bias: micro-F1 {unbiased.micro_f1:.4f} (P {unbiased.micro_precision:.3f} "
         f"R {unbiased.micro_recall:.3f})"
@@ -246,6 +289,7 @@ def main() -> None:
             }
             if targets is not None
             else None,
+            "soup": soup_info(out) if args.soup else None,
             "summary": summary,
             "train_seconds": train_seconds,
             "sentences_per_second": speed,

@@ -45,6 +45,11 @@ ORDER = [
     "student-2ep",
     "student-3ep",
     "student-3ep-case-ens",
+    "soup-3ep",
+    "soup-case-pair",
+    "soup-3",
+    "soup-4",
+    "soup-7",
     "student-3000",
     "docs35",
     "docs35-scierc",
@@ -59,20 +64,7 @@ def row(name: str, result: dict, unbiased: bool) -> str:
     label = f"{name} (no bias)" if unbiased else f"{name}"
     bias = 0.0 if unbiased else result["summary"].get("o_bias", 0.0)
     cross = "" if unbiased or not result.get("crossfit") else f"{result['crossfit']['micro_f1']:.3f}"
-    data = f"{result['train_documents']} docs / {result['train_sentences']:,} sent."
-    if (result.get("teacher") or {}).get("unlabeled_sentences"):
-        data += f" + {result['teacher']['unlabeled_sentences']:,} abstract sent."
-    teachers = str((result.get("teacher") or {}).get("folder", "")).split(" + ")
-    if len(teachers) > 1:
-        data += f", {len(teachers)} teachers averaged"
-    settings = result.get("settings", {})
-    if settings.get("case_markers"):
-        data += ", capitals marked"
-    if settings.get("document_context"):
-        data += ", documents read whole"
-    base = Path(settings.get("base_model", ""))
-    if base.name == "hf" and base.parent.name.startswith("quality-"):
-        data += f"; one more epoch of {base.parent.name.removeprefix('quality-')}"
+    data = train_data(result)
     cells = [
         label,
         data,
@@ -87,6 +79,30 @@ def row(name: str, result: dict, unbiased: bool) -> str:
         f"{result['sentences_per_second']['int8']:.0f}",
     ]
     return "| " + " | ".join(cells) + " |"
+
+
+def train_data(result: dict) -> str:
+    """The "train data" cell: what the variant learned from, or which models a soup averages."""
+    soup = result.get("soup")
+    if soup:
+        names = [Path(m).name.removeprefix("quality-") for m in soup["members"]]
+        data = f"weights of {' + '.join(names)} averaged"
+        return data + (", capitals marked" if soup.get("case_markers") else "")
+    data = f"{result['train_documents']} docs / {result['train_sentences']:,} sent."
+    if (result.get("teacher") or {}).get("unlabeled_sentences"):
+        data += f" + {result['teacher']['unlabeled_sentences']:,} abstract sent."
+    teachers = str((result.get("teacher") or {}).get("folder", "")).split(" + ")
+    if len(teachers) > 1:
+        data += f", {len(teachers)} teachers averaged"
+    settings = result.get("settings", {})
+    if settings.get("case_markers"):
+        data += ", capitals marked"
+    if settings.get("document_context"):
+        data += ", documents read whole"
+    base = Path(settings.get("base_model", ""))
+    if base.name == "hf" and base.parent.name.startswith("quality-"):
+        data += f"; one more epoch of {base.parent.name.removeprefix('quality-')}"
+    return data
 
 
 def table(results: dict[str, dict]) -> str:

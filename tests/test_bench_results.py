@@ -60,6 +60,18 @@ def test_the_quality_table_says_when_a_student_learned_from_several_teachers():
     assert "+ 11,309 abstract sent., 2 teachers averaged |" in row("two", two, unbiased=False)
 
 
+def test_the_quality_table_names_the_models_a_soup_averages_instead_of_training_data():
+    ev = {"micro_f1": 0.5, "macro_f1": 0.5, "micro_precision": 0.5, "micro_recall": 0.5}
+    ev["per_class"] = {c: {"f1": 0.5} for c in ENTITY_TYPES}
+    run = {"dev": {"int8": ev}, "summary": {}, "train_seconds": 60, "sentences_per_second": {"int8": 300}}
+    run |= {"train_documents": 148, "train_sentences": 39557, "settings": {"case_markers": False}}
+    members = ["var/bench/quality-student-3ep-case-ens", "var/bench/quality-student-3ep"]
+    soup = {**run, "soup": {"members": members, "case_markers": [1, 2, 3]}}
+
+    cell = row("soup", soup, unbiased=False).split(" | ")[1]
+    assert cell == "weights of student-3ep-case-ens + student-3ep averaged, capitals marked"
+
+
 def test_the_speed_benchmark_joins_only_consecutive_sentences_of_one_document_into_a_text():
     from bench.inference import texts_of
     from sciner.records import Sentence

@@ -222,6 +222,27 @@ def distill(
 
 
 @app.command()
+def soup(
+    models: Annotated[list[Path], typer.Argument(help="Two or more model folders fine-tuned from one encoder.")],
+    out: Annotated[Path, typer.Option(help="Model folder to write.")] = Path("var/models/soup"),
+    dev_file: Annotated[Path | None, typer.Option("--dev", help="Gold dev data: fit the decoding bias, score.")] = None,
+) -> None:
+    """Average the weights of several models into one (a model soup), export ONNX and score it on dev.
+
+    The first model leads: the soup reads input as it does (capital markers, document context)."""
+    from training.pipeline import export_and_score
+    from training.soup import SoupError, make_soup
+
+    try:
+        dev_set = read_sentences(dev_file) if dev_file else None
+        make_soup(models, out)
+    except (SoupError, DataError, FileNotFoundError) as exc:
+        fail(str(exc))
+    result = {"model_dir": str(out), **export_and_score(out, dev_set, get_settings())}
+    typer.echo(json.dumps(result, indent=2))
+
+
+@app.command()
 def evaluate(
     args: Annotated[
         list[str],

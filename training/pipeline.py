@@ -53,6 +53,13 @@ def train_and_export(
         }
     result = train_model(train, dev, out, settings, data_info=data_info, progress=progress, soft_targets=soft_targets)
     summary: dict = {"model_dir": str(out), "best_epoch": result.best_epoch, "train_seconds": result.seconds}
+    return {**summary, **export_and_score(out, dev, settings, export=export)}
+
+
+def export_and_score(out: Path, dev: list[Sentence] | None, settings: Settings, export: bool = True) -> dict:
+    """Export ``out`` to ONNX, fit its O-logit decoding bias on dev (served variant) and evaluate it there;
+    record both in ``sciner.json``. The steps after training that every new model folder goes through."""
+    summary: dict = {}
     if export:
         summary["export"] = export_onnx(out)
     if dev:

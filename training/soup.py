@@ -1,0 +1,157 @@
+"""Model soup: one model whose weights are the uniform average of several fine-tuned models.
+
+Models fine-tuned from the same pre-trained encoder tend to lie in one basin of the loss, so the
+average of their weights is itself a good model, often better than each member, and it costs no more
+to serve than one of them (Wortsman et al. 2022, "Model soups"). sciner's students of different
+recipes (teachers, epochs, capital markers) are such models.
+
+Members must share the label set, the architecture (config and every weight's shape) and the
+tokenizer's vocabulary. The soup reads its input as its first member does (capital markers, document
+context): that member leads. Pure checks and averaging first, then the one function that writes a
+model folder.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from sciner.model_dir import HF_DIR, METADATA_FILE, ONNX_DIR, ModelMetadata, read_metadata, sha256_file, write_metadata
+
+WEIGHTS_FILE = "model.safetensors"
+# config entries that say how a checkpoint was saved, not what the network is
+_SAVE_ONLY_KEYS = ("_name_or_path", "transformers_version", "torch_dtype", "dtype", "architectures")
+
+
+class SoupError(ValueError):
+    """The models cannot be averaged (different labels, architecture or vocabulary), or fewer than two."""
+
+
+@dataclass(frozen=True, slots=True)
+class Member:
+    """What a soup needs to know of one model folder."""
+
+    folder: Path
+    meta: ModelMetadata
+    config: dict
+    vocab: dict[str, int]
+
+
+def architecture(config: Mapping) -> dict:
+    """The network a Hugging Face config describes, without how it was saved."""
+    return {k: v for k, v in config.items() if k not in _SAVE_ONLY_KEYS}
+
+
+def check_members(members: Sequence[Member]) -> None:
+    """Raise :class:`SoupError` naming the first member that differs from the lead where it must not."""
+    if len(members) < 2:
+        raise SoupError(f"a soup needs at least two models, got {len(members)}")
+    lead = members[0]
+    for m in members[1:]:
+        if m.meta.labels != lead.meta.labels:
+            raise SoupError(f"{m.folder} has labels {m.meta.labels}, {lead.folder} has {lead.meta.labels}")
+        if architecture(m.config) != architecture(lead.config):
+            differ = sorted(
+                k
+                for k in architecture(m.config).keys() | architecture(lead.config).keys()
+                if m.config.get(k) != lead.config.get(k)
+            )
+            raise SoupError(f"{m.folder} is another architecture than {lead.folder} (config differs in {differ})")
+        if m.vocab != lead.vocab:
+            raise SoupError(f"{m.folder} has another tokenizer vocabulary than {lead.folder}")
+
+
+def average_state_dicts(states: Sequence[Mapping[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+    """The uniform average of each weight (computed in float32, stored in the first model's dtypes)."""
+    if not states:
+        raise SoupError("nothing to average")
+    lead = states[0]
+    for k, state in enumerate(states[1:], start=2):
+        if state.keys() != lead.keys():
+            raise SoupError(f"model {k} has other weights: {sorted(state.keys() ^ lead.keys())[:5]}")
+        for name, tensor in state.items():
+            if tensor.shape != lead[name].shape:
+                raise SoupError(f"model {k}: {name} is {tuple(tensor.shape)}, not {tuple(lead[name].shape)}")
+    return {
+        name: (sum(state[name].float() for state in states) / len(states)).to(tensor.dtype)
+        for name, tensor in lead.items()
+    }
+
+
+def soup_metadata(members: Sequence[Member], weights_sha256: Sequence[str], created_at: str) -> ModelMetadata:
+    """The lead's reading conventions (labels, special ids, markers, context); data and training say
+    which models were averaged, with their weights' hashes and the dev scores they recorded."""
+    lead = members[0].meta
+    described = [
+        {
+            "folder": str(m.folder),
+            "weights_sha256": digest,
+            "base_model": m.meta.base_model,
+            "created_at": m.meta.created_at,
+            "case_markers": m.meta.case_markers,
+            "context": m.meta.context,
+            "train_sha256": m.meta.data.get("train", {}).get("sha256"),
+            "dev_micro_f1": m.meta.metrics.get("dev", {}).get("micro_f1"),
+        }
+        for m, digest in zip(members, weights_sha256, strict=True)
+    ]
+    return ModelMetadata(
+        labels=list(lead.labels),
+        cls_id=lead.cls_id,
+        sep_id=lead.sep_id,
+        pad_id=lead.pad_id,
+        max_positions=lead.max_positions,
+        base_model=lead.base_model,
+        created_at=created_at,
+        unk_id=lead.unk_id,
+        data={"soup_members": {m["folder"]: members[i].meta.data for i, m in enumerate(described)}},
+        training={"soup": {"method": "uniform weight average", "members": described}},
+        context=lead.context,
+        case_markers=lead.case_markers,
+    )
+
+
+def read_member(folder: Path) -> Member:
+    folder = Path(folder)
+    meta = read_metadata(folder)
+    weights = folder / HF_DIR / WEIGHTS_FILE
+    if not weights.is_file():
+        raise FileNotFoundError(f"{folder} has no {HF_DIR}/{WEIGHTS_FILE} to average")
+    config = json.loads((folder / HF_DIR / "config.json").read_text(encoding="utf-8"))
+    tokenizer = json.loads((folder / "tokenizer.json").read_text(encoding="utf-8"))
+    return Member(folder, meta, config, tokenizer.get("model", {}).get("vocab", {}))
+
+
+def make_soup(folders: Sequence[Path], out: Path) -> Path:
+    """Average the models in ``folders`` into the model folder ``out`` (PyTorch checkpoint, tokenizer,
+    ``sciner.json``; no ONNX yet). Written beside ``out`` and renamed into place, so ``out`` is either
+    the old folder or the whole soup."""
+    members = [read_member(f) for f in folders]
+    check_members(members)
+    out = Path(out)
+    if any(out.resolve() == m.folder.resolve() for m in members):
+        raise SoupError(f"{out} is one of the models to average; write the soup elsewhere")
+    staging = out.with_name(f".{out.name}.soup-staging")
+    shutil.rmtree(staging, ignore_errors=True)
+    lead = members[0].folder
+    shutil.copytree(lead, staging, ignore=shutil.ignore_patterns(ONNX_DIR, METADATA_FILE, WEIGHTS_FILE))
+    try:
+        digests = [sha256_file(m.folder / HF_DIR / WEIGHTS_FILE) for m in members]
+        states = [load_file(m.folder / HF_DIR / WEIGHTS_FILE) for m in members]
+        save_file(average_state_dicts(states), staging / HF_DIR / WEIGHTS_FILE, metadata={"format": "pt"})
+        del states
+        created = datetime.now(UTC).isoformat(timespec="seconds")
+        write_metadata(staging, soup_metadata(members, digests, created))
+        shutil.rmtree(out, ignore_errors=True)
+        staging.rename(out)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return out
