@@ -50,6 +50,8 @@ ORDER = [
     "soup-3",
     "soup-4",
     "soup-7",
+    "student-2ep-soup-ens",
+    "soup-3x",
     "student-3000",
     "docs35",
     "docs35-scierc",
