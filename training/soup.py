@@ -57,12 +57,9 @@ def check_members(members: Sequence[Member]) -> None:
     for m in members[1:]:
         if m.meta.labels != lead.meta.labels:
             raise SoupError(f"{m.folder} has labels {m.meta.labels}, {lead.folder} has {lead.meta.labels}")
-        if architecture(m.config) != architecture(lead.config):
-            differ = sorted(
-                k
-                for k in architecture(m.config).keys() | architecture(lead.config).keys()
-                if m.config.get(k) != lead.config.get(k)
-            )
+        theirs, ours = architecture(m.config), architecture(lead.config)
+        if theirs != ours:
+            differ = sorted(k for k in theirs.keys() | ours.keys() if theirs.get(k) != ours.get(k))
             raise SoupError(f"{m.folder} is another architecture than {lead.folder} (config differs in {differ})")
         if m.vocab != lead.vocab:
             raise SoupError(f"{m.folder} has another tokenizer vocabulary than {lead.folder}")
@@ -111,7 +108,7 @@ def soup_metadata(members: Sequence[Member], weights_sha256: Sequence[str], crea
         base_model=lead.base_model,
         created_at=created_at,
         unk_id=lead.unk_id,
-        data={"soup_members": {m["folder"]: members[i].meta.data for i, m in enumerate(described)}},
+        data={"soup_members": {str(m.folder): m.meta.data for m in members}},
         training={"soup": {"method": "uniform weight average", "members": described}},
         context=lead.context,
         case_markers=lead.case_markers,
@@ -131,8 +128,8 @@ def read_member(folder: Path) -> Member:
 
 def make_soup(folders: Sequence[Path], out: Path) -> Path:
     """Average the models in ``folders`` into the model folder ``out`` (PyTorch checkpoint, tokenizer,
-    ``sciner.json``; no ONNX yet). Written beside ``out`` and renamed into place, so ``out`` is either
-    the old folder or the whole soup."""
+    ``sciner.json``; no ONNX yet). Written beside ``out`` and renamed into place, so ``out`` is never a
+    half-written soup (the old folder is removed just before the rename, as the trainer does)."""
     members = [read_member(f) for f in folders]
     check_members(members)
     out = Path(out)
