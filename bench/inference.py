@@ -65,6 +65,13 @@ def spans_to_token_tags(offsets: list[tuple[int, int]], spans: list[tuple[int, i
     return tags
 
 
+def result_name(model: Path, compare: list[Path], default_model: Path) -> str:
+    """``inference`` for the default model alone (the tracked reference run); otherwise named after the models."""
+    if Path(model) == Path(default_model) and not compare:
+        return "inference"
+    return "-".join(["inference", Path(model).name, *(f"vs-{Path(c).name}" for c in compare)])
+
+
 def main() -> None:
     ap = model_bench_parser(__doc__, repeats=3)
     ap.add_argument("--threads", type=int, default=2)
@@ -84,8 +91,14 @@ def main() -> None:
         help="join up to this many consecutive sentences of a document into one text (what a model trained "
         "with document context reads together); speeds stay sentences/s",
     )
-    ap.add_argument("--name", default="inference", help="result file: bench/results/<name>.{json,md}")
+    ap.add_argument(
+        "--name",
+        default=None,
+        help="result file: bench/results/<name>.{json,md}; default `inference` for the default model alone, "
+        "else named after the models (`inference-<model>[-vs-<compare>...]`), so a side run never overwrites it",
+    )
     args = ap.parse_args()
+    args.name = args.name or result_name(args.model, args.compare, ap.get_default("model"))
     logging.basicConfig(level=logging.WARNING)
 
     import torch

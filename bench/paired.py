@@ -12,7 +12,9 @@ Rows measured side by side on the same sentences, with the promotion gate's own 
 delta over resampled documents), so a difference is shown with its uncertainty, not as a bare number.
 ``--readings`` adds, for every model, the other way of reading dev: sentences alone for a model
 trained with document context (what a client sending one sentence gets), documents whole for a
-sentence model. No bias is applied (``decode`` at 0): the models are compared, not their calibrations.
+sentence model. No bias is applied (``decode`` at 0): the models are compared, not their calibrations;
+``--bias crossfit`` decodes each model with the O-logit bias fitted on the other half of the dev documents
+(what serving it with a calibrated bias gives, without fitting on what is scored).
 Writes bench/results/<name>.{json,md}.
 """
 
@@ -27,12 +29,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np
 
-from bench.common import SHARED, machine, now, save_result
+from bench.common import SHARED, halves_by_document, machine, now, save_result
 from sciner.decoding import softmax
 from sciner.io.jsonl import read_jsonl
+from sciner.labels import OUTSIDE
 from sciner.predictor import Predictor, WordLogits
 from sciner.records import Sentence
 from sciner.settings import get_settings
+from training.calibrate import bias_grid, choose_bias, score_bias
 from training.promotion import document_counts, micro_f1, paired_bootstrap, sentence_counts
 
 
@@ -44,11 +48,30 @@ def read_logits(predictor: Predictor, dev: list[Sentence], context: str) -> list
     return reader.record_logits(dev)
 
 
-def counts_of(predictor: Predictor, dev: list[Sentence], logits: list[WordLogits]) -> np.ndarray:
-    """Per-document strict entity counts of ``logits`` decoded by ``predictor`` without a bias."""
-    tags = [predictor.decode(w, 0.0).tags for w in logits]
+def counts_of(
+    predictor: Predictor, dev: list[Sentence], logits: list[WordLogits], crossfit: bool = False
+) -> np.ndarray:
+    """Per-document strict entity counts of ``logits`` decoded by ``predictor`` without a bias, or
+    (``crossfit``) with the O-logit bias fitted on the other half of the dev documents."""
+    tags = crossfit_tags(predictor, dev, logits) if crossfit else [predictor.decode(w, 0.0).tags for w in logits]
     counts, _ = document_counts(sentence_counts([s.tags or [] for s in dev], tags), [s.doc_id for s in dev])
     return counts
+
+
+def crossfit_tags(predictor: Predictor, dev: list[Sentence], logits: list[WordLogits]) -> list[list[str]]:
+    """Each half of the dev documents decoded with the bias that scores best on the other half (the bias a
+    model is served with, fitted where it is not scored), in dev order."""
+    settings = predictor.settings
+    grid = bias_grid(settings.o_bias_min, settings.o_bias_max, settings.o_bias_step)
+    gold = [[t or OUTSIDE for t in (s.tags or [])] for s in dev]
+    tags: list[list[str]] = [[] for _ in dev]
+    halves = halves_by_document(dev)
+    for fit, held in ((halves[0], halves[1]), (halves[1], halves[0])):
+        points = [score_bias(predictor, [logits[i] for i in fit], [gold[i] for i in fit], b) for b in grid]
+        bias = choose_bias(points)
+        for i in held:
+            tags[i] = predictor.decode(logits[i], bias).tags
+    return tags
 
 
 def read_counts(predictor: Predictor, dev: list[Sentence], context: str) -> np.ndarray:
@@ -85,6 +108,13 @@ def main() -> None:
     ap.add_argument("--ensemble", action="store_true", help="also score the mean of all models' distributions")
     ap.add_argument("--dev", type=Path, default=SHARED / "sciner" / "dev.jsonl")
     ap.add_argument("--readings", action="store_true", help="also read each model the other way")
+    ap.add_argument(
+        "--bias",
+        choices=("none", "crossfit"),
+        default="none",
+        help="none: decode at 0 (the models compared, not their calibrations); crossfit: each model with the "
+        "O-logit bias fitted on the other half of the dev documents (a soup's calibration differs from its members')",
+    )
     ap.add_argument("--samples", type=int, default=2000, help="bootstrap resamples")
     ap.add_argument("--name", default="paired", help="result file: bench/results/<name>.{json,md}")
     args = ap.parse_args()
@@ -99,7 +129,8 @@ def main() -> None:
         logits = read_logits(predictor, dev, trained)
         predictors.append(predictor)
         as_trained.append(logits)
-        rows.append((f"`{folder.name}` {variant}, read as trained ({trained}s)", counts_of(predictor, dev, logits)))
+        counts = counts_of(predictor, dev, logits, crossfit=args.bias == "crossfit")
+        rows.append((f"`{folder.name}` {variant}, read as trained ({trained}s)", counts))
         if args.readings:
             other = "sentence" if trained == "document" else "document"
             rows.append((f"`{folder.name}` {variant}, read as {other}s", read_counts(predictor, dev, other)))
@@ -109,7 +140,8 @@ def main() -> None:
     reference_name, reference = rows[0]
     lines = [
         f"Run {now()} on {machine()}: `{' '.join(sys.argv)}`",
-        f"{len(dev)} dev sentences of {len({s.doc_id for s in dev})} documents, ONNX, no bias; "
+        f"{len(dev)} dev sentences of {len({s.doc_id for s in dev})} documents, ONNX, "
+        f"{'O-logit bias cross-fitted on dev halves' if args.bias == 'crossfit' else 'no bias'}; "
         f"delta vs {reference_name}, 95% interval over {args.samples} document resamples.",
         "",
         "| model, reading | micro-F1 | delta (points) | 95% interval |",

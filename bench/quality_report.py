@@ -30,6 +30,9 @@ SHORT = {
 # The order rows appear in; a run not listed here follows them, alphabetically.
 ORDER = [
     "gold-1ep",
+    "gold-1ep-case",
+    "gold-1ep-case-s43",
+    "soup-gold-1ep",
     "recipe",
     "head-lr",
     "gold-1ep-scierc",

@@ -1,8 +1,9 @@
 """The MLflow model registry edge: register model folders, read and move aliases, fetch versions.
 
 Every candidate is logged as a run (params, metrics, tags, review artifacts) plus a models-from-code
-pyfunc whose artifact is the model folder (ONNX files, tokenizer, metadata; the PyTorch checkpoint
-stays on the trainer's disk), registered as a new version of ``settings.registered_model_name``.
+pyfunc whose artifact is the model folder (ONNX files, tokenizer, metadata), registered as a new version
+of ``settings.registered_model_name``. The PyTorch checkpoint is not part of what serves: it goes to the
+run's ``checkpoint`` artifact (``SCINER_REGISTER_CHECKPOINT``), where a later round finds it to average.
 Aliases (``champion``, ``challenger``), not the deprecated stages, mark what serves.
 """
 
@@ -21,6 +22,7 @@ log = logging.getLogger(__name__)
 
 PYFUNC_CODE = Path(__file__).with_name("mlflow_model.py")
 MODEL_ARTIFACT_NAME = "model"
+CHECKPOINT_ARTIFACT = "checkpoint"  # the run's copy of the PyTorch checkpoint (hf/), for later soups
 
 
 class RegistryError(RuntimeError):
@@ -90,6 +92,9 @@ def register_model_dir(
                 mlflow.log_metrics({k: float(v) for k, v in metrics.items()})
             if tags:
                 mlflow.set_tags(tags)
+            checkpoint = Path(model_dir) / HF_DIR
+            if settings.register_checkpoint and checkpoint.is_dir():
+                mlflow.log_artifacts(str(checkpoint), artifact_path=CHECKPOINT_ARTIFACT)
             for dest, path in (artifacts or {}).items():
                 if Path(path).is_dir():
                     mlflow.log_artifacts(str(path), artifact_path=dest)
@@ -265,6 +270,40 @@ def fetch_model_dir(settings: Settings, version: str, dest_root: Path) -> Path:
     folder = _find_model_folder(final)
     assert folder is not None
     return folder
+
+
+def fetch_checkpoint(settings: Settings, version: str, dest_root: Path) -> Path | None:
+    """Download the PyTorch checkpoint logged with a registered version once into
+    ``dest_root/<name>-v<version>-checkpoint``; ``None`` if the version was registered without one."""
+    import mlflow.artifacts
+
+    c = client(settings)
+    final = Path(dest_root) / f"{settings.registered_model_name}-v{version}-{CHECKPOINT_ARTIFACT}"
+    if (final / "config.json").is_file():
+        return final
+    try:
+        run_id = c.get_model_version(settings.registered_model_name, str(version)).run_id
+        if not run_id or not any(f.path == CHECKPOINT_ARTIFACT for f in c.list_artifacts(run_id)):
+            return None
+        Path(dest_root).mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(dir=dest_root, prefix=f".{final.name}."))
+        try:
+            got = Path(
+                mlflow.artifacts.download_artifacts(
+                    run_id=run_id, artifact_path=CHECKPOINT_ARTIFACT, dst_path=str(staging)
+                )
+            )
+            if not (got / "config.json").is_file():
+                raise RegistryError(f"version {version}'s {CHECKPOINT_ARTIFACT} artifact holds no config.json")
+            shutil.rmtree(final, ignore_errors=True)
+            got.rename(final)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+    except RegistryError:
+        raise
+    except Exception as exc:
+        raise RegistryError(f"downloading version {version}'s checkpoint failed: {exc}") from exc
+    return final
 
 
 def _find_model_folder(root: Path) -> Path | None:

@@ -198,6 +198,12 @@ class Settings(BaseSettings):
     # --- registry ----------------------------------------------------------------------------
     mlflow_tracking_uri: str = "http://127.0.0.1:5000"
     registered_model_name: str = "sciner"
+    register_checkpoint: bool = Field(
+        True,
+        description="Also log each registered version's PyTorch checkpoint (hf/, ~90 MB for MiniLM) as its run's "
+        "`checkpoint` artifact, beside the served model (which it does not enlarge), so that a later round can average "
+        "its weights with the champion's (SCINER_ROUND_SOUP).",
+    )
     experiment_name: str = "sciner"
     champion_alias: str = "champion"
     challenger_alias: str = "challenger"
@@ -234,6 +240,15 @@ class Settings(BaseSettings):
         description="With SCINER_ANNOTATOR_MODEL: the round's student also learns the teacher's soft distributions "
         "(`sciner distill`'s loss, SCINER_DISTILL_*) on gold train and on the auto-annotated sentences. The gold "
         "part is labelled once per gold version and teacher (cached under SCINER_HOME/distill).",
+    )
+    round_soup: bool = Field(
+        True,
+        description="The round's candidate is the uniform average of the weights of the model it trained and the "
+        "champion's (a model soup, `sciner soup`) when that average scores at least as well on gold dev as the "
+        "trained model alone, so each champion averages the promoted rounds (halving the weight of older ones). "
+        "Needs the champion's checkpoint in the registry (SCINER_REGISTER_CHECKPOINT); without it, or when the two "
+        "cannot be averaged (other encoder, labels or vocabulary), the trained model alone is the candidate and "
+        "the version says why.",
     )
     target_precision: float = Field(
         0.7,

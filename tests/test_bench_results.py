@@ -135,3 +135,33 @@ def test_a_fitted_bias_is_described_shortly():
     assert describe({"TaskName": 0.25, "MethodName": 0.25}) == "all +0.25"
     assert describe({"TaskName": 0.0, "MethodName": 0.0}) == "0"
     assert describe({"TaskName": -0.5, "MethodName": 0.0, "DatasetName": 1.5}) == "TaskName -0.50, DatasetName +1.50"
+
+
+def test_a_side_speed_run_is_named_after_its_models_and_never_overwrites_the_reference():
+    from bench.inference import result_name
+
+    default = Path("var/bench/quality-model")
+    assert result_name(default, [], default) == "inference"
+    assert result_name(Path("var/bench/quality-soup-3ep"), [], default) == "inference-quality-soup-3ep"
+    assert (
+        result_name(default, [Path("var/bench/quality-soup-3ep")], default)
+        == "inference-quality-model-vs-quality-soup-3ep"
+    )
+
+
+def test_cross_fitted_decoding_keeps_dev_order_and_with_no_bias_to_choose_is_the_plain_decoding(
+    tiny_model_dir, seed_dev
+):
+    from bench.paired import crossfit_tags
+    from sciner.predictor import Predictor
+    from sciner.settings import Settings
+
+    only_zero = Settings(o_bias_min=0.0, o_bias_max=0.0, intra_op_threads=1)
+    predictor = Predictor.from_model_dir(tiny_model_dir, only_zero)
+    logits = predictor.record_logits(seed_dev)
+
+    tags = crossfit_tags(predictor, seed_dev, logits)
+
+    assert len({s.doc_id for s in seed_dev}) >= 2  # two halves to fit on
+    assert tags == [predictor.decode(w, 0.0).tags for w in logits]
+    assert [len(t) for t in tags] == [len(s.tokens) for s in seed_dev]

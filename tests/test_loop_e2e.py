@@ -159,6 +159,9 @@ def test_bootstrap_registers_the_first_champion_once(env, champion, tmp_path):
     lineage = artifact_json(env, mv.run_id, "review/lineage.json", tmp_path)
     assert lineage["data"]["gold_train"]["sha256"] == sha256_file(SEED_TRAIN)
     assert mv.tags["data_sha256"] == lineage["data_sha256"] and not LINEAGE_HASH_TAGS & set(mv.tags)
+    # the PyTorch checkpoint goes beside the served model, for later rounds to average with
+    assert {"checkpoint/model.safetensors", "checkpoint/config.json"} <= artifact_paths(env, mv.run_id)
+    assert not any(p.startswith("model/") and "/hf/" in p for p in artifact_paths(env, mv.run_id))
     again = cli(env, "bootstrap")
     assert again.exit_code == 0 and json.loads(again.stdout)["status"] == "exists"
     assert len(client(env).search_model_versions("name='sciner'")) == 1
@@ -261,6 +264,15 @@ def test_round_promoted_when_the_gate_passes(env, champion, tmp_path):
     folder = registry.fetch_model_dir(settings(env), "2", tmp_path / "fetch")
     assert (folder / "onnx" / "int8" / "model.onnx").is_file() and (folder / "onnx" / "fp32" / "model.onnx").is_file()
     assert unused(env) == 40
+    # the candidate is the average of the model the round trained and the champion (SCINER_ROUND_SOUP)
+    assert tags["soup"] == "weights averaged with champion v1's" and m["souped"] == 1.0
+    assert 0 <= m["trained_alone_eval_micro_f1"] <= 1
+    assert "; weights averaged with champion v1's (trained alone: eval micro-F1 0." in mv.description
+    members = read_metadata(folder).training["soup"]["members"]
+    assert [x["folder"] for x in members] == [f"round {tags['round_id']} model", "champion v1"]
+    champion_checkpoint = registry.fetch_checkpoint(settings(env), "1", tmp_path / "checkpoints")
+    assert members[1]["weights_sha256"] == sha256_file(champion_checkpoint / "model.safetensors")
+    assert "checkpoint/model.safetensors" in files
 
 
 # --- faults ----------------------------------------------------------------------------------
@@ -344,10 +356,11 @@ def test_registry_failure_after_training_marks_nothing(env, champion, monkeypatc
     from sciner import registry
     from training.rounds import RoundError, run_round
 
-    def fake_train(train, dev, out, settings, **kwargs):  # the champion's folder stands in for training
-        src = registry.fetch_model_dir(settings, "2", settings.home / "cache" / "registry")
-        shutil.copytree(src, out)
-        return {"train_seconds": 0.0, "export": {}, "best_epoch": 1}
+    def fake_train(train, dev, out, settings, **kwargs):  # the champion (folder, checkpoint) stands in for training
+        cache = settings.home / "cache" / "registry"
+        shutil.copytree(registry.fetch_model_dir(settings, "2", cache), out)
+        shutil.copytree(registry.fetch_checkpoint(settings, "2", cache), out / "hf")
+        return {"train_seconds": 0.0, "best_epoch": 1}
 
     def broken(*args, **kwargs):
         raise registry.RegistryError("registering at http://mlflow: connection refused")
@@ -710,3 +723,13 @@ def test_a_distilling_round_without_a_teacher_fails_before_using_a_paper(env, ch
     assert result.exit_code == 1
     assert "SCINER_ROUND_DISTILL=true needs a teacher to distil: set SCINER_ANNOTATOR_MODEL" in result.output
     assert unused(env) == before and len(client(env).search_model_versions("name='sciner'")) == versions
+
+
+def test_a_version_registered_without_its_checkpoint_has_none_to_fetch(env, champion, tmp_path):
+    from sciner import registry
+
+    folder = registry.fetch_model_dir(settings(env), "1", tmp_path / "fetch")
+    shutil.copytree(registry.fetch_checkpoint(settings(env), "1", tmp_path / "ckpt"), folder / "hf")
+    bare = registry.register_model_dir(settings(env, register_checkpoint=False), folder, run_name="no-checkpoint")
+    assert registry.fetch_checkpoint(settings(env), bare.version, tmp_path / "ckpt") is None
+    assert not any(p.startswith("checkpoint/") for p in artifact_paths(env, bare.run_id))

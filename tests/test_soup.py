@@ -45,6 +45,8 @@ def _member(tiny_model_dir: Path, **changes) -> Member:
         changes.pop("meta", member.meta),
         changes.pop("config", member.config),
         changes.pop("vocab", member.vocab),
+        member.checkpoint,
+        "other",
     )
 
 

@@ -37,9 +37,11 @@ def train_and_export(
     export: bool = True,
     progress: bool = True,
     soft_targets: SoftTargets | None = None,
+    finish: bool = True,
 ) -> dict:
     """Fine-tune, export ONNX, fit the O-logit decoding bias on dev (served variant), evaluate it on dev;
-    record it all in ``sciner.json``."""
+    record it all in ``sciner.json``. ``finish=False`` stops after training (the PyTorch checkpoint and its
+    metadata): the caller changes the model first (a round's soup) and then calls :func:`export_and_score`."""
     sources = sources or {}
     out.parent.mkdir(parents=True, exist_ok=True)
     data_info = {"train": data_fingerprint("train", train, sources.get("train"), out.parent)}
@@ -53,6 +55,8 @@ def train_and_export(
         }
     result = train_model(train, dev, out, settings, data_info=data_info, progress=progress, soft_targets=soft_targets)
     summary: dict = {"model_dir": str(out), "best_epoch": result.best_epoch, "train_seconds": result.seconds}
+    if not finish:
+        return summary
     return {**summary, **export_and_score(out, dev, settings, export=export)}
 
 

@@ -142,6 +142,8 @@ def round_params(settings: Settings, round_id: int | str, parent: str | None, ne
         "promotion_rule",
         "annotator_model",
         "round_distill",
+        "round_soup",
+        "register_checkpoint",
         "distill_alpha",
         "distill_temperature",
         "distill_teacher_variant",

@@ -102,5 +102,8 @@ def round_metrics(
         "sentences_with_entities",
     ):
         m[f"auto_{key}"] = float(auto_stats.get(key, 0))
+    m["souped"] = float(bool(stats.get("souped")))
+    if "trained_alone_eval_micro_f1" in stats:  # the round's model before averaging with the champion
+        m["trained_alone_eval_micro_f1"] = float(stats["trained_alone_eval_micro_f1"])
     m["promoted"] = float(decision.promote)
     return m

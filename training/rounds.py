@@ -5,7 +5,9 @@ A round (``sciner retrain --once``), in order::
     lock -> champion -> unused papers -> split -> annotator (champion, or SCINER_ANNOTATOR_MODEL's teacher)
     -> predict (shared Predictor) -> per-class thresholds
     + masking -> snapshot -> [the teacher's soft targets, SCINER_ROUND_DISTILL]
-    -> train a fresh candidate from the base encoder on gold + auto -> evaluate
+    -> train a fresh model from the base encoder on gold + auto -> candidate: its weights averaged with
+    the champion's if that scores at least as well on gold dev (SCINER_ROUND_SOUP, :mod:`training.round_soup`)
+    -> export -> evaluate
     candidate and champion on the gate's evaluation split (same code; never trained, stopped or
     calibrated on) -> gate (:mod:`training.gate`, rule: :mod:`training.promotion`) -> register version
     -> alias challenger -> re-read champion -> alias champion (if promoted) -> mark papers used -> unlock
@@ -121,7 +123,8 @@ def _round_body(
     from training.annotator import champion_annotator, teacher_annotator
     from training.autoannotate import annotate_papers, balance_empty, has_entity
     from training.distill import soft_targets_for_parts
-    from training.pipeline import train_and_export
+    from training.pipeline import export_and_score, train_and_export
+    from training.round_soup import champion_checkpoint, dev_f1, keep_if_not_worse_on_dev, soup_with_champion
     from training.thresholds import calibrate_thresholds, thresholds_to_dict
 
     round_dir = fresh_round_dir(settings, round_id)
@@ -192,17 +195,29 @@ def _round_body(
             )
     log.info("round=%d stage=train gold=%d auto=%d", round_id, len(gold.train_all), len(auto_train))
     with stage("train"):
-        candidate_dir = round_dir / "candidate"
+        trained_dir = round_dir / "trained"
         summary = train_and_export(
             train_set,
             gold.dev,
-            candidate_dir,
+            trained_dir,
             settings,
             sources={"train": Path(gold.paths["train"]), "dev": Path(gold.paths["dev"])},
-            export=True,
             progress=progress,
             soft_targets=soft_targets,
+            finish=False,
         )
+    with stage("soup"):
+        checkpoint = champion_checkpoint(settings, champion.version)
+        soup = soup_with_champion(
+            settings, trained_dir, champ_dir, champion.version, checkpoint, round_dir / "candidate", round_id
+        )
+    with stage("export"):
+        alone = export_and_score(trained_dir, gold.dev, settings)
+        if soup.souped:  # greedy soup: the average stays only if it scores at least as well on gold dev
+            souped = export_and_score(soup.model_dir, gold.dev, settings)
+            soup = keep_if_not_worse_on_dev(soup, trained_dir, dev_f1(souped), dev_f1(alone))
+        summary.update(souped if soup.souped else alone)
+        candidate_dir = soup.model_dir
         meta = read_metadata(candidate_dir)  # lineage: the auto-annotated part of the training data
         meta.data["auto"] = {
             "source": f"round {round_id}: auto/{auto_file.name}",
@@ -223,6 +238,9 @@ def _round_body(
         candidate = Predictor.from_model_dir(candidate_dir, settings)
         cand_eval, cand_pred = evaluate_model(candidate, gold.eval)
         champ_eval, champ_pred = evaluate_model(champ, gold.eval)
+        trained_eval = None
+        if soup.souped:  # the model the round trained, alone: what the average added, for the reviewer
+            trained_eval, _ = evaluate_model(Predictor.from_model_dir(trained_dir, settings), gold.eval)
     with stage("decide"):
         decision = gate(settings, gold, champion.version, cand_eval, cand_pred, champ_eval, champ_pred)
         decision = recheck_champion(settings, champion, decision)
@@ -236,7 +254,10 @@ def _round_body(
         "auto_sentences": len(auto_train),
         "auto": auto.stats,
         "best_epoch": summary.get("best_epoch"),
+        "souped": soup.souped,
     }
+    if trained_eval is not None:
+        stats["trained_alone_eval_micro_f1"] = trained_eval.micro_f1
     verdict = decision_headline(decision.to_dict(), champion.version, settings.min_f1_delta)
     data_lineage = lineage(
         gold_paths=gold.paths,
@@ -285,7 +306,9 @@ def _round_body(
         decision.reason,
         f"round {round_id}, parent v{champion.version}, {len(gold.eval)} gold evaluation sentences, "
         f"{len(gold.train_all)} gold + {len(auto_train)} training sentences auto-annotated by {annotator.description}"
-        + distilled,
+        + distilled
+        + f"; {soup.note}"
+        + (f" (trained alone: eval micro-F1 {trained_eval.micro_f1:.3f})" if trained_eval is not None else ""),
     )
     tags = {
         "decision": decision.label,
@@ -302,6 +325,7 @@ def _round_body(
     }
     if soft_targets is not None:
         tags["distilled_from"] = annotator.description
+    tags["soup"] = soup.note
     metrics = round_metrics(cand_eval, champ_eval, decision, thresholds, stats, auto.stats)
     params = round_params(settings, round_id, champion.version, len(new), len(reused))
     with stage("register"):
@@ -338,6 +362,7 @@ def _round_body(
         )
     if not settings.keep_round_models:
         shutil.rmtree(candidate_dir, ignore_errors=True)
+        shutil.rmtree(trained_dir, ignore_errors=True)
     prune_cache(settings, keep={champion_after, version.version})
     log.info(
         "round=%d registered v%s decision=%s champion=v%s", round_id, version.version, final_decision, champion_after

@@ -36,12 +36,19 @@ class SoupError(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class Member:
-    """What a soup needs to know of one model folder."""
+    """What a soup needs to know of one model: its folder (``sciner.json``, tokenizer), the folder of its
+    PyTorch checkpoint (``hf/`` inside it, or one fetched from the registry) and the name lineage gives it."""
 
     folder: Path
     meta: ModelMetadata
     config: dict
     vocab: dict[str, int]
+    checkpoint: Path
+    name: str
+
+    @property
+    def weights(self) -> Path:
+        return self.checkpoint / WEIGHTS_FILE
 
 
 def architecture(config: Mapping) -> dict:
@@ -56,13 +63,13 @@ def check_members(members: Sequence[Member]) -> None:
     lead = members[0]
     for m in members[1:]:
         if m.meta.labels != lead.meta.labels:
-            raise SoupError(f"{m.folder} has labels {m.meta.labels}, {lead.folder} has {lead.meta.labels}")
+            raise SoupError(f"{m.name} has labels {m.meta.labels}, {lead.name} has {lead.meta.labels}")
         theirs, ours = architecture(m.config), architecture(lead.config)
         if theirs != ours:
             differ = sorted(k for k in theirs.keys() | ours.keys() if theirs.get(k) != ours.get(k))
-            raise SoupError(f"{m.folder} is another architecture than {lead.folder} (config differs in {differ})")
+            raise SoupError(f"{m.name} is another architecture than {lead.name} (config differs in {differ})")
         if m.vocab != lead.vocab:
-            raise SoupError(f"{m.folder} has another tokenizer vocabulary than {lead.folder}")
+            raise SoupError(f"{m.name} has another tokenizer vocabulary than {lead.name}")
 
 
 def average_state_dicts(states: Sequence[Mapping[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
@@ -88,7 +95,7 @@ def soup_metadata(members: Sequence[Member], weights_sha256: Sequence[str], crea
     lead = members[0].meta
     described = [
         {
-            "folder": str(m.folder),
+            "folder": m.name,
             "weights_sha256": digest,
             "base_model": m.meta.base_model,
             "created_at": m.meta.created_at,
@@ -108,40 +115,46 @@ def soup_metadata(members: Sequence[Member], weights_sha256: Sequence[str], crea
         base_model=lead.base_model,
         created_at=created_at,
         unk_id=lead.unk_id,
-        data={"soup_members": {str(m.folder): m.meta.data for m in members}},
+        data={"soup_members": {m.name: m.meta.data for m in members}},
         training={"soup": {"method": "uniform weight average", "members": described}},
         context=lead.context,
         case_markers=lead.case_markers,
     )
 
 
-def read_member(folder: Path) -> Member:
+def read_member(folder: Path, checkpoint: Path | None = None, name: str | None = None) -> Member:
+    """A model folder as a soup member; ``checkpoint`` defaults to its ``hf/``, ``name`` to its path."""
     folder = Path(folder)
     meta = read_metadata(folder)
-    weights = folder / HF_DIR / WEIGHTS_FILE
-    if not weights.is_file():
-        raise FileNotFoundError(f"{folder} has no {HF_DIR}/{WEIGHTS_FILE} to average")
-    config = json.loads((folder / HF_DIR / "config.json").read_text(encoding="utf-8"))
+    checkpoint = Path(checkpoint) if checkpoint is not None else folder / HF_DIR
+    if not (checkpoint / WEIGHTS_FILE).is_file():
+        raise FileNotFoundError(f"{folder} has no {checkpoint.name}/{WEIGHTS_FILE} to average")
+    config = json.loads((checkpoint / "config.json").read_text(encoding="utf-8"))
     tokenizer = json.loads((folder / "tokenizer.json").read_text(encoding="utf-8"))
-    return Member(folder, meta, config, tokenizer.get("model", {}).get("vocab", {}))
+    return Member(folder, meta, config, tokenizer.get("model", {}).get("vocab", {}), checkpoint, name or str(folder))
 
 
 def make_soup(folders: Sequence[Path], out: Path) -> Path:
-    """Average the models in ``folders`` into the model folder ``out`` (PyTorch checkpoint, tokenizer,
-    ``sciner.json``; no ONNX yet). Written beside ``out`` and renamed into place, so ``out`` is never a
-    half-written soup (the old folder is removed just before the rename, as the trainer does)."""
-    members = [read_member(f) for f in folders]
+    """Average the models in ``folders`` (each with its ``hf/`` checkpoint) into the model folder ``out``."""
+    return make_soup_of([read_member(f) for f in folders], out)
+
+
+def make_soup_of(members: Sequence[Member], out: Path) -> Path:
+    """Average ``members`` into the model folder ``out`` (PyTorch checkpoint, tokenizer, ``sciner.json``; no
+    ONNX yet). Written beside ``out`` and renamed into place, so ``out`` is never a half-written soup (the
+    old folder is removed just before the rename, as the trainer does)."""
     check_members(members)
     out = Path(out)
-    if any(out.resolve() == m.folder.resolve() for m in members):
+    if any(out.resolve() in (m.folder.resolve(), m.checkpoint.resolve()) for m in members):
         raise SoupError(f"{out} is one of the models to average; write the soup elsewhere")
     staging = out.with_name(f".{out.name}.soup-staging")
     shutil.rmtree(staging, ignore_errors=True)
-    lead = members[0].folder
-    shutil.copytree(lead, staging, ignore=shutil.ignore_patterns(ONNX_DIR, METADATA_FILE, WEIGHTS_FILE))
+    lead = members[0]
     try:
-        digests = [sha256_file(m.folder / HF_DIR / WEIGHTS_FILE) for m in members]
-        states = [load_file(m.folder / HF_DIR / WEIGHTS_FILE) for m in members]
+        shutil.copytree(lead.folder, staging, ignore=shutil.ignore_patterns(ONNX_DIR, HF_DIR, METADATA_FILE))
+        shutil.copytree(lead.checkpoint, staging / HF_DIR, ignore=shutil.ignore_patterns(WEIGHTS_FILE))
+        digests = [sha256_file(m.weights) for m in members]
+        states = [load_file(m.weights) for m in members]
         save_file(average_state_dicts(states), staging / HF_DIR / WEIGHTS_FILE, metadata={"format": "pt"})
         del states
         created = datetime.now(UTC).isoformat(timespec="seconds")
