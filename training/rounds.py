@@ -361,8 +361,8 @@ def _round_body(
             reused_papers=[p.pk for p in reused],
         )
     if not settings.keep_round_models:
-        shutil.rmtree(candidate_dir, ignore_errors=True)
-        shutil.rmtree(trained_dir, ignore_errors=True)
+        for folder in (trained_dir, round_dir / "candidate"):  # the candidate is one of them (or a dropped soup)
+            shutil.rmtree(folder, ignore_errors=True)
     prune_cache(settings, keep={champion_after, version.version})
     log.info(
         "round=%d registered v%s decision=%s champion=v%s", round_id, version.version, final_decision, champion_after
