@@ -36,7 +36,7 @@ from sciner.labels import OUTSIDE
 from sciner.predictor import Predictor, WordLogits
 from sciner.records import Sentence
 from sciner.settings import get_settings
-from training.calibrate import bias_grid, choose_bias, score_bias
+from training.calibrate import bias_grid, fit_o_bias
 from training.promotion import document_counts, micro_f1, paired_bootstrap, sentence_counts
 
 
@@ -67,8 +67,7 @@ def crossfit_tags(predictor: Predictor, dev: list[Sentence], logits: list[WordLo
     tags: list[list[str]] = [[] for _ in dev]
     halves = halves_by_document(dev)
     for fit, held in ((halves[0], halves[1]), (halves[1], halves[0])):
-        points = [score_bias(predictor, [logits[i] for i in fit], [gold[i] for i in fit], b) for b in grid]
-        bias = choose_bias(points)
+        bias = fit_o_bias(predictor, [logits[i] for i in fit], [gold[i] for i in fit], grid).o_bias
         for i in held:
             tags[i] = predictor.decode(logits[i], bias).tags
     return tags

@@ -75,16 +75,21 @@ def score_bias(predictor: Predictor, logits: list[WordLogits], gold_tags: list[l
     return BiasPoint(o_bias, ev.micro_precision, ev.micro_recall, ev.micro_f1)
 
 
+def fit_o_bias(
+    predictor: Predictor, logits: list[WordLogits], gold_tags: list[list[str]], grid: list[float]
+) -> BiasCalibration:
+    """Re-decode logits the model already produced under every bias of ``grid``; keep the best."""
+    points = [score_bias(predictor, logits, gold_tags, b) for b in grid]
+    return BiasCalibration(choose_bias(points), points, len(logits))
+
+
 def calibrate_o_bias(predictor: Predictor, gold: list[Sentence], grid: list[float]) -> BiasCalibration:
     """Run the model once over ``gold``, re-decode its logits under every bias of ``grid``."""
     logits = predictor.record_logits(gold)
-    gold_tags = [[t or OUTSIDE for t in (s.tags or [])] for s in gold]
-    points = [score_bias(predictor, logits, gold_tags, b) for b in grid]
-    chosen = choose_bias(points)
-    result = BiasCalibration(chosen, points, len(gold))
+    result = fit_o_bias(predictor, logits, [[t or OUTSIDE for t in (s.tags or [])] for s in gold], grid)
     log.info(
         "O-logit bias %.2f: dev micro-F1 %.4f -> %.4f (P %.3f R %.3f)",
-        chosen,
+        result.o_bias,
         result.unbiased.micro_f1,
         result.chosen.micro_f1,
         result.chosen.precision,

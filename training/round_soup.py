@@ -33,7 +33,7 @@ class RoundSoup:
     model_dir: Path
     souped: bool
     note: str
-    champion: str = ""
+    champion: str  # "champion v<N>", for a later note
 
 
 def champion_checkpoint(settings: Settings, champion_version: str) -> Path | None:
