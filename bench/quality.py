@@ -36,6 +36,7 @@ from sciner.settings import Settings, get_settings
 from training.calibrate import bias_grid, calibrate_o_bias
 from training.distill import SoftTargets, ensemble_soft_targets, paper_blocks, unlabeled_sentences
 from training.evaluate import evaluate_predictor
+from training.gold import evaluation_split
 from training.intermediate import pretrain_ner
 from training.pipeline import export_and_score, train_and_export
 from training.soup import make_soup
@@ -67,7 +68,10 @@ def train_variant(
 ) -> tuple[dict, Settings, dict | None, SoftTargets | None, list[Sentence], int]:
     """Train the variant the options describe: (summary, settings as trained with, intermediate run, soft
     targets, train set, abstracts)."""
-    intermediate = None
+    intermediate, held_out = None, None
+    if args.exclude_eval_split:
+        held_out = evaluation_split(train, settings)
+        train = held_out.train
     if args.intermediate:
         inter_settings = settings.model_copy(update={"epochs": args.intermediate_epochs})
         intermediate = pretrain_ner(
@@ -96,6 +100,7 @@ def train_variant(
         sources={"train": args.train, "dev": args.dev},
         progress=sys.stderr.isatty(),
         soft_targets=targets,
+        held_out=held_out,
     )
     return summary, settings, intermediate, targets, train, unlabeled
 
@@ -174,6 +179,12 @@ def main() -> None:
         "training one; the first leads (how input is read)",
     )
     ap.add_argument("--no-calibrate", action="store_true", help="no O-logit bias (today's decoding)")
+    ap.add_argument(
+        "--exclude-eval-split",
+        action="store_true",
+        help="leave out the gate's evaluation documents (SCINER_GOLD_EVAL_*) and record it, so that "
+        "`sciner challenge` can judge the model (and its students and soups) fairly",
+    )
     ap.add_argument("--out", type=Path, default=None, help="model folder (default var/bench/quality-<name>)")
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -199,8 +210,11 @@ def main() -> None:
     train = [s for s in read_jsonl(args.train) if s.doc_id in picked]
     dev = read_jsonl(args.dev)
 
-    if args.soup and (args.teacher or args.intermediate or args.docs):
-        ap.error("--soup scores models already trained: no --teacher, --intermediate or --docs with it")
+    if args.soup and (args.teacher or args.intermediate or args.docs or args.exclude_eval_split):
+        ap.error(
+            "--soup scores models already trained: no --teacher, --intermediate, --docs or --exclude-eval-split "
+            "with it (a soup records what its members left out)"
+        )
     t0 = time.perf_counter()
     intermediate, targets, unlabeled = None, None, 0
     if args.soup:

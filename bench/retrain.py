@@ -154,16 +154,18 @@ def main() -> None:
     load_end = os.getloadavg()
 
     timings = dict(result.timings)
-    train_other = timings["train"] - timings.get("train_fit", 0) - timings.get("train_export", 0)
+    train_other = timings["train"] - timings.get("train_fit", 0)
     stages = [
         ("ingest (whole papers.jsonl)", ingest_s),
         ("load champion (registry download + ONNX session)", timings.get("load_champion", 0)),
         ("calibrate thresholds (champion on gold dev)", timings.get("calibrate", 0)),
         ("predict + auto-annotate", timings.get("auto_annotate", 0)),
         ("snapshot", timings.get("snapshot", 0)),
+        ("teacher soft targets (SCINER_ROUND_DISTILL)", timings.get("teacher_soft_targets", 0)),
         ("train (fit, incl. per-epoch dev eval)", timings.get("train_fit", 0)),
-        ("export ONNX fp32 + int8", timings.get("train_export", 0)),
-        ("dev eval of the exported model", train_other),
+        ("train (tokenize, load, save)", train_other),
+        ("soup (champion checkpoint download + average)", timings.get("soup", 0)),
+        ("export ONNX fp32 + int8, calibrate, dev eval (trained model and soup)", timings.get("export", 0)),
         ("evaluate candidate + champion on gold eval", timings.get("evaluate", 0)),
         ("decide (gate + bootstrap CI)", timings.get("decide", 0)),
         ("review artifacts", timings.get("review", 0)),

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import shutil
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -251,22 +252,16 @@ def fetch_model_dir(settings: Settings, version: str, dest_root: Path) -> Path:
     found = _find_model_folder(final) if final.exists() else None
     if found:
         return found
-    Path(dest_root).mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=dest_root, prefix=f".{final.name}."))
-    try:
+
+    def download(staging: Path) -> Path:
         mlflow.artifacts.download_artifacts(
             artifact_uri=f"models:/{settings.registered_model_name}/{version}", dst_path=str(staging)
         )
         if _find_model_folder(staging) is None:
             raise RegistryError(f"version {version} holds no sciner model folder")
-        shutil.rmtree(final, ignore_errors=True)
-        staging.rename(final)
-    except RegistryError:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    except Exception as exc:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise RegistryError(f"downloading version {version} failed: {exc}") from exc
+        return staging
+
+    _download_once(final, f"version {version}", download)
     folder = _find_model_folder(final)
     assert folder is not None
     return folder
@@ -285,25 +280,36 @@ def fetch_checkpoint(settings: Settings, version: str, dest_root: Path) -> Path 
         run_id = c.get_model_version(settings.registered_model_name, str(version)).run_id
         if not run_id or not any(f.path == CHECKPOINT_ARTIFACT for f in c.list_artifacts(run_id)):
             return None
-        Path(dest_root).mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(dir=dest_root, prefix=f".{final.name}."))
-        try:
-            got = Path(
-                mlflow.artifacts.download_artifacts(
-                    run_id=run_id, artifact_path=CHECKPOINT_ARTIFACT, dst_path=str(staging)
-                )
-            )
-            if not (got / "config.json").is_file():
-                raise RegistryError(f"version {version}'s {CHECKPOINT_ARTIFACT} artifact holds no config.json")
-            shutil.rmtree(final, ignore_errors=True)
-            got.rename(final)
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
+    except Exception as exc:
+        raise RegistryError(f"reading version {version}'s artifacts failed: {exc}") from exc
+
+    def download(staging: Path) -> Path:
+        got = Path(
+            mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=CHECKPOINT_ARTIFACT, dst_path=str(staging))
+        )
+        if not (got / "config.json").is_file():
+            raise RegistryError(f"version {version}'s {CHECKPOINT_ARTIFACT} artifact holds no config.json")
+        return got
+
+    _download_once(final, f"version {version}'s checkpoint", download)
+    return final
+
+
+def _download_once(final: Path, what: str, download: Callable[[Path], Path]) -> None:
+    """``download(staging)`` into a fresh folder beside ``final``, then rename what it returns to ``final``:
+    readers see a whole download or none, and a failed one leaves nothing behind."""
+    final.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}."))
+    try:
+        got = download(staging)
+        shutil.rmtree(final, ignore_errors=True)
+        got.rename(final)
     except RegistryError:
         raise
-    except Exception as exc:
-        raise RegistryError(f"downloading version {version}'s checkpoint failed: {exc}") from exc
-    return final
+    except Exception as exc:  # MLflow raises many types for one meaning
+        raise RegistryError(f"downloading {what} failed: {exc}") from exc
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
 
 
 def _find_model_folder(root: Path) -> Path | None:

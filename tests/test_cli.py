@@ -71,9 +71,10 @@ def test_train_then_export_writes_a_model_folder(tmp_path, monkeypatch):
 def test_distill_labels_gold_and_abstracts_apart_and_writes_a_student(tiny_model_dir, tmp_path, monkeypatch):
     from sciner.io.jsonl import read_jsonl
     from sciner.model_dir import read_metadata
-    from sciner.settings import get_settings
+    from sciner.settings import Settings, get_settings
     from tests.conftest import SEED_DEV, SEED_TRAIN
     from training.distill import unlabeled_sentences
+    from training.gold import evaluation_split
 
     papers = tmp_path / "papers.jsonl"
     papers.write_text(
@@ -88,13 +89,18 @@ def test_distill_labels_gold_and_abstracts_apart_and_writes_a_student(tiny_model
     get_settings.cache_clear()
     out = tmp_path / "student"
     args = ["distill", str(tiny_model_dir), str(SEED_TRAIN), "--dev", str(SEED_DEV), "--unlabeled", str(papers)]
-    result = runner.invoke(app, [*args, "--out", str(out), "--epochs", "1"])
+    result = runner.invoke(app, [*args, "--out", str(out), "--epochs", "1", "--exclude-eval-split"])
     get_settings.cache_clear()
     assert result.exit_code == 0, result.output
-    n_gold, n_abstract_sentences = len(read_jsonl(SEED_TRAIN)), len(unlabeled_sentences(papers))
+    split = evaluation_split(read_jsonl(SEED_TRAIN), Settings())
+    n_gold, n_abstract_sentences = len(split.train), len(unlabeled_sentences(papers))
     cached = (tmp_path / "home" / "distill").glob("*.json")
     assert sorted(json.loads(p.read_text())["sentences"] for p in cached) == [n_abstract_sentences, n_gold]
-    assert read_metadata(out).data["soft_targets"]["sentences"] == n_gold + n_abstract_sentences
+    data = read_metadata(out).data
+    assert data["soft_targets"]["sentences"] == n_gold + n_abstract_sentences
+    # the student left the split out; its teacher (trained without --exclude-eval-split) records nothing
+    assert data["eval_split_excluded"] == split.tags
+    assert data["soft_targets"]["teachers_eval_split_excluded"] == {str(tiny_model_dir): None}
     assert (out / "onnx" / "int8" / "model.onnx").is_file()
 
 
@@ -118,4 +124,6 @@ def test_train_can_leave_out_the_gates_evaluation_split_as_rounds_do(tmp_path, m
     get_settings.cache_clear()
     assert result.exit_code == 0, result.output
     assert f"left out the evaluation split ({split.source}): {len(split.eval)} of" in result.output
-    assert read_metadata(out).data["train"]["sentences"] == len(split.train)
+    data = read_metadata(out).data
+    assert data["train"]["sentences"] == len(split.train)
+    assert data["eval_split_excluded"] == split.tags  # what `sciner challenge` checks

@@ -3,7 +3,7 @@ tiny training on the seed set.
 
 bootstrap -> ingest -> round promoted -> [concurrent round exits; round SIGKILLed mid-training]
 -> MLflow unreachable -> round rejected (SCINER_MIN_F1_DELTA=1.0) -> rollback / promote
--> active-learning export -> ingest-gold.
+-> active-learning export -> ingest-gold -> teacher rounds -> a model trained outside the loop challenges.
 
 The tests share one server and one bootstrapped champion and run in file order.
 """
@@ -28,7 +28,7 @@ import pytest
 from typer.testing import CliRunner
 
 from sciner.io.jsonl import read_jsonl
-from sciner.model_dir import read_metadata, sha256_file
+from sciner.model_dir import read_metadata, sha256_file, write_metadata
 from sciner.papers import PaperStore
 from sciner.settings import Settings
 from service.mlflow_process import mlflow_server
@@ -74,6 +74,8 @@ def env(tmp_path_factory, mlflow_uri) -> dict[str, str]:
         "SCINER_ACTIVE_LEARNING_COUNT": "6",
         "SCINER_BOOTSTRAP_SAMPLES": "200",
         "SCINER_HEARTBEAT_SECONDS": "1",
+        # a round's soup exports, calibrates and scores a second model: only the round that pins it averages
+        "SCINER_ROUND_SOUP": "false",
         "HF_HUB_OFFLINE": "1",
         "TRANSFORMERS_OFFLINE": "1",
         "TOKENIZERS_PARALLELISM": "false",
@@ -192,7 +194,13 @@ def test_ingest_papers(env, champion, seed_papers):
 def test_round_promoted_when_the_gate_passes(env, champion, tmp_path):
     # A 1-epoch candidate is no better than a 1-epoch champion: open the gate to exercise promotion.
     result = cli(
-        env, "retrain", "--once", SCINER_MIN_F1_DELTA="-1", SCINER_MAX_CLASS_DROP="1", SCINER_PROMOTION_RULE="delta"
+        env,
+        "retrain",
+        "--once",
+        SCINER_MIN_F1_DELTA="-1",
+        SCINER_MAX_CLASS_DROP="1",
+        SCINER_PROMOTION_RULE="delta",
+        SCINER_ROUND_SOUP="true",  # the default; off for this module's other rounds
     )
     assert result.exit_code == 0, result.output
     out = json.loads(result.stdout)
@@ -710,11 +718,14 @@ def test_a_distilling_round_trains_on_the_teachers_distributions_and_says_so_in_
     }
     assert f"distilled from its distributions on all {n_gold + n_auto}" in mv.description
     folder = registry.fetch_model_dir(settings(env), mv.version, tmp_path / "fetched")
+    split_record = load_gold(settings(env)).split.tags  # the teacher (v1, a bootstrap) left it out too
     assert read_metadata(folder).data["soft_targets"] == {
         "sha256": merged,
         "teacher": str(teacher),
         "sentences": n_gold + n_auto,
+        "teachers_eval_split_excluded": {str(teacher): split_record},
     }
+    assert read_metadata(folder).data["eval_split_excluded"] == split_record
 
 
 def test_a_distilling_round_without_a_teacher_fails_before_using_a_paper(env, champion):
@@ -733,3 +744,76 @@ def test_a_version_registered_without_its_checkpoint_has_none_to_fetch(env, cham
     bare = registry.register_model_dir(settings(env, register_checkpoint=False), folder, run_name="no-checkpoint")
     assert registry.fetch_checkpoint(settings(env), bare.version, tmp_path / "ckpt") is None
     assert not any(p.startswith("checkpoint/") for p in artifact_paths(env, bare.run_id))
+
+
+# --- a model trained outside the loop challenges the champion --------------------------------
+def outside_model(env, tmp_path: Path, name: str) -> Path:
+    """A model folder as a GPU run would hand over: here v1's (a bootstrap: it records the split it left out)
+    with its checkpoint inside."""
+    from sciner import registry
+
+    folder = tmp_path / name
+    shutil.copytree(registry.fetch_model_dir(settings(env), "1", tmp_path / "fetch"), folder)
+    shutil.copytree(registry.fetch_checkpoint(settings(env), "1", tmp_path / "ckpt"), folder / "hf")
+    return folder
+
+
+def n_versions(env) -> int:
+    return len(client(env).search_model_versions("name='sciner'"))
+
+
+def test_a_challenger_without_a_split_record_is_refused_unless_trusted_and_then_judged(env, champion, tmp_path):
+    folder = outside_model(env, tmp_path, "gpu-student")
+    meta = read_metadata(folder)
+    del meta.data["eval_split_excluded"]
+    write_metadata(folder, meta)
+    before, champ = n_versions(env), aliases(env)["champion"]
+    refused = cli(env, "challenge", str(folder))
+    assert refused.exit_code == 2 and "the gate cannot judge gpu-student fairly" in refused.output
+    assert "--trust-split REASON" in refused.output and n_versions(env) == before
+    not_a_model = cli(env, "challenge", str(tmp_path / "fetch"))
+    assert not_a_model.exit_code == 2 and "is not a sciner model folder" in not_a_model.output
+
+    trust = ["--trust-split", "trained on train minus the eval docs"]
+    result = cli(env, "challenge", str(folder), *trust, SCINER_MIN_F1_DELTA="1.0")
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.stdout)
+    mv = version(env, out["version"])
+    # registered whatever the verdict; the gate (here demanding +1.0) keeps the champion
+    assert out["decision"] == "rejected" and aliases(env)["champion"] == champ
+    assert aliases(env)["challenger"] == out["version"]
+    assert mv.tags["kind"] == "challenge" and mv.tags["split_check"].startswith(
+        "trusted: trained on train minus the eval docs (not recorded: gpu-student does not record"
+    )
+    assert mv.description.startswith("Rejected") and "challenge of gpu-student against v" in mv.description
+
+
+def test_a_challenger_that_left_out_the_split_is_promoted_when_the_gate_passes(env, champion, tmp_path):
+    folder = outside_model(env, tmp_path, "gpu-student")
+    before = aliases(env)["champion"]
+    result = cli(
+        env,
+        "challenge",
+        str(folder),
+        "--why",
+        "MiniLM distilled on a GPU",
+        # identical weights pass only a gate that asks for no gain
+        SCINER_PROMOTION_RULE="delta",
+        SCINER_MIN_F1_DELTA="-1.0",
+        SCINER_MAX_CLASS_DROP="1.0",
+    )
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.stdout)
+    assert out["decision"] == "promoted" and out["champion_before"] == before
+    assert aliases(env)["champion"] == aliases(env)["challenger"] == out["version"]
+    mv = version(env, out["version"])
+    assert mv.tags["split_check"] == "recorded: left out the gate's evaluation split"
+    assert mv.tags["challenge_reason"] == "MiniLM distilled on a GPU" and mv.tags["champion_previous"] == before
+    assert mv.tags["eval_split_sha256"] == version(env, "1").tags["eval_split_sha256"]
+    for tag in review_md_sections()["Tags of a challenge (on the model version)"]:
+        assert tag in mv.tags, f"REVIEW.md names `{tag}`, which a challenge does not set"
+    paths = artifact_paths(env, mv.run_id)
+    assert "review/per_class.md" in paths and any(p.startswith("checkpoint/") for p in paths)
+    metrics = client(env).get_run(mv.run_id).data.metrics
+    assert metrics["promoted"] == 1.0
+    assert metrics["f1_delta"] == pytest.approx(metrics["eval_micro_f1"] - metrics["champion_eval_micro_f1"])

@@ -21,6 +21,7 @@ HEAVY = ("sqlalchemy", "bentoml", "mlflow", "torch", "onnxruntime", "transformer
         "service.swap_plan",  # the reload decision and back-off
         "service.dispatcher",  # the BentoML reach-in takes BentoML's objects, does not import it
         "training.model_ref",  # the CLI's model reference resolves without the service's swap module
+        "training.held_out",  # whether the gate may judge an outside model: metadata only
     ],
 )
 def test_a_pure_module_imports_no_heavy_dependency(module: str) -> None:

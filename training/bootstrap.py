@@ -88,6 +88,7 @@ def _bootstrap_body(
             settings,
             sources={"train": Path(gold.paths["train"]), "dev": Path(gold.paths["dev"])},
             progress=progress,
+            held_out=gold.split,
         )
     with stage("evaluate"):
         cand_eval, cand_pred = evaluate_model(Predictor.from_model_dir(candidate_dir, settings), gold.eval)

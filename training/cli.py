@@ -18,6 +18,7 @@ from sciner.settings import Settings, get_settings
 
 if TYPE_CHECKING:
     from sciner.predictor import Predictor
+    from training.eval_split import EvalSplit
 
 # plain help (rich_markup_mode=None): the rich panels of typer 0.29 print every flag as "<bool>"
 app = typer.Typer(
@@ -81,6 +82,35 @@ def _train_and_dev(train_file: Path, dev_file: Path | None) -> tuple[list[Senten
         fail(str(exc))
 
 
+ExcludeEvalSplitFlag = Annotated[
+    bool,
+    typer.Option(
+        "--exclude-eval-split",
+        help="Leave out the documents of the gate's evaluation split (SCINER_GOLD_EVAL_*), as rounds do, and "
+        "record it: for a teacher that annotates or is distilled in rounds, whose students that split judges, "
+        "and for a model `sciner challenge` is to judge.",
+    ),
+]
+
+
+def _leave_out_eval_split(train_set: list[Sentence], train_file: Path, settings: Settings) -> EvalSplit:
+    """The gate's evaluation split of ``train_set`` (its ``train`` is what is left to train on)."""
+    from training.gold import evaluation_split
+
+    try:
+        split = evaluation_split(train_set, settings)
+    except (DataError, FileNotFoundError) as exc:
+        fail(str(exc))
+    typer.echo(
+        f"left out the evaluation split ({split.source}): {len(split.eval)} of {len(train_set)} sentences, "
+        f"{len(split.documents)} documents",
+        err=True,
+    )
+    if not split.train:
+        fail(f"nothing left to train on: every document of {train_file} is in the evaluation split")
+    return split
+
+
 @app.command()
 def train(
     train_file: Annotated[Path, typer.Argument(help="Gold training data (JSONL, CoNLL or Label Studio JSON).")],
@@ -89,43 +119,24 @@ def train(
     epochs: Annotated[int | None, typer.Option(help="Override SCINER_EPOCHS.")] = None,
     limit: Annotated[int | None, typer.Option(help="Use only the first N training sentences.")] = None,
     no_export: Annotated[bool, typer.Option("--no-export", help="Skip the ONNX export.")] = False,
-    exclude_eval_split: Annotated[
-        bool,
-        typer.Option(
-            "--exclude-eval-split",
-            help="Leave out the documents of the gate's evaluation split (SCINER_GOLD_EVAL_*), as rounds do: "
-            "for a teacher that annotates or is distilled in rounds, whose students that split judges.",
-        ),
-    ] = False,
+    exclude_eval_split: ExcludeEvalSplitFlag = False,
     progress: ProgressFlag = None,
 ) -> None:
     """Fine-tune the base encoder, export ONNX (fp32 + int8) and evaluate on dev."""
-    from training.gold import evaluation_split
     from training.pipeline import train_and_export
 
     settings = _settings(epochs)
     train_set, dev_set = _train_and_dev(train_file, dev_file)
-    if exclude_eval_split:
-        try:
-            split = evaluation_split(train_set, settings)
-        except (DataError, FileNotFoundError) as exc:
-            fail(str(exc))
-        typer.echo(
-            f"left out the evaluation split ({split.source}): {len(split.eval)} of {len(train_set)} sentences, "
-            f"{len(split.documents)} documents",
-            err=True,
-        )
-        if not split.train:
-            fail(f"nothing left to train on: every document of {train_file} is in the evaluation split")
-        train_set = split.train
+    split = _leave_out_eval_split(train_set, train_file, settings) if exclude_eval_split else None
     result = train_and_export(
-        train_set[:limit],
+        (split.train if split else train_set)[:limit],
         dev_set,
         out,
         settings,
         sources={"train": train_file, "dev": dev_file},
         export=not no_export,
         progress=bars(progress),
+        held_out=split,
     )
     typer.echo(json.dumps(result, indent=2))
 
@@ -188,6 +199,7 @@ def distill(
     ] = None,
     limit_papers: Annotated[int | None, typer.Option(help="Use only the first N unlabeled papers.")] = None,
     epochs: Annotated[int | None, typer.Option(help="Override SCINER_EPOCHS.")] = None,
+    exclude_eval_split: ExcludeEvalSplitFlag = False,
     progress: ProgressFlag = None,
 ) -> None:
     """Distil a teacher into the student encoder (SCINER_BASE_MODEL): gold CE + KL to the teacher's soft labels."""
@@ -198,6 +210,8 @@ def distill(
 
     settings = _settings(epochs)
     gold, dev_set = _train_and_dev(train_file, dev_file)
+    split = _leave_out_eval_split(gold, train_file, settings) if exclude_eval_split else None
+    gold = split.train if split else gold
     try:
         teacher_labels = read_metadata(teacher).labels
         extra = unlabeled_sentences(unlabeled, limit_papers) if unlabeled else []
@@ -217,6 +231,7 @@ def distill(
         sources={"train": train_file, "dev": dev_file},
         progress=bars(progress),
         soft_targets=targets,
+        held_out=split,
     )
     typer.echo(json.dumps(result, indent=2))
 

@@ -181,6 +181,14 @@ def soft_targets_for_parts(
     )
 
 
+TEACHER_JOIN = " + "  # how averaged targets name their teachers
+
+
+def teacher_dirs(targets: SoftTargets) -> list[str]:
+    """The teacher folders the targets came from (several when averaged). Pure."""
+    return [t for t in targets.teacher.split(TEACHER_JOIN) if t]
+
+
 def average_soft_targets(sets: list[SoftTargets]) -> SoftTargets:
     """Several teachers' distributions over the same sentences, averaged per word (ensemble distillation:
     the mean of two models' distributions labels better than either). Its hash is the hash of the sets'
@@ -197,7 +205,7 @@ def average_soft_targets(sets: list[SoftTargets]) -> SoftTargets:
             raise ValueError("teachers labelled different sentences")
     by_id = {sid: np.mean([t.by_id[sid] for t in sets], axis=0, dtype=np.float32) for sid in first.by_id}
     digest = hashlib.sha256("\n".join(t.sha256 for t in sets).encode()).hexdigest()
-    return SoftTargets(first.labels, by_id, digest, " + ".join(t.teacher for t in sets))
+    return SoftTargets(first.labels, by_id, digest, TEACHER_JOIN.join(t.teacher for t in sets))
 
 
 def ensemble_soft_targets(

@@ -164,6 +164,38 @@ def promote(
     typer.echo(f"{move.alias}: v{move.before} -> v{move.after}")
 
 
+def challenge(
+    model_dir: Annotated[Path, typer.Argument(help="Model folder trained outside the loop (exported to ONNX).")],
+    why: Annotated[str, typer.Option(help="What this model is (tag challenge_reason, in the description).")] = "",
+    trust_split: Annotated[
+        str,
+        typer.Option(
+            help="Register a model that does not record leaving out the gate's evaluation split anyway; "
+            "this reason goes on the version (tag split_check)."
+        ),
+    ] = "",
+    wait: Annotated[float, typer.Option(help="Seconds to wait for a running round (-1: forever).")] = 0.0,
+) -> None:
+    """Judge a model trained elsewhere (GPU, distillation, a soup) with the rounds' gate; register it.
+
+    The version becomes the challenger, and the champion only if the gate passes. The model must have left
+    out the gate's evaluation split (`sciner train/distill --exclude-eval-split` record it)."""
+    from training.challenge import ChallengeInputError, run_challenge
+    from training.errors import RoundError
+    from training.locking import LockBusy
+
+    try:
+        with _stdout_to_stderr():
+            result = run_challenge(_settings(), model_dir, why=why, trust_split=trust_split, wait=wait)
+    except ChallengeInputError as exc:
+        _fail(str(exc), EXIT_INPUT)
+    except LockBusy as exc:
+        _fail(str(exc), EXIT_BUSY)
+    except RoundError as exc:
+        _fail(f"challenge failed: {exc}")
+    _echo_json(result.to_dict())
+
+
 def rollback() -> None:
     """Move the champion alias back to the version it replaced."""
     from training.aliases import rollback as do_rollback
@@ -251,6 +283,7 @@ def register(app: typer.Typer) -> None:
     app.command()(retrain)
     app.command()(scheduler)
     app.command()(promote)
+    app.command()(challenge)
     app.command()(rollback)
     app.command("export-review")(export_review)
     app.command("ingest-gold")(ingest_gold)

@@ -11,9 +11,11 @@ from sciner.predictor import Predictor
 from sciner.records import Sentence
 from sciner.settings import Settings
 from training.calibrate import bias_grid, calibrate_o_bias
-from training.distill import SoftTargets
+from training.distill import SoftTargets, teacher_dirs
+from training.eval_split import EvalSplit
 from training.evaluate import evaluate_predictor
 from training.export import export_onnx
+from training.held_out import HELD_OUT_KEY, TEACHERS_KEY, held_out_record
 from training.trainer import train_model
 
 log = logging.getLogger(__name__)
@@ -38,10 +40,13 @@ def train_and_export(
     progress: bool = True,
     soft_targets: SoftTargets | None = None,
     finish: bool = True,
+    held_out: EvalSplit | None = None,
 ) -> dict:
     """Fine-tune, export ONNX, fit the O-logit decoding bias on dev (served variant), evaluate it on dev;
     record it all in ``sciner.json``. ``finish=False`` stops after training (the PyTorch checkpoint and its
-    metadata): the caller changes the model first (a round's soup) and then calls :func:`export_and_score`."""
+    metadata): the caller changes the model first (a round's soup) and then calls :func:`export_and_score`.
+    ``held_out``: the gate's evaluation split the caller left out of ``train``, recorded with what each
+    teacher left out (:mod:`training.held_out`; ``sciner challenge`` checks it)."""
     sources = sources or {}
     out.parent.mkdir(parents=True, exist_ok=True)
     data_info = {"train": data_fingerprint("train", train, sources.get("train"), out.parent)}
@@ -52,12 +57,23 @@ def train_and_export(
             "sha256": soft_targets.sha256,
             "teacher": soft_targets.teacher,
             "sentences": len(soft_targets),
+            TEACHERS_KEY: {t: teacher_held_out(Path(t)) for t in teacher_dirs(soft_targets)},
         }
+    if held_out is not None:
+        data_info[HELD_OUT_KEY] = held_out_record(held_out)
     result = train_model(train, dev, out, settings, data_info=data_info, progress=progress, soft_targets=soft_targets)
     summary: dict = {"model_dir": str(out), "best_epoch": result.best_epoch, "train_seconds": result.seconds}
     if not finish:
         return summary
     return {**summary, **export_and_score(out, dev, settings, export=export)}
+
+
+def teacher_held_out(teacher: Path) -> dict | None:
+    """The evaluation split a teacher folder recorded leaving out (None: none recorded, or no folder)."""
+    try:
+        return read_metadata(teacher).data.get(HELD_OUT_KEY)
+    except (FileNotFoundError, ValueError, TypeError):
+        return None
 
 
 def export_and_score(out: Path, dev: list[Sentence] | None, settings: Settings, export: bool = True) -> dict:

@@ -62,25 +62,7 @@ def write_snapshot(
 def round_metrics(
     cand: Evaluation, champ: Evaluation, decision: Decision, thresholds: dict, stats: dict, auto_stats: dict
 ) -> dict[str, float]:
-    m: dict[str, float] = {}
-    m.update(cand.as_flat_metrics("eval_"))
-    m.update(champ.as_flat_metrics("champion_eval_"))
-    m["f1_delta"] = decision.delta
-    if decision.ci is not None:
-        m.update(
-            {
-                "bootstrap_delta_lower": decision.ci.lower,
-                "bootstrap_delta_upper": decision.ci.upper,
-                "bootstrap_delta_mean": decision.ci.mean,
-                "bootstrap_resamples": float(decision.ci.samples),
-                "bootstrap_confidence": decision.ci.confidence,
-                "bootstrap_documents": float(decision.ci.units),
-            }
-        )
-    if decision.spread_threshold is not None:
-        m["seed_spread_threshold"] = decision.spread_threshold
-    for name, floor in decision.class_floors.items():
-        m[f"class_floor_{name}"] = floor.f1
+    m = gate_metrics(cand, champ, decision)
     for name, t in thresholds.items():
         m[f"threshold_{name}"] = t.threshold
     for key in (
@@ -105,5 +87,29 @@ def round_metrics(
     m["souped"] = float(bool(stats.get("souped")))
     if "trained_alone_eval_micro_f1" in stats:  # the round's model before averaging with the champion
         m["trained_alone_eval_micro_f1"] = float(stats["trained_alone_eval_micro_f1"])
+    return m
+
+
+def gate_metrics(cand: Evaluation, champ: Evaluation, decision: Decision) -> dict[str, float]:
+    """What every gated version logs: both models' scores on the evaluation split and the gate's figures."""
+    m: dict[str, float] = {}
+    m.update(cand.as_flat_metrics("eval_"))
+    m.update(champ.as_flat_metrics("champion_eval_"))
+    m["f1_delta"] = decision.delta
+    if decision.ci is not None:
+        m.update(
+            {
+                "bootstrap_delta_lower": decision.ci.lower,
+                "bootstrap_delta_upper": decision.ci.upper,
+                "bootstrap_delta_mean": decision.ci.mean,
+                "bootstrap_resamples": float(decision.ci.samples),
+                "bootstrap_confidence": decision.ci.confidence,
+                "bootstrap_documents": float(decision.ci.units),
+            }
+        )
+    if decision.spread_threshold is not None:
+        m["seed_spread_threshold"] = decision.spread_threshold
+    for name, floor in decision.class_floors.items():
+        m[f"class_floor_{name}"] = floor.f1
     m["promoted"] = float(decision.promote)
     return m

@@ -205,6 +205,7 @@ def _round_body(
             progress=progress,
             soft_targets=soft_targets,
             finish=False,
+            held_out=gold.split,
         )
     with stage("soup"):
         checkpoint = champion_checkpoint(settings, champion.version)

@@ -13,6 +13,7 @@ model folder.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 from collections.abc import Mapping, Sequence
@@ -21,9 +22,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load as load_safetensors
+from safetensors.torch import save_file
 
-from sciner.model_dir import HF_DIR, METADATA_FILE, ONNX_DIR, ModelMetadata, read_metadata, sha256_file, write_metadata
+from sciner.model_dir import HF_DIR, METADATA_FILE, ONNX_DIR, ModelMetadata, read_metadata, write_metadata
 
 WEIGHTS_FILE = "model.safetensors"
 # config entries that say how a checkpoint was saved, not what the network is
@@ -134,6 +136,12 @@ def read_member(folder: Path, checkpoint: Path | None = None, name: str | None =
     return Member(folder, meta, config, tokenizer.get("model", {}).get("vocab", {}), checkpoint, name or str(folder))
 
 
+def read_weights(path: Path) -> tuple[str, dict[str, torch.Tensor]]:
+    """A safetensors file read once: its sha256 (what the soup's metadata names it by) and its tensors."""
+    raw = path.read_bytes()
+    return hashlib.sha256(raw).hexdigest(), load_safetensors(raw)
+
+
 def make_soup(folders: Sequence[Path], out: Path) -> Path:
     """Average the models in ``folders`` (each with its ``hf/`` checkpoint) into the model folder ``out``."""
     return make_soup_of([read_member(f) for f in folders], out)
@@ -153,8 +161,7 @@ def make_soup_of(members: Sequence[Member], out: Path) -> Path:
     try:
         shutil.copytree(lead.folder, staging, ignore=shutil.ignore_patterns(ONNX_DIR, HF_DIR, METADATA_FILE))
         shutil.copytree(lead.checkpoint, staging / HF_DIR, ignore=shutil.ignore_patterns(WEIGHTS_FILE))
-        digests = [sha256_file(m.weights) for m in members]
-        states = [load_file(m.weights) for m in members]
+        digests, states = zip(*(read_weights(m.weights) for m in members), strict=True)
         save_file(average_state_dicts(states), staging / HF_DIR / WEIGHTS_FILE, metadata={"format": "pt"})
         del states
         created = datetime.now(UTC).isoformat(timespec="seconds")
