@@ -662,24 +662,6 @@ def teacher_folder(env, tmp_path: Path) -> tuple[Path, str]:
     return teacher, sha256_file(teacher / "onnx" / "int8" / "model.onnx")[:12]
 
 
-def test_a_round_annotated_by_a_teacher_folder_records_the_teacher_in_its_lineage(env, champion, tmp_path):
-    teacher, digest = teacher_folder(env, tmp_path)
-    result = cli(env, "retrain", "--once", SCINER_ANNOTATOR_MODEL=str(teacher), SCINER_MIN_F1_DELTA="1.0")
-    assert result.exit_code == 0, result.output
-    mv = version(env, json.loads(result.stdout)["version"])
-    assert mv.tags["annotator"] == f"teacher mpnet-teacher (sha256 {digest})"
-    assert "training sentences auto-annotated by teacher mpnet-teacher" in mv.description
-    assert client(env).get_run(mv.run_id).data.params["annotator_model"] == str(teacher)
-    lineage = artifact_json(env, mv.run_id, "review/lineage.json", tmp_path)
-    assert lineage["data"]["auto_annotated"]["annotator_version"] == f"teacher:mpnet-teacher@{digest}"
-    rows = Path(client(env).download_artifacts(mv.run_id, "auto/predictions.jsonl", str(tmp_path))).read_text()
-    assert {json.loads(r)["annotator_version"] for r in rows.splitlines()} == {f"teacher:mpnet-teacher@{digest}"}
-    tasks = json.loads(
-        Path(client(env).download_artifacts(mv.run_id, "auto/active_learning.json", str(tmp_path))).read_text()
-    )
-    assert {t["predictions"][0]["model_version"] for t in tasks} == {f"teacher:mpnet-teacher@{digest}"}
-
-
 def test_a_teacher_folder_that_is_not_a_model_fails_the_round_and_uses_no_paper(env, champion, tmp_path):
     before, versions = unused(env), len(client(env).search_model_versions("name='sciner'"))
     result = cli(env, "retrain", "--once", SCINER_ANNOTATOR_MODEL=str(tmp_path))
@@ -688,7 +670,9 @@ def test_a_teacher_folder_that_is_not_a_model_fails_the_round_and_uses_no_paper(
     assert unused(env) == before and len(client(env).search_model_versions("name='sciner'")) == versions
 
 
-def test_a_distilling_round_trains_on_the_teachers_distributions_and_says_so_in_the_version(env, champion, tmp_path):
+def test_a_round_annotated_and_distilled_by_a_teacher_folder_records_the_teacher_everywhere(env, champion, tmp_path):
+    """The teacher annotates the round's papers (its lineage, predictions and review tasks name it) and, with
+    SCINER_ROUND_DISTILL, the round's model learns its distributions (the version says so)."""
     from sciner import registry
 
     teacher, digest = teacher_folder(env, tmp_path)
@@ -703,6 +687,15 @@ def test_a_distilling_round_trains_on_the_teachers_distributions_and_says_so_in_
     )
     assert result.exit_code == 0, result.output
     mv = version(env, json.loads(result.stdout)["version"])
+    assert mv.tags["annotator"] == f"teacher mpnet-teacher (sha256 {digest})"
+    assert "training sentences auto-annotated by teacher mpnet-teacher" in mv.description
+    assert client(env).get_run(mv.run_id).data.params["annotator_model"] == str(teacher)
+    rows = Path(client(env).download_artifacts(mv.run_id, "auto/predictions.jsonl", str(tmp_path))).read_text()
+    assert {json.loads(r)["annotator_version"] for r in rows.splitlines()} == {f"teacher:mpnet-teacher@{digest}"}
+    tasks = json.loads(
+        Path(client(env).download_artifacts(mv.run_id, "auto/active_learning.json", str(tmp_path))).read_text()
+    )
+    assert {t["predictions"][0]["model_version"] for t in tasks} == {f"teacher:mpnet-teacher@{digest}"}
     assert mv.tags["distilled_from"] == f"teacher mpnet-teacher (sha256 {digest})"
     assert client(env).get_run(mv.run_id).data.params["round_distill"] == "True"
     # the gold part and the round's auto-annotated part, each cached on its own, merged in that order
@@ -712,6 +705,7 @@ def test_a_distilling_round_trains_on_the_teachers_distributions_and_says_so_in_
     (n_auto,) = set(parts) - {n_gold}
     merged = hashlib.sha256(f"{parts[n_gold]}\n{parts[n_auto]}".encode()).hexdigest()
     lineage = artifact_json(env, mv.run_id, "review/lineage.json", tmp_path)
+    assert lineage["data"]["auto_annotated"]["annotator_version"] == f"teacher:mpnet-teacher@{digest}"
     assert lineage["data"]["teacher_soft_targets"] == {
         "sha256": merged,
         "teacher_version": f"teacher:mpnet-teacher@{digest}",

@@ -83,9 +83,13 @@ def fit_o_bias(
     return BiasCalibration(choose_bias(points), points, len(logits))
 
 
-def calibrate_o_bias(predictor: Predictor, gold: list[Sentence], grid: list[float]) -> BiasCalibration:
-    """Run the model once over ``gold``, re-decode its logits under every bias of ``grid``."""
-    logits = predictor.record_logits(gold)
+def calibrate_o_bias(
+    predictor: Predictor, gold: list[Sentence], grid: list[float], logits: list[WordLogits] | None = None
+) -> BiasCalibration:
+    """Run the model once over ``gold`` (or take its ``logits`` for them), re-decode them under every bias of
+    ``grid``."""
+    if logits is None:
+        logits = predictor.record_logits(gold)
     result = fit_o_bias(predictor, logits, [[t or OUTSIDE for t in (s.tags or [])] for s in gold], grid)
     log.info(
         "O-logit bias %.2f: dev micro-F1 %.4f -> %.4f (P %.3f R %.3f)",

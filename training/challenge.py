@@ -84,8 +84,10 @@ def _challenge_locked(settings: Settings, model_dir: Path, why: str, trust_split
         )
     try:
         meta = read_metadata(model_dir)
-    except (FileNotFoundError, ValueError, TypeError) as exc:
-        raise ChallengeInputError(f"{model_dir} is not a sciner model folder: {exc}") from exc
+    except FileNotFoundError as exc:
+        raise ChallengeInputError(str(exc)) from exc  # "<folder> is not a sciner model folder: ..."
+    except (ValueError, TypeError) as exc:
+        raise ChallengeInputError(f"{model_dir}'s sciner.json cannot be read: {exc}") from exc
     stage = Stages(KIND, None, None)
     with stage("load_gold"):
         gold = load_gold(settings)

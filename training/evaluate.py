@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sciner.labels import ENTITY_TYPES, OUTSIDE
 from sciner.metrics import Evaluation, evaluate_tags
-from sciner.predictor import Predictor
+from sciner.predictor import Predictor, WordLogits
 from sciner.records import Sentence
 
 
@@ -14,7 +14,15 @@ def predict_tags(predictor: Predictor, sentences: list[Sentence]) -> list[list[s
 
 def evaluate_predictor(predictor: Predictor, gold: list[Sentence]) -> tuple[Evaluation, list[list[str]]]:
     """(evaluation, predicted tags). Unknown gold tags (``None``) count as ``O``."""
-    pred = predict_tags(predictor, gold)
+    return evaluate_logits(predictor, predictor.record_logits(gold), gold)
+
+
+def evaluate_logits(
+    predictor: Predictor, logits: list[WordLogits], gold: list[Sentence]
+) -> tuple[Evaluation, list[list[str]]]:
+    """:func:`evaluate_predictor` of logits the model already produced for ``gold`` (decoded as
+    ``predict_records`` decodes them, with the predictor's bias)."""
+    pred = [predictor.decode(w).tags for w in logits]
     gold_tags = [[t or OUTSIDE for t in (s.tags or [])] for s in gold]
     classes = [t for t in ENTITY_TYPES if f"B-{t}" in predictor.labels]
     return evaluate_tags(gold_tags, pred, classes), pred

@@ -13,7 +13,7 @@ from sciner.settings import Settings
 from training.calibrate import bias_grid, calibrate_o_bias
 from training.distill import SoftTargets, teacher_dirs
 from training.eval_split import EvalSplit
-from training.evaluate import evaluate_predictor
+from training.evaluate import evaluate_logits
 from training.export import export_onnx
 from training.held_out import HELD_OUT_KEY, TEACHERS_KEY, held_out_record
 from training.trainer import train_model
@@ -85,13 +85,14 @@ def export_and_score(out: Path, dev: list[Sentence] | None, settings: Settings, 
     if dev:
         predictor = Predictor.from_model_dir(out, settings)
         meta = read_metadata(out)
+        logits = predictor.record_logits(dev)  # one pass over dev: the calibration and the evaluation share it
         if settings.calibrate_o_bias:
             grid = bias_grid(settings.o_bias_min, settings.o_bias_max, settings.o_bias_step)
-            calibration = calibrate_o_bias(predictor, dev, grid)
+            calibration = calibrate_o_bias(predictor, dev, grid, logits)
             meta.decoding = calibration.as_metadata()
             predictor.o_bias = calibration.o_bias
             summary["o_bias"] = calibration.o_bias
-        evaluation, _ = evaluate_predictor(predictor, dev)
+        evaluation, _ = evaluate_logits(predictor, logits, dev)
         meta.metrics["dev"] = evaluation.as_flat_metrics()
         meta.metrics["dev_engine"] = predictor.backend.name
         write_metadata(out, meta)
