@@ -25,6 +25,7 @@ from training.distill import (
     save_soft_targets,
     soft_targets_for,
     soft_targets_for_parts,
+    teacher_dirs,
     unlabeled_sentences,
 )
 
@@ -101,7 +102,10 @@ def test_two_teachers_distributions_are_averaged_per_word_and_named_together():
     student = SoftTargets(labels, {"s": np.array([[0.6, 0.4, 0.0], [0.0, 0.6, 0.4]], np.float32)}, "b" * 64, "minilm")
     both = average_soft_targets([teacher, student])
     assert np.allclose(both.by_id["s"], [[0.8, 0.2, 0.0], [0.1, 0.7, 0.2]])
-    assert both.teacher == "mpnet + minilm"
+    assert both.teacher == "mpnet + minilm" and teacher_dirs(both) == ["mpnet", "minilm"] == [
+        *teacher_dirs(teacher),
+        *teacher_dirs(student),
+    ]  # each teacher's folder, whose record of the evaluation split the student keeps
     assert both.sha256 == hashlib.sha256(("a" * 64 + "\n" + "b" * 64).encode()).hexdigest()
     assert average_soft_targets([teacher]) is teacher
 
