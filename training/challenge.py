@@ -22,7 +22,7 @@ from training.aliases import champion_version as _champion
 from training.aliases import check_registry
 from training.aliases import registry_call as _registry_call
 from training.errors import RoundError
-from training.gate import gate, promote_if_unchanged, recheck_champion
+from training.gate import gate, recheck_champion, register_gated
 from training.gold import load_gold
 from training.held_out import held_out_problems
 from training.lineage import TAG as LINEAGE_TAG
@@ -31,7 +31,7 @@ from training.locking import RoundLock
 from training.promotion import PROMOTED, REJECTED
 from training.review import write_review
 from training.round_common import RoundResult, Stages, evaluate_model, short_model_name
-from training.round_records import gate_metrics
+from training.round_records import gate_metrics, gate_tags
 from training.verdict import decision_headline
 from training.verdict import description as version_description
 
@@ -143,29 +143,19 @@ def _challenge_locked(settings: Settings, model_dir: Path, why: str, trust_split
                 "summary": {"challenge": str(model_dir), "split_check": checked, "why": why, "model_data": meta.data},
             },
         )
-    tags = {
-        "decision": decision.label,
-        "reason": decision.reason,
-        "parent_version": champion.version,
-        "kind": KIND,
-        "challenge_source": str(model_dir.resolve()),
-        "split_check": checked,
-        LINEAGE_TAG: data_lineage[LINEAGE_TAG],
-        **gold.split_tags,
-        "gate_rule": decision.rule,
-        "gate_fired": decision.fired,
-        "base_model": base_model,
-    }
+    tags = gate_tags(decision, champion.version, data_lineage[LINEAGE_TAG], gold.split_tags, base_model, kind=KIND)
+    tags.update({"challenge_source": str(model_dir.resolve()), "split_check": checked})
     if why:
         tags["challenge_reason"] = why
     context = f"challenge of {model_dir.name} against v{champion.version}, {len(gold.eval)} gold evaluation sentences"
     context += f"; split {checked}" + (f"; {why}" if why else "")
     with stage("register"):
-        version = _registry_call(
-            "registering the challenger",
-            registry.register_model_dir,
+        version, champion_after = register_gated(
             settings,
+            champion,
+            decision,
             model_dir,
+            what="challenger",
             run_name=f"challenge-{model_dir.name}",
             params={"challenge_source": str(model_dir.resolve()), "base_model": meta.base_model},
             metrics={**gate_metrics(cand_eval, champ_eval, decision), "gold_eval_sentences": float(len(gold.eval))},
@@ -173,12 +163,6 @@ def _challenge_locked(settings: Settings, model_dir: Path, why: str, trust_split
             artifacts={"review": review_dir},
             description=version_description(verdict, decision.reason, context),
         )
-        _registry_call(
-            "setting the challenger alias", registry.set_alias, settings, settings.challenger_alias, version.version
-        )
-        champion_after = champion.version
-        if decision.promote:
-            champion_after = promote_if_unchanged(settings, champion, version.version, decision)
     final = PROMOTED if champion_after == version.version else REJECTED
     log.info("challenge registered v%s decision=%s champion=v%s", version.version, final, champion_after)
     return RoundResult(

@@ -4,6 +4,9 @@ the decision rule itself, pure: :mod:`training.promotion`)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
 from sciner import registry
 from sciner.metrics import Evaluation
 from sciner.settings import Settings
@@ -110,3 +113,25 @@ def promote_if_unchanged(
         tags={"champion_previous": champion.version, "promoted_at": _now(), "promoted_by": "gate"},
     )
     return version
+
+
+def register_gated(
+    settings: Settings,
+    champion: registry.RegisteredVersion,
+    decision: Decision,
+    model_dir: Path,
+    *,
+    what: str,
+    **version: Any,
+) -> tuple[registry.RegisteredVersion, str]:
+    """Register a gated model (``version``: :func:`sciner.registry.register_model_dir`'s keywords), point
+    the ``challenger`` alias at it, and make it champion if the gate passed and nobody moved the champion
+    meanwhile. Returns the version and the champion afterwards."""
+    registered = _registry_call(f"registering the {what}", registry.register_model_dir, settings, model_dir, **version)
+    _registry_call(
+        "setting the challenger alias", registry.set_alias, settings, settings.challenger_alias, registered.version
+    )
+    champion_after = champion.version
+    if decision.promote:
+        champion_after = promote_if_unchanged(settings, champion, registered.version, decision)
+    return registered, champion_after

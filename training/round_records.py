@@ -10,6 +10,7 @@ from sciner.metrics import Evaluation
 from sciner.model_dir import atomic_write_text
 from sciner.records import Sentence
 from sciner.settings import Settings
+from training.lineage import TAG as LINEAGE_TAG
 from training.promotion import Decision
 from training.review import write_review_tasks
 
@@ -88,6 +89,24 @@ def round_metrics(
     if "trained_alone_eval_micro_f1" in stats:  # the round's model before averaging with the champion
         m["trained_alone_eval_micro_f1"] = float(stats["trained_alone_eval_micro_f1"])
     return m
+
+
+def gate_tags(
+    decision: Decision, parent_version: str, lineage_tag: str, split_tags: dict[str, str], base_model: str, kind: str
+) -> dict[str, str]:
+    """What every gated version is tagged with (rounds and challenges): the verdict, its parent, the data it
+    came from, the evaluation split it was judged on and the gate's rule (mlflow/REVIEW.md lists them)."""
+    return {
+        "decision": decision.label,
+        "reason": decision.reason,
+        "parent_version": parent_version,
+        "kind": kind,
+        LINEAGE_TAG: lineage_tag,
+        **split_tags,
+        "gate_rule": decision.rule,
+        "gate_fired": decision.fired,
+        "base_model": base_model,
+    }
 
 
 def gate_metrics(cand: Evaluation, champ: Evaluation, decision: Decision) -> dict[str, float]:

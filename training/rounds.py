@@ -34,7 +34,7 @@ from training.aliases import AliasMove, check_registry, promote_version, rollbac
 from training.aliases import champion_version as _champion
 from training.aliases import registry_call as _registry_call
 from training.errors import RoundError
-from training.gate import gate, promote_if_unchanged, recheck_champion
+from training.gate import gate, recheck_champion, register_gated
 from training.gold import load_gold
 from training.lineage import TAG as LINEAGE_TAG
 from training.lineage import lineage
@@ -53,7 +53,7 @@ from training.round_common import (
     round_params,
     short_model_name,
 )
-from training.round_records import round_metrics, write_snapshot
+from training.round_records import gate_tags, round_metrics, write_snapshot
 from training.verdict import decision_headline
 from training.verdict import description as version_description
 
@@ -311,30 +311,27 @@ def _round_body(
         + f"; {soup.note}"
         + (f" (trained alone: eval micro-F1 {trained_eval.micro_f1:.3f})" if trained_eval is not None else ""),
     )
-    tags = {
-        "decision": decision.label,
-        "reason": decision.reason,
-        "parent_version": champion.version,
-        "round_id": str(round_id),
-        "kind": "round",
-        LINEAGE_TAG: data_lineage[LINEAGE_TAG],
-        **gold.split_tags,
-        "gate_rule": decision.rule,
-        "gate_fired": decision.fired,
-        "base_model": short_model_name(settings.base_model),
-        "annotator": annotator.description,
-    }
+    tags = gate_tags(
+        decision,
+        champion.version,
+        data_lineage[LINEAGE_TAG],
+        gold.split_tags,
+        short_model_name(settings.base_model),
+        kind="round",
+    )
+    tags.update({"round_id": str(round_id), "annotator": annotator.description})
     if soft_targets is not None:
         tags["distilled_from"] = annotator.description
     tags["soup"] = soup.note
     metrics = round_metrics(cand_eval, champ_eval, decision, thresholds, stats, auto.stats)
     params = round_params(settings, round_id, champion.version, len(new), len(reused))
     with stage("register"):
-        version = _registry_call(
-            "registering the candidate",
-            registry.register_model_dir,
+        version, champion_after = register_gated(
             settings,
+            champion,
+            decision,
             candidate_dir,
+            what="candidate",
             run_name=f"round-{round_id}",
             params=params,
             metrics={**metrics, **{f"stage_{k}_s": v for k, v in stage.timings.items()}},
@@ -342,12 +339,6 @@ def _round_body(
             artifacts={"review": review_dir, "auto": auto_dir},
             description=description,
         )
-        _registry_call(
-            "setting the challenger alias", registry.set_alias, settings, settings.challenger_alias, version.version
-        )
-        champion_after = champion.version
-        if decision.promote:
-            champion_after = promote_if_unchanged(settings, champion, version.version, decision)
     log_late_metrics(settings, version.run_id, {"stage_register_s": stage.timings["register"]})
     with stage("record"):
         final_decision = PROMOTED if champion_after == version.version else REJECTED
