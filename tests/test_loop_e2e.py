@@ -808,6 +808,7 @@ def test_a_challenger_that_left_out_the_split_is_promoted_when_the_gate_passes(e
         assert tag in mv.tags, f"REVIEW.md names `{tag}`, which a challenge does not set"
     paths = artifact_paths(env, mv.run_id)
     assert "review/per_class.md" in paths and any(p.startswith("checkpoint/") for p in paths)
+    assert not list((settings(env).home / "challenges").iterdir())  # registered: no local copy of the review left
     metrics = client(env).get_run(mv.run_id).data.metrics
     assert metrics["promoted"] == 1.0
     assert metrics["f1_delta"] == pytest.approx(metrics["eval_micro_f1"] - metrics["champion_eval_micro_f1"])

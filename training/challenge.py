@@ -3,7 +3,8 @@ the same gate as a round's candidate, and is registered with its verdict.
 
     lock -> champion -> gold (the gate's evaluation split) -> did the model leave that split out?
     (:mod:`training.held_out`; else refused, or registered on a stated reason) -> evaluate model and
-    champion on it (same code as rounds) -> gate (:mod:`training.gate`) -> review -> register version
+    champion on it (same code as rounds) -> gate (:mod:`training.gate`) -> review (kept locally only until
+    it is registered as the version's artifact) -> register version
     -> alias challenger -> alias champion (if promoted and the champion did not move meanwhile)
 
 Nothing changes in the paper store: a challenge uses no papers. The model folder is only read.
@@ -12,6 +13,7 @@ Nothing changes in the paper store: a challenge uses no papers. The model folder
 from __future__ import annotations
 
 import logging
+import shutil
 import time
 from pathlib import Path
 
@@ -150,19 +152,24 @@ def _challenge_locked(settings: Settings, model_dir: Path, why: str, trust_split
     context = f"challenge of {model_dir.name} against v{champion.version}, {len(gold.eval)} gold evaluation sentences"
     context += f"; split {checked}" + (f"; {why}" if why else "")
     with stage("register"):
-        version, champion_after = register_gated(
-            settings,
-            champion,
-            decision,
-            model_dir,
-            what="challenger",
-            run_name=f"challenge-{model_dir.name}",
-            params={"challenge_source": str(model_dir.resolve()), "base_model": meta.base_model},
-            metrics={**gate_metrics(cand_eval, champ_eval, decision), "gold_eval_sentences": float(len(gold.eval))},
-            tags=tags,
-            artifacts={"review": review_dir},
-            description=version_description(verdict, decision.reason, context),
-        )
+        try:
+            version, champion_after = register_gated(
+                settings,
+                champion,
+                decision,
+                model_dir,
+                what="challenger",
+                run_name=f"challenge-{model_dir.name}",
+                params={"challenge_source": str(model_dir.resolve()), "base_model": meta.base_model},
+                metrics={**gate_metrics(cand_eval, champ_eval, decision), "gold_eval_sentences": float(len(gold.eval))},
+                tags=tags,
+                artifacts={"review": review_dir},
+                description=version_description(verdict, decision.reason, context),
+            )
+        except RoundError:
+            log.warning("challenge not registered; its review stays in %s", review_dir)
+            raise
+    shutil.rmtree(review_dir.parent, ignore_errors=True)  # registered: the review is the version's artifact
     final = PROMOTED if champion_after == version.version else REJECTED
     log.info("challenge registered v%s decision=%s champion=v%s", version.version, final, champion_after)
     return RoundResult(
