@@ -14,6 +14,8 @@
 #   MLFLOW_FLASK_SERVER_SECRET_KEY required: CSRF key of the auth app, the same on every replica
 #   MLFLOW_AUTH_DATABASE_URI       the user store; default the backend store (own tables)
 #   MLFLOW_AUTH_DEFAULT_PERMISSION permission of an account on resources without a grant (READ)
+#   MLFLOW_AUTH_CACHE_SECONDS      how long a worker trusts a checked password (default 60; 0: check
+#                                  the password hash on every request, MLflow's own default)
 #   MLFLOW_AUTH_CONFIG_PATH        a complete basic_auth.ini of your own instead of the above
 # Extra arguments are appended to `mlflow server`.
 set -eu
@@ -46,6 +48,7 @@ if [ "${MLFLOW_AUTH:-true}" = "true" ]; then
             echo "default_permission = ${MLFLOW_AUTH_DEFAULT_PERMISSION:-READ}"
             printf 'database_uri = %s\n' "$uri"
             echo "authorization_function = mlflow.server.auth:authenticate_request_basic_auth"
+            echo "auth_cache_ttl_seconds = ${MLFLOW_AUTH_CACHE_SECONDS:-60}"
         } > "$ini"
         umask 022
         export MLFLOW_AUTH_CONFIG_PATH="$ini"

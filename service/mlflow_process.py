@@ -2,13 +2,15 @@
 
 One launcher for the tests and the benchmarks: the same command line, the same health wait (which
 fails at once, with the server's log, when the server exits), the same stop (the whole process group,
-so uvicorn's workers go too). ``scripts/stack.py`` (``make run``) shares the command line; it supervises
+so uvicorn's workers go too); and the MLflow image's own entrypoint with authentication, for the tests and
+the benchmark of basic-auth. ``scripts/stack.py`` (``make run``) shares the command line; it supervises
 and restarts its children itself.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -19,6 +21,7 @@ from pathlib import Path
 
 from service.process import HOST, free_port, stop_process_group
 
+ENTRYPOINT = Path(__file__).resolve().parents[1] / "mlflow" / "docker-entrypoint.sh"
 START_TIMEOUT_S = 300.0  # importing the server takes minutes on a loaded 2-core box
 LOG_TAIL_CHARS = 3000
 
@@ -90,6 +93,48 @@ def start_mlflow_server(
         wait_healthy(url, proc, log_path, timeout)
     except BaseException:
         stop_process_group(proc, grace=5)
+        raise
+    return proc, url
+
+
+def start_auth_entrypoint(
+    root: Path, admin_password: str, timeout: float = START_TIMEOUT_S, **env: str
+) -> tuple[subprocess.Popen[bytes], str]:
+    """The MLflow image's own start, ``mlflow/docker-entrypoint.sh`` (basic-auth app, sqlite store, one
+    worker), over ``root`` on a loopback port: a healthy server and its URL (log in ``<root>/server.log``,
+    rendered ``basic_auth.ini`` under ``<root>/mlflow-auth/``). ``env``: more of the entrypoint's variables."""
+    root.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    full_env = {
+        **os.environ,
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+        "MLFLOW_BACKEND_STORE_URI": f"sqlite:///{root / 'mlflow.db'}",
+        "MLFLOW_ARTIFACTS_DESTINATION": str(root / "artifacts"),
+        "MLFLOW_WORKERS": "1",
+        "MLFLOW_AUTH_ADMIN_PASSWORD": admin_password,
+        "MLFLOW_FLASK_SERVER_SECRET_KEY": "local-secret-key",
+        "MLFLOW_DISABLE_TELEMETRY": "true",
+        "LISTEN_HOST": HOST,
+        "LISTEN_PORT": str(port),
+        "TMPDIR": str(root),
+        **env,
+    }
+    for key in ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD", "MLFLOW_AUTH_CONFIG_PATH"):
+        full_env.pop(key, None)
+    log_path = root / "server.log"
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(
+            [shutil.which("sh") or "/bin/sh", str(ENTRYPOINT)],
+            env=full_env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    url = f"http://{HOST}:{port}"
+    try:
+        wait_healthy(url, proc, log_path, timeout)
+    except BaseException:
+        stop_process_group(proc, grace=10)
         raise
     return proc, url
 

@@ -7,7 +7,6 @@ the alias and downloads the version but cannot move aliases, register, or delete
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 import urllib.error
@@ -16,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from service.mlflow_process import wait_healthy
-from service.process import free_port, stop_process_group
+from service.mlflow_process import start_auth_entrypoint
+from service.process import stop_process_group
 
 pytest.importorskip("flask_wtf", reason="MLflow's basic-auth app needs Flask-WTF (pip install mlflow[auth])")
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
@@ -31,36 +30,14 @@ API_PW = "api-password-for-tests-0123456"
 @pytest.fixture(scope="module")
 def mlflow_server(tmp_path_factory):
     root = tmp_path_factory.mktemp("mlflow-auth")
-    port = free_port()
-    env = {
-        **os.environ,
-        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
-        "MLFLOW_BACKEND_STORE_URI": f"sqlite:///{root / 'mlflow.db'}",
-        "MLFLOW_ARTIFACTS_DESTINATION": str(root / "artifacts"),
-        "MLFLOW_WORKERS": "1",
-        "MLFLOW_AUTH_ADMIN_PASSWORD": ADMIN_PW,
-        "MLFLOW_FLASK_SERVER_SECRET_KEY": "test-secret-key",
-        "MLFLOW_DISABLE_TELEMETRY": "true",
-        "LISTEN_HOST": "127.0.0.1",
-        "LISTEN_PORT": str(port),
-        "TMPDIR": str(root),
-    }
-    for key in ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD", "MLFLOW_AUTH_CONFIG_PATH"):
-        env.pop(key, None)
-    log = (root / "server.log").open("wb")
-    proc = subprocess.Popen(
-        [shutil.which("sh") or "/bin/sh", str(REPO / "mlflow" / "docker-entrypoint.sh")],
-        env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-    )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
+    proc, url = start_auth_entrypoint(root, ADMIN_PW, timeout=180)
     try:
-        wait_healthy(url, proc, root / "server.log", timeout=180)
-        ini = (root / "mlflow-auth" / "basic_auth.ini").stat()
-        assert ini.st_mode & 0o077 == 0  # the rendered ini (user store URI) is private
+        ini = root / "mlflow-auth" / "basic_auth.ini"
+        assert ini.stat().st_mode & 0o077 == 0  # the rendered ini (user store URI) is private
+        assert "auth_cache_ttl_seconds = 60" in ini.read_text()  # a checked password is trusted for 60 s
         yield url, root
     finally:
         stop_process_group(proc, grace=10)
-        log.close()
 
 
 def run_accounts(url: str, **extra: str) -> subprocess.CompletedProcess[str]:
