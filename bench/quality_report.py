@@ -33,6 +33,8 @@ ORDER = [
     "gold-1ep-case",
     "gold-1ep-case-s43",
     "soup-gold-1ep",
+    "selfdistill-gold-1ep",
+    "soup-selfdistill-3",
     "recipe",
     "head-lr",
     "gold-1ep-scierc",
