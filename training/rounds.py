@@ -82,10 +82,6 @@ def _round_locked(settings: Settings, force: bool, progress: bool, heartbeat: He
             f"registered model {settings.registered_model_name!r} has no {settings.champion_alias!r} alias: "
             "run `sciner bootstrap` first"
         )
-    if settings.round_distill and settings.annotator_model is None:
-        raise RoundError(
-            "SCINER_ROUND_DISTILL=true needs a teacher to distil: set SCINER_ANNOTATOR_MODEL to its model folder"
-        )
     store = PaperStore.from_settings(settings)
     try:
         new = store.unused_papers(settings.papers_per_round)
@@ -187,11 +183,11 @@ def _round_body(
         auto_sha = sha256_file(auto_file)
     train_set = gold.train_all + auto_train
     soft_targets = None
-    if settings.round_distill and settings.annotator_model is not None:
+    if settings.round_distill:  # the annotator teaches: the teacher folder, or else the champion (self-distillation)
         with stage("teacher_soft_targets"):
             student_labels = labels_of(s.tags for s in [*train_set, *gold.dev])
             soft_targets = soft_targets_for_parts(
-                settings.annotator_model, [gold.train_all, auto_train], student_labels, settings, progress
+                settings.annotator_model or champ_dir, [gold.train_all, auto_train], student_labels, settings, progress
             )
     log.info("round=%d stage=train gold=%d auto=%d", round_id, len(gold.train_all), len(auto_train))
     with stage("train"):
