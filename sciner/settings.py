@@ -240,8 +240,8 @@ class Settings(BaseSettings):
         description="The round's student also learns its annotator's soft distributions (`sciner distill`'s loss, "
         "SCINER_DISTILL_*) on gold train and on the auto-annotated sentences: the SCINER_ANNOTATOR_MODEL teacher, or "
         "without one the champion itself (self-distillation: +0.8 to +1.2 dev F1 over the teachers at one epoch, "
-        "docs/quality.md, for ~20 more minutes of labelling a round). The gold part is labelled once per gold "
-        "version and teacher (cached under SCINER_HOME/distill).",
+        "docs/quality.md; gold train is labelled again after each promotion, ~7-10 minutes on 2 cores). The gold "
+        "part is labelled once per gold version and teacher (cached under SCINER_HOME/distill).",
     )
     round_soup: bool = Field(
         True,

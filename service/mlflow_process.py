@@ -78,21 +78,21 @@ def start_mlflow_server(
     store.mkdir(parents=True, exist_ok=True)
     port = port or free_port()
     env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", "PYTHONUNBUFFERED": "1"}
-    log_path = store / "mlflow.log"
+    return _start_healthy(mlflow_server_command(store, port), env, store / "mlflow.log", port, timeout, cwd=store)
+
+
+def _start_healthy(
+    command: list[str], env: dict[str, str], log_path: Path, port: int, timeout: float, cwd: Path | None = None
+) -> tuple[subprocess.Popen[bytes], str]:
+    """Start ``command`` in its own process group (output to ``log_path``) and wait for ``/health`` on
+    ``port``; stopped again if it does not answer."""
     with log_path.open("wb") as log:
-        proc = subprocess.Popen(
-            mlflow_server_command(store, port),
-            cwd=store,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+        proc = subprocess.Popen(command, cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     url = f"http://{HOST}:{port}"
     try:
         wait_healthy(url, proc, log_path, timeout)
     except BaseException:
-        stop_process_group(proc, grace=5)
+        stop_process_group(proc, grace=10)
         raise
     return proc, url
 
@@ -121,22 +121,8 @@ def start_auth_entrypoint(
     }
     for key in ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD", "MLFLOW_AUTH_CONFIG_PATH"):
         full_env.pop(key, None)
-    log_path = root / "server.log"
-    with log_path.open("wb") as log:
-        proc = subprocess.Popen(
-            [shutil.which("sh") or "/bin/sh", str(ENTRYPOINT)],
-            env=full_env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    url = f"http://{HOST}:{port}"
-    try:
-        wait_healthy(url, proc, log_path, timeout)
-    except BaseException:
-        stop_process_group(proc, grace=10)
-        raise
-    return proc, url
+    command = [shutil.which("sh") or "/bin/sh", str(ENTRYPOINT)]
+    return _start_healthy(command, full_env, root / "server.log", port, timeout)
 
 
 @contextmanager
