@@ -122,12 +122,14 @@ def register_gated(
     model_dir: Path,
     *,
     what: str,
-    **version: Any,
+    **registration: Any,
 ) -> tuple[registry.RegisteredVersion, str]:
-    """Register a gated model (``version``: :func:`sciner.registry.register_model_dir`'s keywords), point
+    """Register a gated model (``registration``: :func:`sciner.registry.register_model_dir`'s keywords), point
     the ``challenger`` alias at it, and make it champion if the gate passed and nobody moved the champion
     meanwhile. Returns the version and the champion afterwards."""
-    registered = _registry_call(f"registering the {what}", registry.register_model_dir, settings, model_dir, **version)
+    registered = _registry_call(
+        f"registering the {what}", registry.register_model_dir, settings, model_dir, **registration
+    )
     _registry_call(
         "setting the challenger alias", registry.set_alias, settings, settings.challenger_alias, registered.version
     )
