@@ -31,7 +31,9 @@ class ServerDidNotStart(RuntimeError):
 
 
 def mlflow_server_command(store: Path, port: int, program: list[str] | None = None) -> list[str]:
-    """``mlflow server`` over ``<store>/mlflow.db`` and ``<store>/artifacts``, on loopback, one worker."""
+    """``mlflow server`` over ``<store>/mlflow.db`` and ``<store>/artifacts``, on loopback, one worker; the paths
+    are absolute (the server runs inside ``store``, where a relative one would name ``store/store``)."""
+    store = store.resolve()
     return [
         *(program or [sys.executable, "-m", "mlflow"]),
         "server",

@@ -27,6 +27,15 @@ def test_the_command_serves_the_store_on_loopback_with_one_worker(tmp_path: Path
     assert mlflow_server_command(tmp_path, 5999, ["/venv/bin/mlflow"])[:2] == ["/venv/bin/mlflow", "server"]
 
 
+def test_a_relative_store_is_served_from_where_it_lies_not_from_a_copy_inside_itself(
+    tmp_path: Path, monkeypatch
+) -> None:
+    monkeypatch.chdir(tmp_path)  # the server's working directory is the store: relative paths would nest
+    cmd = mlflow_server_command(Path("var/ml"), 5999)
+    assert cmd[cmd.index("--backend-store-uri") + 1] == f"sqlite:///{tmp_path / 'var/ml/mlflow.db'}"
+    assert cmd[cmd.index("--artifacts-destination") + 1] == str(tmp_path / "var/ml/artifacts")
+
+
 def answers(url: str) -> bool:
     try:
         with urllib.request.urlopen(f"{url}/health", timeout=2) as resp:
