@@ -22,6 +22,7 @@ from training.distill import (
     load_soft_targets,
     merge_soft_targets,
     paper_blocks,
+    round_soft_targets,
     save_soft_targets,
     soft_targets_for,
     soft_targets_for_parts,
@@ -130,6 +131,34 @@ def test_each_part_is_labelled_and_cached_on_its_own(tiny_model_dir, seed_dev, t
     second = soft_targets_for_parts(tiny_model_dir, [gold, seed_dev[5:6]], labels, settings)
     assert gold_file.stat().st_mtime_ns == stamp  # read from the cache, not labelled again
     assert len(list((tmp_path / "distill").glob("*.npz"))) == 3 and second.sha256 != first.sha256
+
+
+def test_a_round_removes_the_soft_targets_earlier_rounds_cached_and_it_does_not_reuse(
+    tiny_model_dir, seed_dev, tmp_path
+):
+    """The gold part a round reuses stays; an earlier round's auto-annotated part goes; a ``sciner distill``
+    file (no owner) is never touched."""
+    labels = read_metadata(tiny_model_dir).labels
+    settings = Settings(home=tmp_path, intra_op_threads=1)
+    cache = tmp_path / "distill"
+
+    def sizes() -> dict[int, str]:  # sentences -> owner of each cached file
+        metas = [json.loads(p.read_text()) for p in cache.glob("*.json")]
+        return {m["sentences"]: m.get("owner", "") for m in metas}
+
+    gold, first_auto, second_auto, cli_part = seed_dev[:3], seed_dev[3:5], seed_dev[5:6], seed_dev[6:10]
+    soft_targets_for(tiny_model_dir, cli_part, labels, settings)
+    round_soft_targets(tiny_model_dir, [gold, first_auto], labels, settings)
+    assert sizes() == {4: "", 3: "round", 2: "round"}
+    gold_file = next(p for p in cache.glob("*.npz") if json.loads(p.with_suffix(".json").read_text())["sentences"] == 3)
+    stamp = gold_file.stat().st_mtime_ns
+
+    second = round_soft_targets(tiny_model_dir, [gold, second_auto], labels, settings)
+
+    assert sorted(second.by_id) == sorted(s.id for s in [*gold, *second_auto])
+    assert sizes() == {4: "", 3: "round", 1: "round"}  # the first round's auto part is gone
+    assert gold_file.stat().st_mtime_ns == stamp  # reused, not labelled again
+    assert len(list(cache.glob("*.npz"))) == 3
 
 
 def _sentences_of(papers: list[tuple[str, int]]) -> list[Sentence]:

@@ -703,7 +703,9 @@ def test_a_round_annotated_and_distilled_by_a_teacher_folder_records_the_teacher
     assert client(env).get_run(mv.run_id).data.params["round_distill"] == "True"
     # the gold part and the round's auto-annotated part, each cached on its own, merged in that order
     cache = Path(env["SCINER_HOME"]) / "distill"
-    metas = [json.loads(p.read_text()) for p in cache.glob("*.json")]  # an earlier round's champion taught too
+    metas = [json.loads(p.read_text()) for p in cache.glob("*.json")]
+    # what the champion taught an earlier round is pruned: the cache holds this round's files only
+    assert [m["teacher"] for m in metas if m.get("owner") == "round"] == [str(teacher)] * 2
     parts = {m["sentences"]: m["sha256"] for m in metas if m["teacher"] == str(teacher)}
     n_gold = len(load_gold(settings(env)).train_all)
     (n_auto,) = set(parts) - {n_gold}

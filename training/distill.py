@@ -130,23 +130,38 @@ def distillation_loss(
     return loss
 
 
+ROUND_OWNER = "round"  # soft targets a self-training round wrote (and a later round may prune)
+
+
+def cache_path(teacher_dir: Path, sentences: list[Sentence], settings: object) -> Path:
+    """Where this teacher's distributions over ``sentences`` are cached: ``<home>/distill/<key>.npz``."""
+    key = cache_key(teacher_dir, sentences, settings.distill_temperature, settings.distill_teacher_variant)  # type: ignore[attr-defined]
+    return settings.home / "distill" / f"{key}.npz"  # type: ignore[attr-defined]
+
+
 def soft_targets_for(
-    teacher_dir: Path, sentences: list[Sentence], labels: list[str], settings: object, progress: bool = False
+    teacher_dir: Path,
+    sentences: list[Sentence],
+    labels: list[str],
+    settings: object,
+    progress: bool = False,
+    owner: str = "",
 ) -> SoftTargets:
     """The teacher's distributions for ``sentences``: read from ``<home>/distill/<key>.npz`` when this
-    teacher already labelled exactly these sentences at this temperature, computed and stored otherwise."""
+    teacher already labelled exactly these sentences at this temperature, computed and stored otherwise
+    (``owner`` is recorded beside a file it writes: :func:`prune_cache` removes only an owner's files)."""
     temperature = settings.distill_temperature  # type: ignore[attr-defined]
-    variant = settings.distill_teacher_variant  # type: ignore[attr-defined]
-    path = settings.home / "distill" / f"{cache_key(teacher_dir, sentences, temperature, variant)}.npz"  # type: ignore[attr-defined]
+    path = cache_path(teacher_dir, sentences, settings)
     if path.is_file() and path.with_suffix(".json").is_file():
         cached = load_soft_targets(path)
         if cached.labels == labels:
             log.info("soft targets from %s (%d sentences)", path, len(cached))
             return cached
-    teacher = Predictor.from_model_dir(teacher_dir, settings, variant)  # type: ignore[arg-type]
+    teacher = Predictor.from_model_dir(teacher_dir, settings, settings.distill_teacher_variant)  # type: ignore[arg-type]
     by_id = teacher_distributions(teacher, sentences, labels, temperature, progress=progress)
     targets = SoftTargets(labels, by_id, teacher=str(teacher_dir))
-    digest = save_soft_targets(path, targets, {"temperature": temperature, "engine": teacher.backend.name})
+    info = {"temperature": temperature, "engine": teacher.backend.name} | ({"owner": owner} if owner else {})
+    digest = save_soft_targets(path, targets, info)
     log.info("teacher %s labelled %d sentences -> %s", teacher_dir, len(by_id), path)
     return SoftTargets(labels, by_id, digest, str(teacher_dir))
 
@@ -172,13 +187,50 @@ def merge_soft_targets(parts: list[SoftTargets]) -> SoftTargets:
 
 
 def soft_targets_for_parts(
-    teacher_dir: Path, parts: list[list[Sentence]], labels: list[str], settings: object, progress: bool = False
+    teacher_dir: Path,
+    parts: list[list[Sentence]],
+    labels: list[str],
+    settings: object,
+    progress: bool = False,
+    owner: str = "",
 ) -> SoftTargets:
     """:func:`soft_targets_for` for each non-empty part, merged: a stable part (gold train) keeps its cache
     while another (a round's auto-annotated sentences) changes."""
     return merge_soft_targets(
-        [soft_targets_for(teacher_dir, part, labels, settings, progress) for part in parts if part]
+        [soft_targets_for(teacher_dir, part, labels, settings, progress, owner) for part in parts if part]
     )
+
+
+def prune_cache(cache_dir: Path, owner: str, keep: set[Path]) -> list[Path]:
+    """Remove the cached soft targets ``owner`` wrote, except ``keep``; files without that owner (``sciner
+    distill``'s abstract blocks, a teacher's earlier labelling) stay. Returns the ``.npz`` files removed."""
+    removed = []
+    for meta_file in sorted(cache_dir.glob("*.json")):
+        npz = meta_file.with_suffix(".npz")
+        if npz in keep:
+            continue
+        try:
+            meta = json.loads(meta_file.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if meta.get("owner") == owner:
+            npz.unlink(missing_ok=True)  # the npz first: a json without its npz is never read as a hit
+            meta_file.unlink(missing_ok=True)
+            removed.append(npz)
+    return removed
+
+
+def round_soft_targets(
+    teacher_dir: Path, parts: list[list[Sentence]], labels: list[str], settings: object, progress: bool = False
+) -> SoftTargets:
+    """A round's :func:`soft_targets_for_parts`, after removing what earlier rounds cached and this one does not
+    reuse (an auto-annotated part is never labelled twice; a champion's gold part is reused only while it stays
+    champion), so the cache holds one round's files instead of growing by tens of MB per round."""
+    keep = {cache_path(teacher_dir, part, settings) for part in parts if part}
+    removed = prune_cache(settings.home / "distill", ROUND_OWNER, keep)  # type: ignore[attr-defined]
+    if removed:
+        log.info("removed %d soft-target files of earlier rounds: %s", len(removed), [p.name for p in removed])
+    return soft_targets_for_parts(teacher_dir, parts, labels, settings, progress, ROUND_OWNER)
 
 
 TEACHER_JOIN = " + "  # how averaged targets name their teachers

@@ -118,7 +118,7 @@ def _round_body(
     from sciner.predictor import Predictor
     from training.annotator import champion_annotator, teacher_annotator
     from training.autoannotate import annotate_papers, balance_empty, has_entity
-    from training.distill import soft_targets_for_parts
+    from training.distill import round_soft_targets
     from training.pipeline import export_and_score, train_and_export
     from training.round_soup import champion_checkpoint, dev_f1, keep_if_not_worse_on_dev, soup_with_champion
     from training.thresholds import calibrate_thresholds, thresholds_to_dict
@@ -186,7 +186,7 @@ def _round_body(
     if settings.round_distill:  # the annotator teaches: the teacher folder, or else the champion (self-distillation)
         with stage("teacher_soft_targets"):
             student_labels = labels_of(s.tags for s in [*train_set, *gold.dev])
-            soft_targets = soft_targets_for_parts(
+            soft_targets = round_soft_targets(
                 settings.annotator_model or champ_dir, [gold.train_all, auto_train], student_labels, settings, progress
             )
     log.info("round=%d stage=train gold=%d auto=%d", round_id, len(gold.train_all), len(auto_train))
