@@ -34,6 +34,7 @@ ORDER = [
     "gold-1ep-case-s43",
     "soup-gold-1ep",
     "selfdistill-gold-1ep",
+    "selfdistill-gen2",
     "soup-selfdistill-3",
     "recipe",
     "head-lr",
