@@ -241,7 +241,7 @@ class Settings(BaseSettings):
         "SCINER_DISTILL_*) on gold train and on the auto-annotated sentences: the SCINER_ANNOTATOR_MODEL teacher, or "
         "without one the champion itself (self-distillation: +0.8 to +1.2 dev F1 over the teachers at one epoch, "
         "docs/quality.md; +1.2 in a full-scale round, once: a second generation adds +0.2; gold train is labelled "
-        "again after each promotion, 4.8 minutes on 2 cores). The gold "
+        "again after each promotion, 4.3 minutes on a quiet 2-core host). The gold "
         "part is labelled once per gold version and teacher (cached under SCINER_HOME/distill; a round removes what "
         "earlier rounds cached there and it does not reuse).",
     )
