@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -76,6 +77,19 @@ def test_soft_targets_round_trip_with_their_hash(tmp_path):
     assert back.sha256 == digest and len(digest) == 64 and back.labels == targets.labels
     assert np.array_equal(back.by_id["b"], targets.by_id["b"]) and back.by_id["a"].shape == (2, 3)
     assert json.loads((tmp_path / "t.json").read_text())["sentences"] == 2
+
+
+def test_soft_targets_that_fail_to_save_leave_neither_a_staging_file_nor_a_cache_entry(tmp_path, monkeypatch):
+    def disk_full(path, **arrays):
+        Path(path).write_bytes(b"half an npz")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(np, "savez_compressed", disk_full)
+    targets = SoftTargets(["O", "B-X", "I-X"], {"a": np.eye(3, dtype=np.float32)})
+
+    with pytest.raises(OSError, match="No space"):
+        save_soft_targets(tmp_path / "t.npz", targets, {})
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_merged_soft_targets_keep_every_sentence_and_hash_the_parts_hashes_in_order():

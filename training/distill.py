@@ -71,13 +71,17 @@ def save_soft_targets(path: Path, targets: SoftTargets, info: dict) -> str:
     lengths = np.array([len(r) for r in rows], dtype=np.int64)
     path.parent.mkdir(parents=True, exist_ok=True)
     staging = path.with_name(f".{path.stem}.partial.npz")
-    np.savez_compressed(
-        staging,
-        ids=np.array(ids),
-        lengths=lengths,
-        probs=np.concatenate(rows) if rows else np.zeros((0, len(targets.labels)), np.float32),
-    )
-    staging.replace(path)
+    try:
+        np.savez_compressed(
+            staging,
+            ids=np.array(ids),
+            lengths=lengths,
+            probs=np.concatenate(rows) if rows else np.zeros((0, len(targets.labels)), np.float32),
+        )
+        staging.replace(path)
+    except BaseException:  # a full disk or an interrupt leaves no staging file behind
+        staging.unlink(missing_ok=True)
+        raise
     digest = sha256_file(path)
     meta = {"labels": targets.labels, "sentences": len(ids), "sha256": digest, "teacher": targets.teacher, **info}
     atomic_write_text(path.with_suffix(".json"), json.dumps(meta, indent=2, sort_keys=True))
