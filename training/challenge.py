@@ -24,17 +24,15 @@ from training.aliases import champion_version as _champion
 from training.aliases import check_registry
 from training.aliases import registry_call as _registry_call
 from training.errors import RoundError
-from training.gate import gate, recheck_champion, register_gated
+from training.gate import gate, recheck_champion, register_gated, write_gate_review
 from training.gold import load_gold
 from training.held_out import held_out_problems
 from training.lineage import TAG as LINEAGE_TAG
 from training.lineage import lineage
 from training.locking import RoundLock
 from training.promotion import PROMOTED, REJECTED
-from training.review import write_review
 from training.round_common import RoundResult, Stages, evaluate_model, short_model_name
 from training.round_records import gate_metrics, gate_tags
-from training.verdict import decision_headline
 from training.verdict import description as version_description
 
 log = logging.getLogger("sciner.challenge")
@@ -117,7 +115,6 @@ def _challenge_locked(settings: Settings, model_dir: Path, why: str, trust_split
         decision = gate(settings, gold, champion.version, cand_eval, cand_pred, champ_eval, champ_pred)
         decision = recheck_champion(settings, champion, decision)
     log.info("challenge %s: %s %s", model_dir, decision.label, decision.reason)
-    verdict = decision_headline(decision.to_dict(), champion.version, settings.min_f1_delta)
     base_model = short_model_name(meta.base_model)
     data_lineage = lineage(
         gold_paths=gold.paths,
@@ -127,20 +124,16 @@ def _challenge_locked(settings: Settings, model_dir: Path, why: str, trust_split
     )
     review_dir = settings.home / "challenges" / f"{time.strftime('%Y%m%dT%H%M%S')}-{model_dir.name}" / "review"
     with stage("review"):
-        write_review(
+        verdict = write_gate_review(
             review_dir,
-            gold=gold.eval,
-            candidate_eval=cand_eval,
-            candidate_pred=cand_pred,
-            champion_eval=champ_eval,
-            champion_pred=champ_pred,
-            champion_name=f"champion v{champion.version}",
-            sample_size=settings.review_sample_size,
+            settings,
+            gold,
+            decision,
+            champion.version,
             title=f"Challenge: {model_dir.name} vs champion v{champion.version}",
-            verdict=f"{verdict}. {decision.reason}",
-            decision=decision.label,
+            candidate=(cand_eval, cand_pred),
+            champ=(champ_eval, champ_pred),
             extra_json={
-                "decision": decision.to_dict(),
                 "lineage": data_lineage,
                 "summary": {"challenge": str(model_dir), "split_check": checked, "why": why, "model_data": meta.data},
             },

@@ -26,7 +26,9 @@ from training.promotion import (
     paired_bootstrap,
     sentence_counts,
 )
+from training.review import write_review
 from training.round_common import gold_tags
+from training.verdict import decision_headline
 from training.verdict import description as version_description
 
 
@@ -137,3 +139,35 @@ def register_gated(
     if decision.promote:
         champion_after = promote_if_unchanged(settings, champion, registered.version, decision)
     return registered, champion_after
+
+
+def write_gate_review(
+    review_dir: Path,
+    settings: Settings,
+    gold: Gold,
+    decision: Decision,
+    champion: str,
+    *,
+    title: str,
+    candidate: tuple[Evaluation, list[list[str]]],
+    champ: tuple[Evaluation, list[list[str]]],
+    extra_json: dict[str, object],
+) -> str:
+    """The ``review/`` folder of a gated model (evaluation split, candidate beside champion ``champion``, the
+    decision first in its JSON); returns the verdict's headline, which also opens the version's description."""
+    headline = decision_headline(decision.to_dict(), champion, settings.min_f1_delta)
+    write_review(
+        review_dir,
+        gold=gold.eval,
+        candidate_eval=candidate[0],
+        candidate_pred=candidate[1],
+        champion_eval=champ[0],
+        champion_pred=champ[1],
+        champion_name=f"champion v{champion}",
+        sample_size=settings.review_sample_size,
+        title=title,
+        verdict=f"{headline}. {decision.reason}",
+        decision=decision.label,
+        extra_json={"decision": decision.to_dict(), **extra_json},
+    )
+    return headline

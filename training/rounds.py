@@ -34,13 +34,12 @@ from training.aliases import AliasMove, check_registry, promote_version, rollbac
 from training.aliases import champion_version as _champion
 from training.aliases import registry_call as _registry_call
 from training.errors import RoundError
-from training.gate import gate, recheck_champion, register_gated
+from training.gate import gate, recheck_champion, register_gated, write_gate_review
 from training.gold import load_gold
 from training.lineage import TAG as LINEAGE_TAG
 from training.lineage import lineage
 from training.locking import Heartbeat, RoundLock
 from training.promotion import PROMOTED, REJECTED
-from training.review import write_review
 from training.round_common import (
     RoundResult,
     Stages,
@@ -54,7 +53,6 @@ from training.round_common import (
     short_model_name,
 )
 from training.round_records import gate_tags, round_metrics, write_snapshot
-from training.verdict import decision_headline
 from training.verdict import description as version_description
 
 log = logging.getLogger("sciner.rounds")
@@ -255,7 +253,6 @@ def _round_body(
     }
     if trained_eval is not None:
         stats["trained_alone_eval_micro_f1"] = trained_eval.micro_f1
-    verdict = decision_headline(decision.to_dict(), champion.version, settings.min_f1_delta)
     data_lineage = lineage(
         gold_paths=gold.paths,
         gold_hashes=gold.hashes,
@@ -266,20 +263,16 @@ def _round_body(
         soft_targets_sha256=soft_targets.sha256 if soft_targets is not None else None,
     )
     with stage("review"):
-        write_review(
+        verdict = write_gate_review(
             review_dir,
-            gold=gold.eval,
-            candidate_eval=cand_eval,
-            candidate_pred=cand_pred,
-            champion_eval=champ_eval,
-            champion_pred=champ_pred,
-            champion_name=f"champion v{champion.version}",
-            sample_size=settings.review_sample_size,
+            settings,
+            gold,
+            decision,
+            champion.version,
             title=f"Round {round_id}: candidate vs champion v{champion.version}",
-            verdict=f"{verdict}. {decision.reason}",
-            decision=decision.label,
+            candidate=(cand_eval, cand_pred),
+            champ=(champ_eval, champ_pred),
             extra_json={
-                "decision": decision.to_dict(),
                 "thresholds": thresholds_to_dict(thresholds),
                 "lineage": data_lineage,
                 "summary": {
