@@ -35,6 +35,12 @@ ORDER = [
     "soup-gold-1ep",
     "selfdistill-gold-1ep",
     "selfdistill-gen2",
+    "selfdistill-gen2-2ep",
+    "soup-selfdistill-gen2",
+    "soup-selfdistill-lineage",
+    "selfdistill-gen3-s43",
+    "soup-selfdistill-gen3",
+    "soup-selfdistill-gen123",
     "soup-selfdistill-3",
     "recipe",
     "head-lr",
@@ -99,9 +105,13 @@ def train_data(result: dict) -> str:
     data = f"{result['train_documents']} docs / {result['train_sentences']:,} sent."
     if (result.get("teacher") or {}).get("unlabeled_sentences"):
         data += f" + {result['teacher']['unlabeled_sentences']:,} abstract sent."
-    teachers = str((result.get("teacher") or {}).get("folder", "")).split(" + ")
-    if len(teachers) > 1:
-        data += f", {len(teachers)} teachers averaged"
+    teachers = [
+        Path(t).name.removeprefix("quality-")
+        for t in str((result.get("teacher") or {}).get("folder", "")).split(" + ")
+        if t
+    ]
+    if teachers:
+        data += f", taught by {' + '.join(teachers)}" + (" averaged" if len(teachers) > 1 else "")
     settings = result.get("settings", {})
     if settings.get("case_markers"):
         data += ", capitals marked"
