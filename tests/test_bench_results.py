@@ -47,7 +47,7 @@ def test_a_run_recorded_without_capital_markers_shows_how_to_train_without_them(
     assert "`python bench/quality.py --name old`" in command_line("new", marked)
 
 
-def test_the_quality_table_says_when_a_student_learned_from_several_teachers():
+def test_the_quality_table_names_the_teachers_a_student_learned_from():
     ev = {"micro_f1": 0.5, "macro_f1": 0.5, "micro_precision": 0.5, "micro_recall": 0.5}
     ev["per_class"] = {c: {"f1": 0.5} for c in ENTITY_TYPES}
     run = {"dev": {"int8": ev}, "summary": {}, "train_seconds": 60, "sentences_per_second": {"int8": 300}}
@@ -56,8 +56,9 @@ def test_the_quality_table_says_when_a_student_learned_from_several_teachers():
     one = {**run, "teacher": {"folder": "var/bench/quality-mpnet-teacher", "unlabeled_sentences": 11309}}
     two = {**run, "teacher": {"folder": "var/a + var/b", "unlabeled_sentences": 11309}}
 
-    assert "teachers averaged" not in row("one", one, unbiased=False)
-    assert "+ 11,309 abstract sent., 2 teachers averaged |" in row("two", two, unbiased=False)
+    assert "+ 11,309 abstract sent., taught by mpnet-teacher |" in row("one", one, unbiased=False)
+    assert "+ 11,309 abstract sent., taught by a + b averaged |" in row("two", two, unbiased=False)
+    assert "taught by" not in row("gold", run, unbiased=False)
 
 
 def test_the_quality_table_names_the_models_a_soup_averages_instead_of_training_data():
