@@ -39,6 +39,7 @@ ORDER = [
     "soup-selfdistill-gen2",
     "soup-selfdistill-lineage",
     "selfdistill-gen3-s43",
+    "selfdistill-gen3-3ep",
     "soup-selfdistill-gen3",
     "soup-selfdistill-gen123",
     "soup-selfdistill-3",
