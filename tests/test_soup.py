@@ -16,7 +16,15 @@ from typer.testing import CliRunner
 from sciner.model_dir import read_metadata, sha256_file, write_metadata
 from sciner.predictor import Predictor
 from training.cli import app
-from training.soup import Member, SoupError, average_state_dicts, check_members, make_soup, read_member
+from training.soup import (
+    Member,
+    SoupError,
+    average_state_dicts,
+    check_members,
+    make_soup,
+    read_member,
+    seed_conflict,
+)
 
 WEIGHTS = Path("hf") / "model.safetensors"
 
@@ -63,6 +71,38 @@ def test_members_must_share_labels_architecture_and_vocabulary(tiny_model_dir):
         check_members([lead, _member(tiny_model_dir, config={**lead.config, "num_hidden_layers": 2})])
     with pytest.raises(SoupError, match="vocabulary"):
         check_members([lead, _member(tiny_model_dir, vocab={**lead.vocab, "zzz-new": 10**6})])
+
+
+def _trained_with(tiny_model_dir: Path, name: str, **training) -> Member:
+    meta = read_metadata(tiny_model_dir)
+    meta.training = {**meta.training, **training}
+    return Member(Path(name), meta, {}, {}, Path(name), name)
+
+
+def test_members_fine_tuned_from_one_encoder_with_different_seeds_are_named_as_a_risk(tiny_model_dir):
+    def conflict(*members: Member) -> str | None:
+        return seed_conflict(members)
+
+    s42 = _trained_with(tiny_model_dir, "a", base_model="minilm", seed=42)
+    assert conflict(s42, _trained_with(tiny_model_dir, "b", base_model="minilm", seed=42)) is None
+    # a model that continued another one's training started from that model, not from the encoder
+    assert conflict(s42, _trained_with(tiny_model_dir, "b", base_model="var/models/a/hf", seed=43)) is None
+    assert conflict(s42, _trained_with(tiny_model_dir, "a-soup", base_model="minilm", seed=None)) is None
+    warning = conflict(s42, _trained_with(tiny_model_dir, "c", base_model="minilm", seed=43))
+    assert warning is not None and "a (seed 42) and c (seed 43)" in warning and "SCINER_SEED" in warning
+
+
+def test_a_soup_of_two_seeds_is_still_made_but_warns_and_records_each_members_seed(tiny_model_dir, tmp_path, caplog):
+    lead = _shifted_copy(tiny_model_dir, tmp_path / "lead", 0.0)
+    other = _shifted_copy(tiny_model_dir, tmp_path / "other", 0.5)
+    for folder, seed in ((lead, 42), (other, 43)):
+        meta = read_metadata(folder)
+        meta.training = {**meta.training, "base_model": "minilm", "seed": seed}
+        write_metadata(folder, meta)
+    with caplog.at_level("WARNING", logger="sciner.soup"):
+        out = make_soup([lead, other], tmp_path / "soup")
+    assert "different seeds" in caplog.text
+    assert [m["seed"] for m in read_metadata(out).training["soup"]["members"]] == [42, 43]
 
 
 def _shifted_copy(src: Path, dst: Path, shift: float) -> Path:

@@ -238,7 +238,10 @@ def distill(
 
 @app.command()
 def soup(
-    models: Annotated[list[Path], typer.Argument(help="Two or more model folders fine-tuned from one encoder.")],
+    models: Annotated[
+        list[Path],
+        typer.Argument(help="Two or more model folders fine-tuned from one encoder with one seed (warned otherwise)."),
+    ],
     out: Annotated[Path, typer.Option(help="Model folder to write.")] = Path("var/models/soup"),
     dev_file: Annotated[Path | None, typer.Option("--dev", help="Gold dev data: fit the decoding bias, score.")] = None,
 ) -> None:

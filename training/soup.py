@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import shutil
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -26,6 +27,8 @@ from safetensors.torch import load as load_safetensors
 from safetensors.torch import save_file
 
 from sciner.model_dir import HF_DIR, METADATA_FILE, ONNX_DIR, ModelMetadata, read_metadata, write_metadata
+
+log = logging.getLogger("sciner.soup")
 
 WEIGHTS_FILE = "model.safetensors"
 # config entries that say how a checkpoint was saved, not what the network is
@@ -74,6 +77,28 @@ def check_members(members: Sequence[Member]) -> None:
             raise SoupError(f"{m.name} has another tokenizer vocabulary than {lead.name}")
 
 
+def seed_conflict(members: Sequence[Member]) -> str | None:
+    """Why averaging may hurt, or ``None``: two members fine-tuned from the same encoder with different seeds.
+
+    Their classifier heads started from different random weights, so they need not lie in one basin: on
+    the real data such soups scored below both members (docs/quality.md, ``soup-gold-1ep`` and
+    ``soup-selfdistill-gen3-seeds``), while soups of one seed gained (``soup-3ep``). Members without a
+    recorded seed (soups, older models) are not compared. Pure."""
+    first_seed: dict[str, tuple[str, object]] = {}
+    for m in members:
+        base, seed = m.meta.training.get("base_model"), m.meta.training.get("seed")
+        if base is None or seed is None:
+            continue
+        other = first_seed.setdefault(str(base), (m.name, seed))
+        if other[1] != seed:
+            return (
+                f"{other[0]} (seed {other[1]}) and {m.name} (seed {seed}) were fine-tuned from one encoder with "
+                "different seeds: their classifier heads started apart, and such soups scored below both members "
+                "(docs/quality.md); train soup members with one SCINER_SEED"
+            )
+    return None
+
+
 def average_state_dicts(states: Sequence[Mapping[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
     """The uniform average of each weight (computed in float32, stored in the first model's dtypes)."""
     if not states:
@@ -101,6 +126,7 @@ def soup_metadata(members: Sequence[Member], weights_sha256: Sequence[str], crea
             "weights_sha256": digest,
             "base_model": m.meta.base_model,
             "created_at": m.meta.created_at,
+            "seed": m.meta.training.get("seed"),
             "case_markers": m.meta.case_markers,
             "context": m.meta.context,
             "train_sha256": m.meta.data.get("train", {}).get("sha256"),
@@ -152,6 +178,8 @@ def make_soup_of(members: Sequence[Member], out: Path) -> Path:
     ONNX yet). Written beside ``out`` and renamed into place, so ``out`` is never a half-written soup (the
     old folder is removed just before the rename, as the trainer does)."""
     check_members(members)
+    if warning := seed_conflict(members):
+        log.warning("soup %s: %s", out, warning)
     out = Path(out)
     if any(out.resolve() in (m.folder.resolve(), m.checkpoint.resolve()) for m in members):
         raise SoupError(f"{out} is one of the models to average; write the soup elsewhere")
