@@ -73,22 +73,20 @@ def test_members_must_share_labels_architecture_and_vocabulary(tiny_model_dir):
         check_members([lead, _member(tiny_model_dir, vocab={**lead.vocab, "zzz-new": 10**6})])
 
 
-def _trained_with(tiny_model_dir: Path, name: str, **training) -> Member:
+def _trained_with(tiny_model_dir: Path, name: str, base_model: str, seed: int | None) -> Member:
     meta = read_metadata(tiny_model_dir)
-    meta.training = {**meta.training, **training}
+    meta.base_model, meta.training = base_model, {**meta.training, "seed": seed}
     return Member(Path(name), meta, {}, {}, Path(name), name)
 
 
 def test_members_fine_tuned_from_one_encoder_with_different_seeds_are_named_as_a_risk(tiny_model_dir):
-    def conflict(*members: Member) -> str | None:
-        return seed_conflict(members)
-
-    s42 = _trained_with(tiny_model_dir, "a", base_model="minilm", seed=42)
-    assert conflict(s42, _trained_with(tiny_model_dir, "b", base_model="minilm", seed=42)) is None
+    s42 = _trained_with(tiny_model_dir, "a", "/here/minilm/model", 42)
+    assert seed_conflict([s42, _trained_with(tiny_model_dir, "b", "/here/minilm/model", 42)]) is None
     # a model that continued another one's training started from that model, not from the encoder
-    assert conflict(s42, _trained_with(tiny_model_dir, "b", base_model="var/models/a/hf", seed=43)) is None
-    assert conflict(s42, _trained_with(tiny_model_dir, "a-soup", base_model="minilm", seed=None)) is None
-    warning = conflict(s42, _trained_with(tiny_model_dir, "c", base_model="minilm", seed=43))
+    assert seed_conflict([s42, _trained_with(tiny_model_dir, "b", "var/models/a/hf", 43)]) is None
+    assert seed_conflict([s42, _trained_with(tiny_model_dir, "a-soup", "/here/minilm/model", None)]) is None
+    # the same encoder installed elsewhere (a champion trained on another machine) is still the same encoder
+    warning = seed_conflict([s42, _trained_with(tiny_model_dir, "c", "/app/venv/minilm/model", 43)])
     assert warning is not None and "a (seed 42) and c (seed 43)" in warning and "SCINER_SEED" in warning
 
 
@@ -97,7 +95,7 @@ def test_a_soup_of_two_seeds_is_still_made_but_warns_and_records_each_members_se
     other = _shifted_copy(tiny_model_dir, tmp_path / "other", 0.5)
     for folder, seed in ((lead, 42), (other, 43)):
         meta = read_metadata(folder)
-        meta.training = {**meta.training, "base_model": "minilm", "seed": seed}
+        meta.training = {**meta.training, "seed": seed}
         write_metadata(folder, meta)
     with caplog.at_level("WARNING", logger="sciner.soup"):
         out = make_soup([lead, other], tmp_path / "soup")

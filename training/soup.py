@@ -27,6 +27,7 @@ from safetensors.torch import load as load_safetensors
 from safetensors.torch import save_file
 
 from sciner.model_dir import HF_DIR, METADATA_FILE, ONNX_DIR, ModelMetadata, read_metadata, write_metadata
+from training.round_common import short_model_name
 
 log = logging.getLogger("sciner.soup")
 
@@ -83,13 +84,14 @@ def seed_conflict(members: Sequence[Member]) -> str | None:
     Their classifier heads started from different random weights, so they need not lie in one basin: on
     the real data such soups scored below both members (docs/quality.md, ``soup-gold-1ep`` and
     ``soup-selfdistill-gen3-seeds``), while soups of one seed gained (``soup-3ep``). Members without a
-    recorded seed (soups, older models) are not compared. Pure."""
+    recorded seed (soups, older models) are not compared; encoders compare by name, wherever their folder
+    lay (as a round compares its model with the champion's). Pure."""
     first_seed: dict[str, tuple[str, object]] = {}
     for m in members:
-        base, seed = m.meta.training.get("base_model"), m.meta.training.get("seed")
-        if base is None or seed is None:
+        seed = m.meta.training.get("seed")
+        if seed is None:
             continue
-        other = first_seed.setdefault(str(base), (m.name, seed))
+        other = first_seed.setdefault(short_model_name(m.meta.base_model), (m.name, seed))
         if other[1] != seed:
             return (
                 f"{other[0]} (seed {other[1]}) and {m.name} (seed {seed}) were fine-tuned from one encoder with "
