@@ -150,6 +150,12 @@ def main() -> None:
         help="SCINER_DOCUMENT_CONTEXT: train and read each document's sentences together",
     )
     ap.add_argument(
+        "--crowd-layer",
+        action="store_true",
+        default=None,
+        help="SCINER_CROWD_LAYER: one learned label map per annotator team while training (crowd layer)",
+    )
+    ap.add_argument(
         "--teacher-variant",
         choices=("int8", "fp32"),
         default=None,
@@ -201,6 +207,7 @@ def main() -> None:
         "distill_teacher_variant": args.teacher_variant,
         "document_context": args.document_context,
         "case_markers": args.case_markers,
+        "crowd_layer": args.crowd_layer,
     }
     settings = get_settings().model_copy(update={k: v for k, v in overrides.items() if v is not None})
     settings = settings.model_copy(update={"calibrate_o_bias": not args.no_calibrate})
@@ -288,6 +295,8 @@ def main() -> None:
                     "distill_teacher_variant",
                     "document_context",
                     "case_markers",
+                    "crowd_layer",
+                    "crowd_layer_lr",
                     "train_max_tokens",
                     "window_tokens",
                     "window_stride",

@@ -32,6 +32,7 @@ ORDER = [
     "gold-1ep",
     "gold-1ep-case",
     "gold-1ep-case-s43",
+    "gold-1ep-annotators",
     "soup-gold-1ep",
     "selfdistill-gold-1ep",
     "selfdistill-gen2",
@@ -46,6 +47,7 @@ ORDER = [
     "soup-selfdistill-gen3-seeds",
     "selfdistill-gen3-s43-ens",
     "soup-selfdistill-gen3-s43-pair",
+    "selfdistill-gen4-crowd",
     "soup-selfdistill-3",
     "recipe",
     "head-lr",
@@ -122,6 +124,8 @@ def train_data(result: dict) -> str:
         data += ", capitals marked"
     if settings.get("document_context"):
         data += ", documents read whole"
+    if settings.get("crowd_layer"):
+        data += ", one label map per annotator team (crowd layer)"
     base = Path(settings.get("base_model", ""))
     if base.name == "hf" and base.parent.name.startswith("quality-"):
         data += f"; one more epoch of {base.parent.name.removeprefix('quality-')}"

@@ -78,6 +78,13 @@ class Settings(BaseSettings):
         description="Share of entity-free training windows drawn each epoch (redrawn every epoch; 64% of gold "
         "sentences carry no entity, and fewer of them per epoch buys more epochs in the same time).",
     )
+    crowd_layer: bool = Field(
+        False,
+        description="Train with one learned label map per annotator team (the repository in a gold sentence's "
+        "source) between the logits and that team's labels (crowd layer, training/crowd_layer.py); the model "
+        "is exported and served without it.",
+    )
+    crowd_layer_lr: float = Field(1e-3, gt=0, description="Learning rate of the crowd layer's team maps.")
     calibrate_o_bias: bool = Field(
         True, description="After training, fit the O-logit decoding bias on dev (stored in the model folder)."
     )

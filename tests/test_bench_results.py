@@ -61,6 +61,17 @@ def test_the_quality_table_names_the_teachers_a_student_learned_from():
     assert "taught by" not in row("gold", run, unbiased=False)
 
 
+def test_the_quality_table_says_when_a_run_trained_with_a_label_map_per_annotator_team():
+    ev = {"micro_f1": 0.5, "macro_f1": 0.5, "micro_precision": 0.5, "micro_recall": 0.5}
+    ev["per_class"] = {c: {"f1": 0.5} for c in ENTITY_TYPES}
+    run = {"dev": {"int8": ev}, "summary": {}, "train_seconds": 60, "sentences_per_second": {"int8": 300}}
+    run |= {"train_documents": 148, "train_sentences": 39557}
+
+    crowd = {**run, "settings": {"crowd_layer": True, "case_markers": True}}
+    assert "capitals marked, one label map per annotator team (crowd layer) |" in row("c", crowd, unbiased=False)
+    assert "crowd layer" not in row("plain", {**run, "settings": {"crowd_layer": False}}, unbiased=False)
+
+
 def test_the_quality_table_names_the_models_a_soup_averages_instead_of_training_data():
     ev = {"micro_f1": 0.5, "macro_f1": 0.5, "micro_precision": 0.5, "micro_recall": 0.5}
     ev["per_class"] = {c: {"f1": 0.5} for c in ENTITY_TYPES}
@@ -166,3 +177,22 @@ def test_cross_fitted_decoding_keeps_dev_order_and_with_no_bias_to_choose_is_the
     assert len({s.doc_id for s in seed_dev}) >= 2  # two halves to fit on
     assert tags == [predictor.decode(w, 0.0).tags for w in logits]
     assert [len(t) for t in tags] == [len(s.tokens) for s in seed_dev]
+
+
+def test_the_team_benchmark_scores_each_annotator_team_on_its_own_sentences():
+    from bench.team_f1 import sentences_by_team, team_scores
+    from sciner.records import Sentence
+
+    dev = [
+        Sentence("a", ["BERT"], ["B-MethodName"], "d1", "small/team@1:f"),
+        Sentence("b", ["BERT"], ["B-MethodName"], "d2", "big/team@2:f"),
+        Sentence("c", ["SQuAD"], ["B-DatasetName"], "d2", "big/team@2:f"),
+    ]
+    teams = sentences_by_team(dev)
+    assert teams == {"big/team": [1, 2], "small/team": [0]}, "largest team first"
+
+    pred = [["B-MethodName"], ["O"], ["B-DatasetName"]]
+    scores = team_scores([s.tags for s in dev], pred, teams, ["MethodName", "DatasetName"])
+    assert scores["small/team"]["micro_f1"] == 1.0
+    assert scores["big/team"]["recall"] == 0.5 and scores["big/team"]["entities"] == 2
+    assert scores["all"]["sentences"] == 3

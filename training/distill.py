@@ -112,19 +112,28 @@ def cache_key(teacher_dir: Path, sentences: list[Sentence], temperature: float, 
 
 
 def distillation_loss(
-    logits: object, labels: object, soft: object, soft_mask: object, alpha: float, temperature: float
+    logits: object,
+    labels: object,
+    soft: object,
+    soft_mask: object,
+    alpha: float,
+    temperature: float,
+    label_logits: object | None = None,
 ) -> object:
     """``alpha * CE(labels) + (1 - alpha) * T^2 * KL(soft || softmax(logits / T))``, each averaged over the
-    positions that carry it (``labels != -100``; ``soft_mask``). A batch without either term drops it."""
+    positions that carry it (``labels != -100``; ``soft_mask``). A batch without either term drops it.
+    ``label_logits`` (default ``logits``) are what the cross-entropy scores: the logits through each
+    sentence's team map (training/crowd_layer.py) while the teacher still teaches the shared model."""
     import torch
     import torch.nn.functional as F
 
     n_labels = logits.shape[-1]  # type: ignore[attr-defined]
     flat_logits = logits.reshape(-1, n_labels)  # type: ignore[attr-defined]
+    flat_label_logits = flat_logits if label_logits is None else label_logits.reshape(-1, n_labels)  # type: ignore[attr-defined]
     flat_labels = labels.reshape(-1)  # type: ignore[attr-defined]
     loss = flat_logits.new_zeros(())
     if (flat_labels != -100).any():
-        loss = loss + alpha * F.cross_entropy(flat_logits, flat_labels, ignore_index=-100)
+        loss = loss + alpha * F.cross_entropy(flat_label_logits, flat_labels, ignore_index=-100)
     mask = soft_mask.reshape(-1).bool()  # type: ignore[attr-defined]
     if mask.any():
         target = soft.reshape(-1, n_labels)[mask]  # type: ignore[attr-defined]

@@ -11,6 +11,7 @@ from tokenizers import Tokenizer
 from sciner.encoding import document_runs, join_runs, make_windows, window_labels, word_pieces
 from sciner.labels import IGNORE_INDEX
 from sciner.records import Sentence, documents_of
+from training.crowd_layer import NO_TEAM
 
 
 @dataclass(slots=True)
@@ -18,6 +19,7 @@ class Example:
     input_ids: list[int]
     labels: list[int]
     soft: list[tuple[int, np.ndarray]] | None = None  # (piece position, teacher distribution) for distillation
+    team: int = NO_TEAM  # the team that labelled it (training/crowd_layer.py)
 
     def has_entity(self, outside_id: int) -> bool:
         """A gold entity label, or (teacher-only windows) a word the teacher calls an entity."""
@@ -38,6 +40,7 @@ def build_examples(
     soft_by_id: dict[str, np.ndarray] | None = None,
     document_context: bool = False,
     case_markers: list[int] | None = None,
+    teams: list[int] | None = None,
 ) -> list[Example]:
     """Windows with first-piece labels (and teacher distributions where ``soft_by_id`` has the sentence).
 
@@ -45,7 +48,8 @@ def build_examples(
     cut into windows, as the predictor reads it for such a model; the windows then do not overlap
     (every word is labelled once; the predictor's overlap only picks each word's most central window).
     ``case_markers`` are the model's capital markers (:func:`sciner.encoding.word_pieces`), as the predictor
-    adds them."""
+    adds them. ``teams`` (one per sentence, :func:`training.crowd_layer.team_ids`) tags each window
+    with its sentence's team; a document's windows take the team of its first sentence."""
     words = [s.tokens for s in sentences]
     word_ids: list[list[int]] = []
     for s in sentences:
@@ -55,9 +59,11 @@ def build_examples(
         list(soft_by_id[s.id]) if soft_by_id is not None and s.id in soft_by_id else [None] * len(s.tokens)
         for s in sentences
     ]
+    teams = list(teams) if teams is not None else [NO_TEAM] * len(sentences)
     if document_context:
         runs = document_runs(documents_of(sentences))
         words, word_ids, soft = join_runs(words, runs), join_runs(word_ids, runs), join_runs(soft, runs)
+        teams = [teams[run[0]] for run in runs]
         overlap = 0
     pieces = word_pieces(tokenizer, words, unk_id, case_markers)
     examples = []
@@ -67,5 +73,5 @@ def build_examples(
         probs = soft[win.sentence][win.word_start : win.word_end]
         window_soft = [(pos, p) for pos, p in zip(win.first_piece, probs, strict=True) if pos < last and p is not None]
         if any(lab != IGNORE_INDEX for lab in labels) or window_soft:
-            examples.append(Example(win.input_ids, labels, window_soft or None))
+            examples.append(Example(win.input_ids, labels, window_soft or None, teams[win.sentence]))
     return examples

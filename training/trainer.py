@@ -24,6 +24,7 @@ from sciner.predictor import Predictor
 from sciner.records import Sentence
 from sciner.settings import Settings
 from training.batching import bucketed_batches
+from training.crowd_layer import MIN_CROWD_TEAMS, NO_TEAM, crowd_layer_summary, make_crowd_layer, team_ids
 from training.distill import SoftTargets, distillation_loss
 from training.evaluate import evaluate_predictor
 from training.features import Example, build_examples
@@ -120,6 +121,8 @@ def _collate(batch: list[Example], pad_id: int) -> dict:
         "attention_mask": torch.from_numpy(mask),
         "labels": torch.from_numpy(labels),
     }
+    if any(e.team != NO_TEAM for e in batch):
+        out["teams"] = torch.tensor([e.team for e in batch], dtype=torch.long)
     with_soft = [e for e in batch if e.soft]
     if with_soft:
         n_labels = len(with_soft[0].soft[0][1])  # type: ignore[index]
@@ -153,11 +156,20 @@ def parameter_groups(named_parameters: Iterable[tuple[str, Any]], settings: Sett
     ]
 
 
-def batch_loss(model: object, batch: dict, settings: Settings) -> object:
-    """The model's cross-entropy, or with teacher distributions in the batch the distillation loss."""
-    if "soft" not in batch:
-        return model(**batch).loss  # type: ignore[operator]
+def batch_loss(model: object, batch: dict, settings: Settings, crowd_layer: object | None = None) -> object:
+    """The model's cross-entropy, or with teacher distributions in the batch the distillation loss. With a
+    ``crowd_layer`` the gold labels are scored through each sentence's team map (the teacher, if any,
+    still scores the shared logits)."""
+    import torch.nn.functional as F
+
+    teams = batch.get("teams")
+    mapped = crowd_layer is not None and teams is not None
+    if "soft" not in batch and not mapped:
+        return model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], labels=batch["labels"]).loss  # type: ignore[operator]
     logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits  # type: ignore[operator]
+    label_logits = crowd_layer(logits, teams) if mapped else logits  # type: ignore[operator]
+    if "soft" not in batch:
+        return F.cross_entropy(label_logits.reshape(-1, label_logits.shape[-1]), batch["labels"].reshape(-1))
     return distillation_loss(
         logits,
         batch["labels"],
@@ -165,6 +177,7 @@ def batch_loss(model: object, batch: dict, settings: Settings) -> object:
         batch["soft_mask"],
         settings.distill_alpha,
         settings.distill_temperature,
+        label_logits=label_logits,
     )
 
 
@@ -223,6 +236,10 @@ def train_model(
     max_positions = int(getattr(model.config, "max_position_embeddings", 512))
     max_tokens = min(settings.train_max_tokens, max_positions)
     markers = case_marker_ids(hf_tok) if settings.case_markers else None
+    teams, team_of_sentence = team_ids(train) if settings.crowd_layer else ([], None)
+    if settings.crowd_layer and len(teams) < MIN_CROWD_TEAMS:
+        log.info("crowd layer off: the gold comes from %d annotator team(s), nothing to tell apart", len(teams))
+        teams, team_of_sentence = [], None
     examples = build_examples(
         train,
         rust_tok,
@@ -235,6 +252,7 @@ def train_model(
         soft_by_id=soft_targets.by_id if soft_targets is not None else None,
         document_context=settings.document_context,
         case_markers=markers,
+        teams=team_of_sentence,
     )
     if not examples:
         raise ValueError("no training example carries a label")
@@ -257,7 +275,14 @@ def train_model(
     empty_per_epoch = round(settings.train_empty_ratio * len(entity_free))
     steps_per_epoch = -(-(len(with_entity) + empty_per_epoch) // settings.batch_size)
     total_steps = steps_per_epoch * settings.epochs
-    optimizer = torch.optim.AdamW(parameter_groups(model.named_parameters(), settings), lr=settings.learning_rate)
+    groups = parameter_groups(model.named_parameters(), settings)
+    crowd = make_crowd_layer(len(teams), len(labels)) if teams else None
+    if crowd is not None:
+        crowd.to(device)  # type: ignore[attr-defined]
+        maps = list(crowd.parameters())  # type: ignore[attr-defined]
+        groups.append({"params": maps, "weight_decay": 0.0, "lr": settings.crowd_layer_lr})
+        log.info("crowd layer: one label map for each of %d annotator teams", len(teams))
+    optimizer = torch.optim.AdamW(groups, lr=settings.learning_rate)
     scheduler = get_linear_schedule_with_warmup(optimizer, int(settings.warmup_ratio * total_steps), total_steps)
 
     best_f1, best_epoch, best_state, best_eval = -1.0, 0, None, None
@@ -271,7 +296,7 @@ def train_model(
         chosen = epoch_examples(with_entity, entity_free, empty_per_epoch, rng)
         for batch_idx in bucketed_batches([lengths[i] for i in chosen], settings.batch_size, rng):
             batch = {k: v.to(device) for k, v in _collate([examples[chosen[i]] for i in batch_idx], pad_id).items()}
-            loss = batch_loss(model, batch, settings)
+            loss = batch_loss(model, batch, settings, crowd)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             optimizer.step()
@@ -321,6 +346,7 @@ def train_model(
         }
         if soft_targets is not None
         else None,
+        "crowd_layer_teams": crowd_layer_summary(crowd, teams, labels) if crowd is not None else None,
         "history": history,
     }
     if best_eval is not None:
@@ -349,6 +375,8 @@ TRAINING_KEYS = (
     "train_empty_ratio",
     "document_context",
     "case_markers",
+    "crowd_layer",
+    "crowd_layer_lr",
 )
 
 
