@@ -33,6 +33,7 @@ ORDER = [
     "gold-1ep-case",
     "gold-1ep-case-s43",
     "gold-1ep-annotators",
+    "gold-1ep-crowd-s43",
     "soup-gold-1ep",
     "selfdistill-gold-1ep",
     "selfdistill-gen2",
