@@ -151,9 +151,10 @@ def main() -> None:
     )
     ap.add_argument(
         "--crowd-layer",
-        action="store_true",
+        action=argparse.BooleanOptionalAction,
         default=None,
-        help="SCINER_CROWD_LAYER: one learned label map per annotator team while training (crowd layer)",
+        help="SCINER_CROWD_LAYER: one learned label map per annotator team while training (crowd layer; on by "
+        "default; --no-crowd-layer trains as the runs before it)",
     )
     ap.add_argument(
         "--teacher-variant",

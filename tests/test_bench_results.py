@@ -70,6 +70,10 @@ def test_the_quality_table_says_when_a_run_trained_with_a_label_map_per_annotato
     crowd = {**run, "settings": {"crowd_layer": True, "case_markers": True}}
     assert "capitals marked, one label map per annotator team (crowd layer) |" in row("c", crowd, unbiased=False)
     assert "crowd layer" not in row("plain", {**run, "settings": {"crowd_layer": False}}, unbiased=False)
+    faster = {**run, "settings": {"crowd_layer": True, "crowd_layer_lr": 0.01}}
+    assert "one label map per annotator team (crowd layer) learning at 0.01 |" in row("f", faster, unbiased=False)
+    default_lr = {**run, "settings": {"crowd_layer": True, "crowd_layer_lr": 0.001}}
+    assert "learning at" not in row("d", default_lr, unbiased=False)
 
 
 def test_the_quality_table_names_the_models_a_soup_averages_instead_of_training_data():

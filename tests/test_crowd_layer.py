@@ -4,14 +4,16 @@ team's labels while training; what is exported and served is the shared model al
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
+from sciner.io.jsonl import read_jsonl
 from sciner.records import Sentence
 from sciner.settings import Settings
-from training.crowd_layer import NO_TEAM, make_crowd_layer, team_ids, team_of
+from training.crowd_layer import MIN_CROWD_TEAMS, NO_TEAM, make_crowd_layer, team_ids, team_of
 from training.distill import distillation_loss
 from training.trainer import batch_loss
 
@@ -163,3 +165,9 @@ def test_gold_from_a_single_team_trains_without_the_layer(seed_train, seed_dev, 
     settings = Settings(home=tmp_path, epochs=1, batch_size=8, intra_op_threads=1, crowd_layer=True)
     train_model(seed_train[:16], None, tmp_path / "model", settings, progress=False)
     assert read_metadata(tmp_path / "model").training["crowd_layer_teams"] is None
+
+
+def test_the_crowd_layer_is_on_by_default_yet_the_one_team_seed_set_trains_without_it():
+    assert Settings().crowd_layer is True
+    seed_teams, _ = team_ids(read_jsonl(Path(__file__).resolve().parents[1] / "data" / "seed" / "train.jsonl"))
+    assert len(seed_teams) == 1 < MIN_CROWD_TEAMS
