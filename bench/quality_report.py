@@ -37,6 +37,7 @@ ORDER = [
     "gold-1ep-annotators",
     "gold-1ep-crowd-s43",
     "gold-1ep-crowd-s43-lr1e-2",
+    "gold-1ep-crowd-s43-lr3e-4",
     "soup-gold-1ep",
     "selfdistill-gold-1ep",
     "selfdistill-gen2",
