@@ -4,7 +4,6 @@ team's labels while training; what is exported and served is the shared model al
 from __future__ import annotations
 
 import dataclasses
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,6 +12,7 @@ import torch
 from sciner.io.jsonl import read_jsonl
 from sciner.records import Sentence
 from sciner.settings import Settings
+from tests.conftest import SEED_TRAIN
 from training.crowd_layer import MIN_CROWD_TEAMS, NO_TEAM, make_crowd_layer, team_ids, team_of
 from training.distill import distillation_loss
 from training.trainer import batch_loss
@@ -169,5 +169,5 @@ def test_gold_from_a_single_team_trains_without_the_layer(seed_train, seed_dev, 
 
 def test_the_crowd_layer_is_on_by_default_yet_the_one_team_seed_set_trains_without_it():
     assert Settings().crowd_layer is True
-    seed_teams, _ = team_ids(read_jsonl(Path(__file__).resolve().parents[1] / "data" / "seed" / "train.jsonl"))
+    seed_teams, _ = team_ids(read_jsonl(SEED_TRAIN))
     assert len(seed_teams) == 1 < MIN_CROWD_TEAMS
