@@ -298,6 +298,7 @@ def main() -> None:
                     "case_markers",
                     "crowd_layer",
                     "crowd_layer_lr",
+                    "label_smoothing",
                     "train_max_tokens",
                     "window_tokens",
                     "window_stride",

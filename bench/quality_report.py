@@ -38,6 +38,7 @@ ORDER = [
     "gold-1ep-crowd-s43",
     "gold-1ep-crowd-s43-lr1e-2",
     "gold-1ep-crowd-s43-lr3e-4",
+    "gold-1ep-crowd-s43-ls01",
     "soup-gold-1ep",
     "selfdistill-gold-1ep",
     "selfdistill-gen2",
@@ -134,6 +135,8 @@ def train_data(result: dict) -> str:
         map_lr = settings.get("crowd_layer_lr", DEFAULT_CROWD_LAYER_LR)
         if map_lr != DEFAULT_CROWD_LAYER_LR:
             data += f" learning at {map_lr:g}"
+    if settings.get("label_smoothing"):
+        data += f", labels smoothed by {settings['label_smoothing']:g}"
     base = Path(settings.get("base_model", ""))
     if base.name == "hf" and base.parent.name.startswith("quality-"):
         data += f"; one more epoch of {base.parent.name.removeprefix('quality-')}"

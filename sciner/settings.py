@@ -86,6 +86,13 @@ class Settings(BaseSettings):
         "off by itself with fewer than two teams (the seed set).",
     )
     crowd_layer_lr: float = Field(1e-3, gt=0, description="Learning rate of the crowd layer's team maps.")
+    label_smoothing: float = Field(
+        0.0,
+        ge=0,
+        lt=1,
+        description="Label smoothing of the gold cross-entropy (share of each label's weight spread over all "
+        "labels): a hedge against labels the annotator teams disagree on (docs/quality.md).",
+    )
     calibrate_o_bias: bool = Field(
         True, description="After training, fit the O-logit decoding bias on dev (stored in the model folder)."
     )
@@ -261,6 +268,12 @@ class Settings(BaseSettings):
         "Needs the champion's checkpoint in the registry (SCINER_REGISTER_CHECKPOINT); without it, or when the two "
         "cannot be averaged (other encoder, labels or vocabulary), the trained model alone is the candidate and "
         "the version says why.",
+    )
+    round_crowd_layer: bool = Field(
+        False,
+        description="A round's model trains with the crowd layer (SCINER_CROWD_LAYER is what `sciner train` and "
+        "`sciner distill` use). Off: in a full-scale round (gold + auto-annotated sentences, seed 43) the layer "
+        "gave -0.58 [-1.16, +0.01] dev F1 against the same round without it (docs/quality.md).",
     )
     target_precision: float = Field(
         0.7,

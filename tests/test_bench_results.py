@@ -76,6 +76,17 @@ def test_the_quality_table_says_when_a_run_trained_with_a_label_map_per_annotato
     assert "learning at" not in row("d", default_lr, unbiased=False)
 
 
+def test_the_quality_table_says_when_a_run_smoothed_its_gold_labels():
+    ev = {"micro_f1": 0.5, "macro_f1": 0.5, "micro_precision": 0.5, "micro_recall": 0.5}
+    ev["per_class"] = {c: {"f1": 0.5} for c in ENTITY_TYPES}
+    run = {"dev": {"int8": ev}, "summary": {}, "train_seconds": 60, "sentences_per_second": {"int8": 300}}
+    run |= {"train_documents": 148, "train_sentences": 39557}
+
+    smoothed = {**run, "settings": {"crowd_layer": True, "label_smoothing": 0.1}}
+    assert "(crowd layer), labels smoothed by 0.1 |" in row("s", smoothed, unbiased=False)
+    assert "smoothed" not in row("p", {**run, "settings": {"label_smoothing": 0.0}}, unbiased=False)
+
+
 def test_the_quality_table_names_the_models_a_soup_averages_instead_of_training_data():
     ev = {"micro_f1": 0.5, "macro_f1": 0.5, "micro_precision": 0.5, "micro_recall": 0.5}
     ev["per_class"] = {c: {"f1": 0.5} for c in ENTITY_TYPES}

@@ -13,8 +13,10 @@ from sciner.io.jsonl import read_jsonl
 from sciner.records import Sentence
 from sciner.settings import Settings
 from tests.conftest import SEED_TRAIN
+from tests.fixed_logits import FixedLogits
 from training.crowd_layer import MIN_CROWD_TEAMS, NO_TEAM, make_crowd_layer, team_ids, team_of
 from training.distill import distillation_loss
+from training.rounds import round_training_settings
 from training.trainer import batch_loss
 
 
@@ -63,25 +65,20 @@ def test_a_team_s_map_is_applied_as_logits_times_w_plus_b():
     assert out.tolist() == [[[1.5, 2.5]]]
 
 
-class _FixedLogits(torch.nn.Module):
-    """A stand-in encoder whose logits are given, so that the loss can be checked by hand."""
-
-    def __init__(self, logits: torch.Tensor) -> None:
-        super().__init__()
-        self.logits = logits
-
-    def forward(self, input_ids, attention_mask, labels=None):
-        loss = None
-        if labels is not None:
-            loss = torch.nn.functional.cross_entropy(self.logits.reshape(-1, self.logits.shape[-1]), labels.reshape(-1))
-        return type("Out", (), {"logits": self.logits, "loss": loss})()
+def test_a_round_trains_without_the_layer_unless_its_own_switch_asks_for_it():
+    assert Settings().crowd_layer is True, "sciner train and sciner distill keep the layer"
+    assert round_training_settings(Settings()).crowd_layer is False
+    assert round_training_settings(Settings(round_crowd_layer=True)).crowd_layer is True
+    assert round_training_settings(Settings(crowd_layer=False, round_crowd_layer=True)).crowd_layer is True
+    unchanged = round_training_settings(Settings(learning_rate=3e-4))
+    assert unchanged.learning_rate == 3e-4 and unchanged.round_soup is True
 
 
 def test_gold_labels_are_scored_through_the_team_map_and_the_teacher_scores_the_shared_logits():
     logits = torch.tensor([[[2.0, 0.0]], [[0.0, 1.0]]])
     labels = torch.tensor([[1], [1]])
     batch = {"input_ids": torch.zeros(2, 1), "attention_mask": torch.ones(2, 1), "labels": labels}
-    model = _FixedLogits(logits)
+    model = FixedLogits(logits)
     settings = Settings()
     layer = make_crowd_layer(n_teams=1, n_labels=2)
     with torch.no_grad():

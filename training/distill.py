@@ -119,11 +119,13 @@ def distillation_loss(
     alpha: float,
     temperature: float,
     label_logits: object | None = None,
+    label_smoothing: float = 0.0,
 ) -> object:
     """``alpha * CE(labels) + (1 - alpha) * T^2 * KL(soft || softmax(logits / T))``, each averaged over the
     positions that carry it (``labels != -100``; ``soft_mask``). A batch without either term drops it.
     ``label_logits`` (default ``logits``) are what the cross-entropy scores: the logits through each
-    sentence's team map (training/crowd_layer.py) while the teacher still teaches the shared model."""
+    sentence's team map (training/crowd_layer.py) while the teacher still teaches the shared model;
+    ``label_smoothing`` smooths the gold labels of the cross-entropy term only."""
     import torch
     import torch.nn.functional as F
 
@@ -133,7 +135,8 @@ def distillation_loss(
     flat_labels = labels.reshape(-1)  # type: ignore[attr-defined]
     loss = flat_logits.new_zeros(())
     if (flat_labels != -100).any():
-        loss = loss + alpha * F.cross_entropy(flat_label_logits, flat_labels, ignore_index=-100)
+        ce = F.cross_entropy(flat_label_logits, flat_labels, ignore_index=-100, label_smoothing=label_smoothing)
+        loss = loss + alpha * ce
     mask = soft_mask.reshape(-1).bool()  # type: ignore[attr-defined]
     if mask.any():
         target = soft.reshape(-1, n_labels)[mask]  # type: ignore[attr-defined]

@@ -59,6 +59,12 @@ log = logging.getLogger("sciner.rounds")
 
 
 # --- the round -------------------------------------------------------------------------------
+def round_training_settings(settings: Settings) -> Settings:
+    """What a round trains its model with: the crowd layer as ``round_crowd_layer`` says, not ``crowd_layer``
+    (the layer helps gold-only training, not a round's gold + auto-annotated mix; docs/quality.md)."""
+    return settings.model_copy(update={"crowd_layer": settings.round_crowd_layer})
+
+
 def run_round(settings: Settings, *, wait: float = 0.0, force: bool = False, progress: bool = True) -> RoundResult:
     """One round under the cross-process lock (:class:`~training.locking.LockBusy` if taken)."""
     lock = RoundLock(settings.round_lock_path, "round")
@@ -194,7 +200,7 @@ def _round_body(
             train_set,
             gold.dev,
             trained_dir,
-            settings,
+            round_training_settings(settings),
             sources={"train": Path(gold.paths["train"]), "dev": Path(gold.paths["dev"])},
             progress=progress,
             soft_targets=soft_targets,

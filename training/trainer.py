@@ -164,12 +164,17 @@ def batch_loss(model: object, batch: dict, settings: Settings, crowd_layer: obje
 
     teams = batch.get("teams")
     mapped = crowd_layer is not None and teams is not None
-    if "soft" not in batch and not mapped:
+    if "soft" not in batch and not mapped and not settings.label_smoothing:
         return model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], labels=batch["labels"]).loss  # type: ignore[operator]
     logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits  # type: ignore[operator]
     label_logits = crowd_layer(logits, teams) if mapped else logits  # type: ignore[operator]
     if "soft" not in batch:
-        return F.cross_entropy(label_logits.reshape(-1, label_logits.shape[-1]), batch["labels"].reshape(-1))
+        return F.cross_entropy(
+            label_logits.reshape(-1, label_logits.shape[-1]),
+            batch["labels"].reshape(-1),
+            ignore_index=-100,
+            label_smoothing=settings.label_smoothing,
+        )
     return distillation_loss(
         logits,
         batch["labels"],
@@ -178,6 +183,7 @@ def batch_loss(model: object, batch: dict, settings: Settings, crowd_layer: obje
         settings.distill_alpha,
         settings.distill_temperature,
         label_logits=label_logits,
+        label_smoothing=settings.label_smoothing,
     )
 
 
@@ -377,6 +383,7 @@ TRAINING_KEYS = (
     "case_markers",
     "crowd_layer",
     "crowd_layer_lr",
+    "label_smoothing",
 )
 
 
