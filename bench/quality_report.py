@@ -39,6 +39,7 @@ ORDER = [
     "gold-1ep-crowd-s43-lr1e-2",
     "gold-1ep-crowd-s43-lr3e-4",
     "gold-1ep-crowd-s43-ls01",
+    "gold-1ep-crowd-s43-lr2e-4",
     "soup-gold-1ep",
     "selfdistill-gold-1ep",
     "selfdistill-gen2",
