@@ -47,11 +47,16 @@ def test_a_run_recorded_without_capital_markers_shows_how_to_train_without_them(
     assert "`python bench/quality.py --name old`" in command_line("new", marked)
 
 
-def test_the_quality_table_names_the_teachers_a_student_learned_from():
+def _full_gold_run() -> dict:
+    """A bench/quality.py result of a run on all gold train, every score 0.5: what a table row is built from."""
     ev = {"micro_f1": 0.5, "macro_f1": 0.5, "micro_precision": 0.5, "micro_recall": 0.5}
     ev["per_class"] = {c: {"f1": 0.5} for c in ENTITY_TYPES}
     run = {"dev": {"int8": ev}, "summary": {}, "train_seconds": 60, "sentences_per_second": {"int8": 300}}
-    run |= {"train_documents": 148, "train_sentences": 39557}
+    return run | {"train_documents": 148, "train_sentences": 39557}
+
+
+def test_the_quality_table_names_the_teachers_a_student_learned_from():
+    run = _full_gold_run()
 
     one = {**run, "teacher": {"folder": "var/bench/quality-mpnet-teacher", "unlabeled_sentences": 11309}}
     two = {**run, "teacher": {"folder": "var/a + var/b", "unlabeled_sentences": 11309}}
@@ -62,10 +67,7 @@ def test_the_quality_table_names_the_teachers_a_student_learned_from():
 
 
 def test_the_quality_table_says_when_a_run_trained_with_a_label_map_per_annotator_team():
-    ev = {"micro_f1": 0.5, "macro_f1": 0.5, "micro_precision": 0.5, "micro_recall": 0.5}
-    ev["per_class"] = {c: {"f1": 0.5} for c in ENTITY_TYPES}
-    run = {"dev": {"int8": ev}, "summary": {}, "train_seconds": 60, "sentences_per_second": {"int8": 300}}
-    run |= {"train_documents": 148, "train_sentences": 39557}
+    run = _full_gold_run()
 
     crowd = {**run, "settings": {"crowd_layer": True, "case_markers": True}}
     assert "capitals marked, one label map per annotator team (crowd layer) |" in row("c", crowd, unbiased=False)
@@ -77,10 +79,7 @@ def test_the_quality_table_says_when_a_run_trained_with_a_label_map_per_annotato
 
 
 def test_the_quality_table_says_when_a_run_smoothed_its_gold_labels():
-    ev = {"micro_f1": 0.5, "macro_f1": 0.5, "micro_precision": 0.5, "micro_recall": 0.5}
-    ev["per_class"] = {c: {"f1": 0.5} for c in ENTITY_TYPES}
-    run = {"dev": {"int8": ev}, "summary": {}, "train_seconds": 60, "sentences_per_second": {"int8": 300}}
-    run |= {"train_documents": 148, "train_sentences": 39557}
+    run = _full_gold_run()
 
     smoothed = {**run, "settings": {"crowd_layer": True, "label_smoothing": 0.1}}
     assert "(crowd layer), labels smoothed by 0.1 |" in row("s", smoothed, unbiased=False)
@@ -88,10 +87,7 @@ def test_the_quality_table_says_when_a_run_smoothed_its_gold_labels():
 
 
 def test_the_quality_table_names_the_models_a_soup_averages_instead_of_training_data():
-    ev = {"micro_f1": 0.5, "macro_f1": 0.5, "micro_precision": 0.5, "micro_recall": 0.5}
-    ev["per_class"] = {c: {"f1": 0.5} for c in ENTITY_TYPES}
-    run = {"dev": {"int8": ev}, "summary": {}, "train_seconds": 60, "sentences_per_second": {"int8": 300}}
-    run |= {"train_documents": 148, "train_sentences": 39557, "settings": {"case_markers": False}}
+    run = {**_full_gold_run(), "settings": {"case_markers": False}}
     members = ["var/bench/quality-student-3ep-case-ens", "var/bench/quality-student-3ep"]
     soup = {**run, "soup": {"members": members, "case_markers": [1, 2, 3]}}
 
