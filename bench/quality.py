@@ -299,6 +299,7 @@ def main() -> None:
                     "crowd_layer",
                     "crowd_layer_lr",
                     "label_smoothing",
+                    "weight_ema",
                     "train_max_tokens",
                     "window_tokens",
                     "window_stride",

@@ -138,6 +138,8 @@ def train_data(result: dict) -> str:
             data += f" learning at {map_lr:g}"
     if settings.get("label_smoothing"):
         data += f", labels smoothed by {settings['label_smoothing']:g}"
+    if settings.get("weight_ema"):
+        data += f", weights averaged while training (EMA {settings['weight_ema']:g})"
     base = Path(settings.get("base_model", ""))
     if base.name == "hf" and base.parent.name.startswith("quality-"):
         data += f"; one more epoch of {base.parent.name.removeprefix('quality-')}"

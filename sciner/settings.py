@@ -93,6 +93,13 @@ class Settings(BaseSettings):
         description="Label smoothing of the gold cross-entropy (share of each label's weight spread over all "
         "labels): a hedge against labels the annotator teams disagree on (docs/quality.md).",
     )
+    weight_ema: float = Field(
+        0.0,
+        ge=0,
+        lt=1,
+        description="Decay of an exponential moving average of the weights while training (0: off; 0.998 keeps "
+        "about the last 500 steps): the average is scored on dev, kept and exported (training/weight_average.py).",
+    )
     calibrate_o_bias: bool = Field(
         True, description="After training, fit the O-logit decoding bias on dev (stored in the model folder)."
     )

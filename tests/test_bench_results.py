@@ -86,6 +86,14 @@ def test_the_quality_table_says_when_a_run_smoothed_its_gold_labels():
     assert "smoothed" not in row("p", {**run, "settings": {"label_smoothing": 0.0}}, unbiased=False)
 
 
+def test_the_quality_table_says_when_a_run_kept_a_moving_average_of_its_weights():
+    run = _full_gold_run()
+
+    averaged = {**run, "settings": {"crowd_layer": True, "weight_ema": 0.998}}
+    assert "(crowd layer), weights averaged while training (EMA 0.998) |" in row("e", averaged, unbiased=False)
+    assert "averaged" not in row("p", {**run, "settings": {"weight_ema": 0.0}}, unbiased=False)
+
+
 def test_the_quality_table_names_the_models_a_soup_averages_instead_of_training_data():
     run = {**_full_gold_run(), "settings": {"case_markers": False}}
     members = ["var/bench/quality-student-3ep-case-ens", "var/bench/quality-student-3ep"]

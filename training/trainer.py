@@ -29,6 +29,7 @@ from training.distill import SoftTargets, distillation_loss
 from training.evaluate import evaluate_predictor
 from training.features import Example, build_examples
 from training.progress import progress_bar
+from training.weight_average import make_weight_average
 
 log = logging.getLogger(__name__)
 
@@ -273,7 +274,10 @@ def train_model(
         context="document" if settings.document_context else "sentence",
         case_markers=markers,
     )
-    predictor = Predictor(TorchBackend(model), rust_tok, meta, settings)
+    # with a weight average, the average is what dev scores, early stopping keeps and the folder holds
+    average = make_weight_average(model, settings.weight_ema) if settings.weight_ema > 0 else None
+    kept = average.module if average is not None else model
+    predictor = Predictor(TorchBackend(kept), rust_tok, meta, settings)
 
     rng = random.Random(settings.seed)
     lengths = [len(e.input_ids) for e in examples]
@@ -308,6 +312,8 @@ def train_model(
             optimizer.step()
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
+            if average is not None:
+                average.update_parameters(model)
             losses.append(loss.item())
             bar.update(1)
             bar.set_postfix(epoch=epoch, loss=f"{np.mean(losses[-50:]):.4f}")
@@ -318,7 +324,7 @@ def train_model(
             log.info("epoch %d loss %.4f dev micro-F1 %.4f", epoch, record["loss"], evaluation.micro_f1)
             if evaluation.micro_f1 > best_f1:
                 best_f1, best_epoch, best_eval = evaluation.micro_f1, epoch, evaluation
-                best_state = copy.deepcopy(model.state_dict())
+                best_state = copy.deepcopy(kept.state_dict())
             elif plateaued(best_f1, best_epoch, epoch, settings.patience):
                 history.append(record)
                 log.info("early stop: no dev gain for %d epochs", settings.patience)
@@ -328,10 +334,10 @@ def train_model(
         history.append(record)
     bar.close()
     if best_state is not None:
-        model.load_state_dict(best_state)
-    model.eval()
+        kept.load_state_dict(best_state)
+    kept.eval()
 
-    model.save_pretrained(staging / HF_DIR)
+    kept.save_pretrained(staging / HF_DIR)
     hf_tok.save_pretrained(staging / HF_DIR)
     meta.created_at = datetime.now(UTC).isoformat(timespec="seconds")
     meta.data = data_info or {}
@@ -384,6 +390,7 @@ TRAINING_KEYS = (
     "crowd_layer",
     "crowd_layer_lr",
     "label_smoothing",
+    "weight_ema",
 )
 
 
