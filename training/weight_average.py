@@ -3,8 +3,8 @@
 The average, not the last step's weights, is what the trainer evaluates on dev, keeps and exports: the
 cheap form of averaging two students (docs/quality.md, ``soup-3ep``), at the cost of one copy of the weights in
 memory. Measured at 0.998 on one epoch: no gain (-0.35 [-1.14, +0.47] dev F1), so off by default.
-PyTorch's own ``AveragedModel`` keeps the copy; the decay
-warms up from 0 so that the random classifier head and the first steps are forgotten within a few hundred steps.
+PyTorch's own ``AveragedModel`` keeps the copy; the decay warms up from 0 so that the random classifier head and
+the first steps are forgotten within a few hundred steps.
 """
 
 from __future__ import annotations
