@@ -29,6 +29,8 @@ SHORT = {
     "DatasetName": "Dataset",
 }
 DEFAULT_CROWD_LAYER_LR = Settings.model_fields["crowd_layer_lr"].default
+DEFAULT_BATCH_SIZE = Settings.model_fields["batch_size"].default
+DEFAULT_EMPTY_RATIO = Settings.model_fields["train_empty_ratio"].default
 # The order rows appear in; a run not listed here follows them, alphabetically.
 ORDER = [
     "gold-1ep",
@@ -140,6 +142,10 @@ def train_data(result: dict) -> str:
         data += f", labels smoothed by {settings['label_smoothing']:g}"
     if settings.get("weight_ema"):
         data += f", weights averaged while training (EMA {settings['weight_ema']:g})"
+    if settings.get("train_empty_ratio", DEFAULT_EMPTY_RATIO) != DEFAULT_EMPTY_RATIO:
+        data += f", {settings['train_empty_ratio']:.0%} of entity-free windows per epoch"
+    if settings.get("batch_size", DEFAULT_BATCH_SIZE) != DEFAULT_BATCH_SIZE:
+        data += f", batch {settings['batch_size']}"
     base = Path(settings.get("base_model", ""))
     if base.name == "hf" and base.parent.name.startswith("quality-"):
         data += f"; one more epoch of {base.parent.name.removeprefix('quality-')}"

@@ -94,6 +94,15 @@ def test_the_quality_table_says_when_a_run_kept_a_moving_average_of_its_weights(
     assert "averaged" not in row("p", {**run, "settings": {"weight_ema": 0.0}}, unbiased=False)
 
 
+def test_the_quality_table_says_when_a_run_drew_fewer_entity_free_windows_or_another_batch_size():
+    run = _full_gold_run()
+
+    fewer = {**run, "settings": {"crowd_layer": True, "train_empty_ratio": 0.5, "batch_size": 8}}
+    assert "(crowd layer), 50% of entity-free windows per epoch, batch 8 |" in row("f", fewer, unbiased=False)
+    defaults = row("d", {**run, "settings": {"train_empty_ratio": 1.0, "batch_size": 16}}, unbiased=False)
+    assert "entity-free" not in defaults and "batch" not in defaults
+
+
 def test_the_quality_table_names_the_models_a_soup_averages_instead_of_training_data():
     run = {**_full_gold_run(), "settings": {"case_markers": False}}
     members = ["var/bench/quality-student-3ep-case-ens", "var/bench/quality-student-3ep"]
