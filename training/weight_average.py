@@ -3,24 +3,30 @@
 The average, not the last step's weights, is what the trainer evaluates on dev, keeps and exports: the
 cheap form of averaging two students (docs/quality.md, ``soup-3ep``), at the cost of one copy of the weights in
 memory. Measured at 0.998 on one epoch: no gain (-0.35 [-1.14, +0.47] dev F1), so off by default.
-PyTorch's own ``AveragedModel`` keeps the copy; the decay warms up from 0 so that the random classifier head and
-the first steps are forgotten within a few hundred steps.
+PyTorch's own ``AveragedModel`` keeps the copy; the decay warms up (the first update copies the weights, the next
+keeps 2/11 of the average) so that the random classifier head and the first steps are forgotten within a few hundred
+steps. torch is imported where it is used, as in training/trainer.py, which imports this module.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import torch
+    from torch.optim.swa_utils import AveragedModel
 
 
 def ema_decay_at(decay: float, updates: int) -> float:
-    """The decay applied at the ``updates``-th update: ``min(decay, (1 + n) / (10 + n))``.
+    """The share of the average kept when it already holds ``updates`` (n) updates: ``min(decay, (1 + n) / (10 + n))``.
 
-    Early on the average follows the model closely (0.1 at the first update), later it keeps ``decay`` of itself.
+    Early on the average follows the model closely (2/11 when it holds one update), later it keeps ``decay`` of
+    itself. ``AveragedModel`` copies the weights at the first update and calls this from the second on.
     """
     return min(decay, (1 + updates) / (10 + updates))
 
 
-def make_weight_average(model: Any, decay: float) -> Any:
+def make_weight_average(model: torch.nn.Module, decay: float) -> AveragedModel:
     """``torch.optim.swa_utils.AveragedModel`` of ``model`` with the warmed-up EMA; buffers are not averaged
     (the encoders' buffers are position ids, integers that an average would corrupt)."""
     import torch
