@@ -5,6 +5,7 @@
     .venv/bin/python bench/quality.py --name recipe-scierc --epochs 3 --lr 2e-4 --empty-ratio 0.3 \\
         --intermediate ../shared/data/scierc
     .venv/bin/python bench/quality.py --name docs35 --docs 35 --epochs 3         # the low-resource regime
+    .venv/bin/python bench/quality.py --name dapt --epochs 1 --adapt-papers 11390 --adapt-steps 500  # masked-LM first
     .venv/bin/python bench/quality.py --name soup --soup var/bench/quality-a --soup var/bench/quality-b
 
 Every variant is scored the same way: strict IOB2 seqeval on the whole dev split, through the
@@ -20,6 +21,7 @@ import argparse
 import logging
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -35,6 +37,7 @@ from sciner.records import Sentence
 from sciner.settings import Settings, get_settings
 from training.calibrate import bias_grid, calibrate_o_bias
 from training.distill import SoftTargets, ensemble_soft_targets, paper_blocks, unlabeled_sentences
+from training.domain_pretrain import adapt_encoder
 from training.evaluate import evaluate_predictor
 from training.gold import evaluation_split
 from training.intermediate import pretrain_ner
@@ -63,15 +66,37 @@ def cross_fitted(predictor: Predictor, dev: list[Sentence], grid: list[float]) -
     return {"biases": biases, "micro_f1": ev.micro_f1, "precision": ev.micro_precision, "recall": ev.micro_recall}
 
 
+@dataclass
+class Trained:
+    """What training a variant produced, and what the result file records of it."""
+
+    summary: dict
+    settings: Settings  # as trained with (base_model is the intermediate or adapted encoder, if any)
+    train: list[Sentence]  # gold train + the abstracts a teacher labelled
+    intermediate: dict | None = None
+    adaptation: dict | None = None
+    targets: SoftTargets | None = None
+    unlabeled: int = 0
+
+
 def train_variant(
     args: argparse.Namespace, settings: Settings, out: Path, train: list[Sentence], dev: list[Sentence]
-) -> tuple[dict, Settings, dict | None, SoftTargets | None, list[Sentence], int]:
-    """Train the variant the options describe: (summary, settings as trained with, intermediate run, soft
-    targets, train set, abstracts)."""
-    intermediate, held_out = None, None
+) -> Trained:
+    """Train the variant the options describe."""
+    intermediate, adaptation, held_out = None, None, None
     if args.exclude_eval_split:
         held_out = evaluation_split(train, settings)
         train = held_out.train
+    if args.adapt_papers is not None:
+        abstracts = unlabeled_sentences(args.papers, args.adapt_papers) if args.adapt_papers else []
+        adaptation = adapt_encoder(
+            [(s.tokens, s.doc_id) for s in [*train, *abstracts]],
+            out.with_name(out.name + "-adapted"),
+            settings,
+            sources={"train": str(args.train), "papers": str(args.papers), "abstract_sentences": len(abstracts)},
+            progress=sys.stderr.isatty(),
+        )
+        settings = settings.model_copy(update={"base_model": adaptation["encoder_dir"]})
     if args.intermediate:
         inter_settings = settings.model_copy(update={"epochs": args.intermediate_epochs})
         intermediate = pretrain_ner(
@@ -102,7 +127,7 @@ def train_variant(
         soft_targets=targets,
         held_out=held_out,
     )
-    return summary, settings, intermediate, targets, train, unlabeled
+    return Trained(summary, settings, train, intermediate, adaptation, targets, unlabeled)
 
 
 def soup_info(model_dir: Path) -> dict:
@@ -136,7 +161,16 @@ def main() -> None:
         help="folder with train.jsonl/dev.jsonl of another NER task: intermediate training first",
     )
     ap.add_argument("--intermediate-epochs", type=int, default=4)
+    ap.add_argument(
+        "--adapt-papers",
+        type=int,
+        default=None,
+        help="domain-adaptive pre-training first (`sciner adapt-encoder`): masked-LM on the train sentences' text "
+        "and this many abstracts of --papers (0: the train text alone)",
+    )
+    ap.add_argument("--adapt-steps", type=int, default=None, help="SCINER_ADAPT_MAX_STEPS (0: one full pass)")
     ap.add_argument("--head-lr-factor", type=float, default=None, help="SCINER_HEAD_LR_FACTOR")
+    ap.add_argument("--layer-lr-decay", type=float, default=None, help="SCINER_LAYER_LR_DECAY")
     ap.add_argument(
         "--case-markers",
         action=argparse.BooleanOptionalAction,
@@ -174,7 +208,7 @@ def main() -> None:
         "--papers",
         type=Path,
         default=SHARED / "anthology" / "papers.jsonl",
-        help="with --teacher: abstracts the teacher also labels",
+        help="abstracts the teacher labels (with --teacher) or the encoder is adapted on (with --adapt-papers)",
     )
     ap.add_argument("--unlabeled-papers", type=int, default=0, help="with --teacher: how many of --papers")
     ap.add_argument(
@@ -205,10 +239,12 @@ def main() -> None:
         "train_empty_ratio": args.empty_ratio,
         "base_model": args.base_model,
         "head_lr_factor": args.head_lr_factor,
+        "layer_lr_decay": args.layer_lr_decay,
         "distill_teacher_variant": args.teacher_variant,
         "document_context": args.document_context,
         "case_markers": args.case_markers,
         "crowd_layer": args.crowd_layer,
+        "adapt_max_steps": args.adapt_steps,
     }
     settings = get_settings().model_copy(update={k: v for k, v in overrides.items() if v is not None})
     settings = settings.model_copy(update={"calibrate_o_bias": not args.no_calibrate})
@@ -218,18 +254,20 @@ def main() -> None:
     train = [s for s in read_jsonl(args.train) if s.doc_id in picked]
     dev = read_jsonl(args.dev)
 
-    if args.soup and (args.teacher or args.intermediate or args.docs or args.exclude_eval_split):
+    soup_conflict = args.teacher or args.intermediate or args.docs or args.exclude_eval_split
+    if args.soup and (soup_conflict or args.adapt_papers is not None):
         ap.error(
-            "--soup scores models already trained: no --teacher, --intermediate, --docs or --exclude-eval-split "
+            "--soup scores models already trained: no --teacher, --intermediate, --adapt-papers, --docs or "
+            "--exclude-eval-split "
             "with it (a soup records what its members left out)"
         )
     t0 = time.perf_counter()
-    intermediate, targets, unlabeled = None, None, 0
     if args.soup:
         make_soup(args.soup, out)
-        summary = {"model_dir": str(out), **export_and_score(out, dev, settings)}
+        trained = Trained({"model_dir": str(out), **export_and_score(out, dev, settings)}, settings, train)
     else:
-        summary, settings, intermediate, targets, train, unlabeled = train_variant(args, settings, out, train, dev)
+        trained = train_variant(args, settings, out, train, dev)
+    summary, settings, train, targets = trained.summary, trained.settings, trained.train, trained.targets
     train_seconds = time.perf_counter() - t0
 
     rows = {}
@@ -291,6 +329,7 @@ def main() -> None:
                     "warmup_ratio",
                     "seed",
                     "head_lr_factor",
+                    "layer_lr_decay",
                     "distill_alpha",
                     "distill_temperature",
                     "distill_teacher_variant",
@@ -305,13 +344,14 @@ def main() -> None:
                     "window_stride",
                 )
             },
-            "intermediate": intermediate,
+            "intermediate": trained.intermediate,
+            "adaptation": trained.adaptation,
             "train_documents": len(doc_ids),
-            "train_sentences": len(train) - unlabeled,
+            "train_sentences": len(train) - trained.unlabeled,
             "teacher": {
                 "folder": " + ".join(str(t) for t in args.teacher),
                 "soft_targets_sha256": targets.sha256,
-                "unlabeled_sentences": unlabeled,
+                "unlabeled_sentences": trained.unlabeled,
             }
             if targets is not None
             else None,

@@ -146,6 +146,17 @@ def train_data(result: dict) -> str:
         data += f", {settings['train_empty_ratio']:.0%} of entity-free windows per epoch"
     if settings.get("batch_size", DEFAULT_BATCH_SIZE) != DEFAULT_BATCH_SIZE:
         data += f", batch {settings['batch_size']}"
+    if settings.get("layer_lr_decay", 1.0) != 1.0:
+        data += f", layer-wise lr decay {settings['layer_lr_decay']:g}"
+    intermediate = (result.get("args") or {}).get("intermediate")
+    if result.get("intermediate") and intermediate:
+        data += f"; encoder first trained on {Path(intermediate).name} NER"
+    adaptation = result.get("adaptation")
+    if adaptation:
+        data += (
+            f"; encoder first adapted by masked-LM ({adaptation['steps']} steps of {adaptation['batch_size']} "
+            f"windows over {adaptation['sentences']:,} train + abstract sent.)"
+        )
     base = Path(settings.get("base_model", ""))
     if base.name == "hf" and base.parent.name.startswith("quality-"):
         data += f"; one more epoch of {base.parent.name.removeprefix('quality-')}"

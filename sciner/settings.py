@@ -66,6 +66,13 @@ class Settings(BaseSettings):
     head_lr_factor: float = Field(
         1.0, gt=0, description="Learning rate of the new classification head, as a multiple of learning_rate."
     )
+    layer_lr_decay: float = Field(
+        1.0,
+        gt=0,
+        le=1,
+        description="Layer-wise learning-rate decay: each encoder layer learns at this multiple of the rate of the "
+        "layer above it, the embeddings slowest (1: every layer at learning_rate).",
+    )
     batch_size: int = Field(16, ge=1)
     warmup_ratio: float = Field(0.1, ge=0, le=1)
     weight_decay: float = Field(0.01, ge=0)
@@ -99,6 +106,15 @@ class Settings(BaseSettings):
         lt=1,
         description="Decay of an exponential moving average of the weights while training (0: off; 0.998 keeps "
         "about the last 500 steps): the average is scored on dev, kept and exported (training/weight_average.py).",
+    )
+    # --- domain-adaptive pre-training (`sciner adapt-encoder`, training/domain_pretrain.py) ----
+    adapt_learning_rate: float = Field(1e-4, gt=0, description="Masked-LM learning rate of `sciner adapt-encoder`.")
+    adapt_batch_size: int = Field(32, ge=1, description="Packed windows per masked-LM step.")
+    adapt_epochs: int = Field(1, ge=1, description="Passes of masked-LM training over the adaptation text.")
+    adapt_max_steps: int = Field(0, ge=0, description="Stop masked-LM training after this many steps (0: no cap).")
+    adapt_mask_probability: float = Field(0.15, gt=0, lt=1, description="Share of word pieces masked.")
+    adapt_held_out_windows: int = Field(
+        256, ge=0, description="Windows kept out of masked-LM training to measure its loss before and after."
     )
     calibrate_o_bias: bool = Field(
         True, description="After training, fit the O-logit decoding bias on dev (stored in the model folder)."

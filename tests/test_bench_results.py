@@ -94,13 +94,28 @@ def test_the_quality_table_says_when_a_run_kept_a_moving_average_of_its_weights(
     assert "averaged" not in row("p", {**run, "settings": {"weight_ema": 0.0}}, unbiased=False)
 
 
-def test_the_quality_table_says_when_a_run_drew_fewer_entity_free_windows_or_another_batch_size():
+def test_the_quality_table_says_when_a_run_drew_fewer_entity_free_windows_another_batch_size_or_layer_decay():
     run = _full_gold_run()
 
     fewer = {**run, "settings": {"crowd_layer": True, "train_empty_ratio": 0.5, "batch_size": 8}}
     assert "(crowd layer), 50% of entity-free windows per epoch, batch 8 |" in row("f", fewer, unbiased=False)
+    decayed = {**run, "settings": {"crowd_layer": True, "layer_lr_decay": 0.8}}
+    assert "(crowd layer), layer-wise lr decay 0.8 |" in row("d", decayed, unbiased=False)
+    assert "decay" not in row("p", {**run, "settings": {"layer_lr_decay": 1.0}}, unbiased=False)
     defaults = row("d", {**run, "settings": {"train_empty_ratio": 1.0, "batch_size": 16}}, unbiased=False)
     assert "entity-free" not in defaults and "batch" not in defaults
+
+
+def test_the_quality_table_says_when_the_encoder_was_trained_on_other_ner_or_adapted_first():
+    run = _full_gold_run()
+
+    scierc = {**run, "args": {"intermediate": "../shared/data/scierc"}, "intermediate": {"encoder_dir": "x"}}
+    assert row("i", scierc, unbiased=False).split(" | ")[1].endswith("; encoder first trained on scierc NER")
+    adapted = {**run, "adaptation": {"steps": 500, "batch_size": 32, "sentences": 120688}}
+    said = "; encoder first adapted by masked-LM (500 steps of 32 windows over 120,688 train + abstract sent.) |"
+    assert said in row("a", adapted, unbiased=False)
+    plain = row("p", {**run, "args": {"intermediate": "None"}, "intermediate": None, "adaptation": None}, False)
+    assert "encoder first" not in plain
 
 
 def test_the_quality_table_names_the_models_a_soup_averages_instead_of_training_data():

@@ -21,7 +21,8 @@ from service.process import quiet_env, ready_service
 from training.calibrate import BiasPoint, bias_grid, calibrate_o_bias, choose_bias
 from training.evaluate import evaluate_predictor
 from training.features import Example
-from training.trainer import epoch_examples, parameter_groups, split_by_entity
+from training.param_groups import parameter_groups
+from training.trainer import epoch_examples, split_by_entity
 
 TEXT = "We fine-tune BERT on SQuAD and reach 91.2 F1 with a learning rate of 3e-5 . GloVe embeddings help NER ."
 
@@ -184,6 +185,46 @@ def test_the_new_head_learns_at_its_own_rate_and_norms_and_biases_skip_weight_de
     body = named["bert.encoder.layer.0.attention.self.query.weight"]
     assert (by_id[id(body)]["lr"], by_id[id(body)]["weight_decay"]) == (1e-4, 0.01)
     assert by_id[id(named["bert.embeddings.LayerNorm.weight"])]["weight_decay"] == 0.0
+
+
+def test_with_layer_wise_decay_each_layer_learns_more_slowly_than_the_one_above_it():
+    from transformers import BertConfig, BertForTokenClassification
+
+    model = BertForTokenClassification(
+        BertConfig(vocab_size=50, hidden_size=16, num_hidden_layers=3, num_attention_heads=2, intermediate_size=32)
+    )
+    settings = Settings(learning_rate=1e-4, head_lr_factor=20, layer_lr_decay=0.5)
+    groups = parameter_groups(model.named_parameters(), settings, num_layers=3)
+    lr = {id(p): g["lr"] for g in groups for p in g["params"]}
+    named = dict(model.named_parameters())
+    assert len(lr) == len(named)
+
+    def rate(name: str) -> float:
+        return lr[id(named[name])]
+
+    assert rate("classifier.weight") == pytest.approx(2e-3), "the new head keeps its own factor"
+    assert rate("bert.encoder.layer.2.output.dense.weight") == pytest.approx(1e-4)
+    assert rate("bert.encoder.layer.1.output.dense.weight") == pytest.approx(0.5e-4)
+    assert rate("bert.encoder.layer.0.attention.self.query.weight") == pytest.approx(0.25e-4)
+    assert rate("bert.embeddings.word_embeddings.weight") == pytest.approx(0.125e-4)
+    assert rate("bert.embeddings.LayerNorm.weight") == pytest.approx(0.125e-4)
+    # without the encoder's depth, or at 1.0, every body parameter learns at learning_rate
+    for flat in (
+        parameter_groups(model.named_parameters(), settings),
+        parameter_groups(model.named_parameters(), Settings(learning_rate=1e-4), num_layers=3),
+    ):
+        head = {id(named["classifier.weight"]), id(named["classifier.bias"])}
+        assert {g["lr"] for g in flat if not head & {id(p) for p in g["params"]}} == {1e-4}
+
+
+def test_a_parameters_depth_is_read_from_bert_and_mpnet_names():
+    from training.param_groups import layer_depth
+
+    assert layer_depth("bert.embeddings.word_embeddings.weight", 6) == 0
+    assert layer_depth("mpnet.encoder.layer.5.attention.attn.q.weight", 6) == 6
+    assert layer_depth("bert.encoder.layer.10.output.dense.bias", 12) == 11
+    assert layer_depth("mpnet.encoder.relative_attention_bias.weight", 6) == 7
+    assert layer_depth("classifier.weight", 6) == 7
 
 
 # --- case markers ----------------------------------------------------------------------------------

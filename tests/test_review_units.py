@@ -241,7 +241,7 @@ def test_the_help_shows_flags_as_flags_and_explains_verbose():
     runner = CliRunner()
     top = runner.invoke(app, ["--help"]).output
     assert "<bool>" not in top and "Debug logging" in top
-    for command in ("train", "pretrain-ner", "bootstrap", "retrain"):
+    for command in ("train", "pretrain-ner", "adapt-encoder", "bootstrap", "retrain"):
         out = runner.invoke(app, [command, "--help"]).output
         assert "--progress / --no-progress" in out and "<bool>" not in out, command
     predict = runner.invoke(app, ["predict", "--help"]).output

@@ -168,6 +168,41 @@ def pretrain_ner_command(
     typer.echo(json.dumps(result, indent=2))
 
 
+@app.command("adapt-encoder")
+def adapt_encoder_command(
+    train_file: Annotated[Path, typer.Argument(help="Gold training data: its text (not its labels) is read.")],
+    out: Annotated[Path, typer.Option(help="Encoder folder to write (then SCINER_BASE_MODEL=<out>).")] = Path(
+        "var/encoders/adapted"
+    ),
+    papers: Annotated[
+        Path | None, typer.Option(help="Papers JSONL (title + abstract) to read as well, e.g. the anthology.")
+    ] = None,
+    limit_papers: Annotated[int | None, typer.Option(help="Use only the first N papers.")] = None,
+    steps: Annotated[int | None, typer.Option(help="Override SCINER_ADAPT_MAX_STEPS (0: full passes).")] = None,
+    progress: ProgressFlag = None,
+) -> None:
+    """Domain-adaptive pre-training: masked-LM training of the base encoder on the domain's text, keep the encoder."""
+    from training.distill import unlabeled_sentences
+    from training.domain_pretrain import adapt_encoder
+
+    settings = get_settings()
+    if steps is not None:
+        settings = settings.model_copy(update={"adapt_max_steps": steps})
+    try:
+        gold = read_sentences(train_file)
+        abstracts = unlabeled_sentences(papers, limit_papers) if papers else []
+    except (DataError, FileNotFoundError) as exc:
+        fail(str(exc))
+    sources = {"train": str(train_file), "papers": str(papers), "abstract_sentences": len(abstracts)}
+    try:
+        result = adapt_encoder(
+            [(s.tokens, s.doc_id) for s in [*gold, *abstracts]], out, settings, sources, progress=bars(progress)
+        )
+    except ValueError as exc:
+        fail(str(exc))
+    typer.echo(json.dumps(result, indent=2))
+
+
 MODEL_HELP = (
     "Model folder, models:/<name>@<alias> or models:/<name>/<version> "
     "(default: what the service serves, SCINER_MODEL_URI or models:/sciner@champion)."

@@ -7,11 +7,9 @@ import logging
 import random
 import shutil
 import time
-from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -28,6 +26,7 @@ from training.crowd_layer import MIN_CROWD_TEAMS, NO_TEAM, crowd_layer_summary, 
 from training.distill import SoftTargets, distillation_loss
 from training.evaluate import evaluate_predictor
 from training.features import Example, build_examples
+from training.param_groups import parameter_groups
 from training.progress import progress_bar
 from training.weight_average import make_weight_average
 
@@ -134,27 +133,6 @@ def _collate(batch: list[Example], pad_id: int) -> dict:
                 soft[i, pos], soft_mask[i, pos] = probs, True
         out["soft"], out["soft_mask"] = torch.from_numpy(soft), torch.from_numpy(soft_mask)
     return out
-
-
-_NO_DECAY = ("bias", "LayerNorm.weight", "layer_norm.weight")
-_HEAD_PREFIX = "classifier."
-
-
-def parameter_groups(named_parameters: Iterable[tuple[str, Any]], settings: Settings) -> list[dict]:
-    """AdamW groups: no weight decay on biases and norms; the new token-classification head at
-    ``learning_rate * head_lr_factor`` (a randomly initialised head beside a pre-trained body)."""
-    groups: dict[tuple[bool, bool], list] = {}
-    for name, param in named_parameters:
-        key = (name.startswith(_HEAD_PREFIX), name.endswith(_NO_DECAY))
-        groups.setdefault(key, []).append(param)
-    return [
-        {
-            "params": params,
-            "weight_decay": 0.0 if no_decay else settings.weight_decay,
-            "lr": settings.learning_rate * (settings.head_lr_factor if head else 1.0),
-        }
-        for (head, no_decay), params in sorted(groups.items())
-    ]
 
 
 def batch_loss(model: object, batch: dict, settings: Settings, crowd_layer: object | None = None) -> object:
@@ -285,7 +263,7 @@ def train_model(
     empty_per_epoch = round(settings.train_empty_ratio * len(entity_free))
     steps_per_epoch = -(-(len(with_entity) + empty_per_epoch) // settings.batch_size)
     total_steps = steps_per_epoch * settings.epochs
-    groups = parameter_groups(model.named_parameters(), settings)
+    groups = parameter_groups(model.named_parameters(), settings, getattr(model.config, "num_hidden_layers", None))
     crowd = make_crowd_layer(len(teams), len(labels)) if teams else None
     if crowd is not None:
         crowd.to(device)  # type: ignore[attr-defined]
@@ -377,6 +355,7 @@ TRAINING_KEYS = (
     "epochs",
     "learning_rate",
     "head_lr_factor",
+    "layer_lr_decay",
     "batch_size",
     "warmup_ratio",
     "weight_decay",
