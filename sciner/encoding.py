@@ -43,7 +43,16 @@ class Window:
 
 
 def load_tokenizer(path: str) -> Tokenizer:
-    tok = Tokenizer.from_file(path)
+    return _unlimited(Tokenizer.from_file(path))
+
+
+def tokenizer_copy(tokenizer: Tokenizer) -> Tokenizer:
+    """An independent copy of a (e.g. a Hugging Face fast tokenizer's backend) tokenizer, read the way
+    :func:`load_tokenizer` reads a file: no truncation, no padding (windows are cut by sciner itself)."""
+    return _unlimited(Tokenizer.from_str(tokenizer.to_str()))
+
+
+def _unlimited(tok: Tokenizer) -> Tokenizer:
     tok.no_truncation()
     tok.no_padding()
     return tok

@@ -156,3 +156,19 @@ def test_case_markers_follow_a_capitalised_words_pieces_and_its_label_stays_on_i
     assert marked.word_starts == [0, 2, 3, 6] and marked.word_lengths == [2, 1, 3, 3]
     (win,) = make_windows([marked], cls_id=1, sep_id=2, window_tokens=32, overlap=0)
     assert [win.input_ids[p] for p in win.first_piece] == [100, 101, 102, 103]
+
+
+def test_a_tokenizer_copy_is_independent_and_cuts_nothing():
+    from tokenizers import Tokenizer
+    from tokenizers.models import WordLevel
+    from tokenizers.pre_tokenizers import Whitespace
+
+    from sciner.encoding import tokenizer_copy
+
+    original = Tokenizer(WordLevel({"[UNK]": 0, "a": 1, "b": 2}, unk_token="[UNK]"))
+    original.pre_tokenizer = Whitespace()
+    original.enable_truncation(max_length=2)
+    original.enable_padding(length=8)
+    copy = tokenizer_copy(original)
+    assert copy.encode("a b a b").ids == [1, 2, 1, 2], "no truncation, no padding"
+    assert original.truncation is not None and original.padding is not None, "the original keeps its limits"

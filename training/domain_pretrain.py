@@ -16,20 +16,18 @@ The result is an ordinary Hugging Face encoder folder, as ``sciner pretrain-ner`
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import random
-import shutil
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sciner.encoding import load_tokenizer, word_pieces
-from sciner.model_dir import TOKENIZER_FILE, atomic_write_text
+from sciner.encoding import tokenizer_copy, word_pieces
 from sciner.settings import Settings
+from training.encoder_folder import write_encoder_folder
 from training.param_groups import decay_groups
 from training.progress import progress_bar
 from training.trainer import case_marker_ids, seed_everything, training_device
@@ -151,11 +149,7 @@ def adapt_encoder(
     hf_tok = AutoTokenizer.from_pretrained(settings.base_model, use_fast=True)
     if hf_tok.mask_token_id is None:
         raise ValueError(f"{settings.base_model}: the tokenizer has no mask token")
-    staging = out.with_name(f".{out.name}.partial")
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
-    hf_tok.backend_tokenizer.save(str(staging / TOKENIZER_FILE))
-    rust_tok = load_tokenizer(str(staging / TOKENIZER_FILE))
+    rust_tok = tokenizer_copy(hf_tok.backend_tokenizer)
     markers = case_marker_ids(hf_tok) if settings.case_markers else None
     pieces = [p.ids for p in word_pieces(rust_tok, [words for words, _ in texts], hf_tok.unk_token_id, markers)]
     chunks = pack_sentences(
@@ -212,10 +206,6 @@ def adapt_encoder(
         bar.close()
     loss_after = held_out_loss(model, head, collate, held, settings.batch_size, settings.seed)
 
-    encoder = model.base_model
-    encoder.config.architectures = [type(encoder).__name__]
-    encoder.save_pretrained(staging)
-    hf_tok.save_pretrained(staging)
     lineage = {
         "base_model": settings.base_model,
         "data": sources or {},
@@ -231,8 +221,6 @@ def adapt_encoder(
         "train_mlm_loss_last_100": sum(running[-100:]) / max(1, len(running[-100:])),
         "seconds": round(time.perf_counter() - started, 1),
     }
-    atomic_write_text(staging / LINEAGE_FILE, json.dumps(lineage, indent=2, sort_keys=True))
-    shutil.rmtree(out, ignore_errors=True)
-    staging.rename(out)
+    write_encoder_folder(model, hf_tok, out, LINEAGE_FILE, lineage)
     log.info("adapted encoder in %s: held-out masked-LM loss %.3f -> %.3f", out, loss_before, loss_after)
     return {"encoder_dir": str(out), **lineage}

@@ -7,14 +7,14 @@ later fine-tune (bootstrap, rounds) starts from it at no extra cost per round.
 
 from __future__ import annotations
 
-import json
 import logging
 import shutil
 from pathlib import Path
 
-from sciner.model_dir import HF_DIR, atomic_write_text
+from sciner.model_dir import HF_DIR
 from sciner.records import Sentence
 from sciner.settings import Settings
+from training.encoder_folder import write_encoder_folder
 from training.pipeline import data_fingerprint
 from training.trainer import train_model
 
@@ -44,13 +44,6 @@ def pretrain_ner(
     result = train_model(train, dev, work, settings, data_info=data, progress=progress)
     model = AutoModelForTokenClassification.from_pretrained(work / HF_DIR)
     tokenizer = AutoTokenizer.from_pretrained(work / HF_DIR)
-    staging = out.with_name(f".{out.name}.partial")
-    shutil.rmtree(staging, ignore_errors=True)
-    encoder = model.base_model
-    # The encoder's config still names the intermediate task's labels; the next fine-tune replaces them.
-    encoder.config.architectures = [type(encoder).__name__]
-    encoder.save_pretrained(staging)
-    tokenizer.save_pretrained(staging)
     lineage = {
         "base_model": settings.base_model,
         "data": data,
@@ -60,9 +53,7 @@ def pretrain_ner(
         "dev_micro_f1": result.dev.micro_f1 if result.dev else None,
         "seconds": result.seconds,
     }
-    atomic_write_text(staging / LINEAGE_FILE, json.dumps(lineage, indent=2, sort_keys=True))
-    shutil.rmtree(out, ignore_errors=True)
-    staging.rename(out)
+    write_encoder_folder(model, tokenizer, out, LINEAGE_FILE, lineage)
     shutil.rmtree(work, ignore_errors=True)
     log.info("intermediate NER encoder in %s (dev micro-F1 %s)", out, lineage["dev_micro_f1"])
     return {"encoder_dir": str(out), **lineage}
