@@ -28,7 +28,7 @@ from typing import Any
 from sciner.encoding import tokenizer_copy, word_pieces
 from sciner.settings import Settings
 from training.encoder_folder import write_encoder_folder
-from training.param_groups import decay_groups
+from training.param_groups import parameter_groups
 from training.progress import progress_bar
 from training.trainer import case_marker_ids, seed_everything, training_device
 
@@ -179,8 +179,9 @@ def adapt_encoder(
     total_steps = steps_per_epoch * settings.adapt_epochs
     if settings.adapt_max_steps:
         total_steps = min(total_steps, settings.adapt_max_steps)
-    groups = decay_groups(model.named_parameters(), settings.weight_decay)
-    optimizer = torch.optim.AdamW(groups, lr=settings.adapt_learning_rate)
+    # the fine-tune's groups (no decay on biases and norms) at the masked-LM rate; the MLM head is no "classifier."
+    at_rate = settings.model_copy(update={"learning_rate": settings.adapt_learning_rate})
+    optimizer = torch.optim.AdamW(parameter_groups(model.named_parameters(), at_rate))
     scheduler = get_linear_schedule_with_warmup(optimizer, int(settings.warmup_ratio * total_steps), total_steps)
     bar = progress_bar(total_steps, "adapt", "batch", progress)
     step, running = 0, []

@@ -46,12 +46,3 @@ def parameter_groups(
         }
         for (head, no_decay, below_top), params in sorted(groups.items())
     ]
-
-
-def decay_groups(named_parameters: Iterable[tuple[str, Any]], weight_decay: float) -> list[dict]:
-    """Two AdamW groups at one learning rate: weight decay on the weights, none on biases and norms."""
-    named = list(named_parameters)
-    return [
-        {"params": [p for n, p in named if not n.endswith(NO_DECAY)], "weight_decay": weight_decay},
-        {"params": [p for n, p in named if n.endswith(NO_DECAY)], "weight_decay": 0.0},
-    ]
