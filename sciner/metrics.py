@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
 from seqeval.metrics import classification_report
-from seqeval.scheme import IOB2
+from seqeval.scheme import IOB2, Entities
 
 from sciner.labels import OUTSIDE, repair_bio
 
@@ -107,3 +107,70 @@ def confusion_counts(gold: Sequence[Sequence[str]], pred: Sequence[Sequence[str]
             counts.setdefault(gt, {}).setdefault(pt, 0)
             counts[gt][pt] += 1
     return counts
+
+
+ERROR_KINDS = ("exact", "type", "boundary", "boundary_type", "missed", "spurious")
+"""What became of each gold entity, and of each prediction that touches none (:func:`entity_errors`):
+
+* ``exact``: predicted with its span and type (a strict true positive);
+* ``type``: its exact span predicted with another type;
+* ``boundary``: an overlapping prediction of its type, other span;
+* ``boundary_type``: only overlapping predictions of other types and spans;
+* ``missed``: no predicted entity overlaps it;
+* ``spurious`` (counted under the predicted type): a prediction that overlaps no gold entity."""
+
+
+def entity_errors(gold: Sequence[Sequence[str]], pred: Sequence[Sequence[str]]) -> dict[str, dict[str, int]]:
+    """``counts[entity_type][kind]`` for the kinds of :data:`ERROR_KINDS`, entities read as the strict IOB2
+    metric reads them (:func:`evaluate_tags`), so ``exact`` summed over types is its true positives."""
+    if len(gold) != len(pred):
+        raise ValueError(f"{len(gold)} gold sentences but {len(pred)} predicted")
+    gold_e = Entities([repair_bio(list(g)) for g in gold], IOB2).entities
+    pred_e = Entities([repair_bio(list(p)) for p in pred], IOB2).entities
+    counts: dict[str, dict[str, int]] = {}
+
+    def add(etype: str, kind: str) -> None:
+        row = counts.setdefault(etype, dict.fromkeys(ERROR_KINDS, 0))
+        row[kind] += 1
+
+    for golds, preds in zip(gold_e, pred_e, strict=True):
+        spans = {(e.start, e.end, e.tag) for e in preds}
+        for g in golds:
+            overlapping = [p for p in preds if p.start < g.end and g.start < p.end]
+            if (g.start, g.end, g.tag) in spans:
+                kind = "exact"
+            elif not overlapping:
+                kind = "missed"
+            elif any(p.start == g.start and p.end == g.end for p in overlapping):
+                kind = "type"
+            elif any(p.tag == g.tag for p in overlapping):
+                kind = "boundary"
+            else:
+                kind = "boundary_type"
+            add(g.tag, kind)
+        for p in preds:
+            if not any(g.start < p.end and p.start < g.end for g in golds):
+                add(p.tag, "spurious")
+    return counts
+
+
+def error_markdown(counts: dict[str, dict[str, int]]) -> str:
+    """Markdown table of :func:`entity_errors`, a row per type and the total; the share of gold entities
+    next to each gold-side kind."""
+    total = dict.fromkeys(ERROR_KINDS, 0)
+    for row in counts.values():
+        for kind in ERROR_KINDS:
+            total[kind] += row.get(kind, 0)
+    lines = [
+        "| type | gold entities | " + " | ".join(ERROR_KINDS) + " |",
+        "|---" * (len(ERROR_KINDS) + 2) + "|",
+    ]
+    for name, row in [*sorted(counts.items()), ("**all**", total)]:
+        n_gold = sum(row.get(kind, 0) for kind in ERROR_KINDS if kind != "spurious")
+        cells = [_count_cell(row.get(kind, 0), n_gold if kind != "spurious" else 0) for kind in ERROR_KINDS]
+        lines.append(f"| {name} | {n_gold} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _count_cell(count: int, of: int) -> str:
+    return f"{count} ({count / of:.0%})" if of else str(count)

@@ -154,6 +154,7 @@ def test_bootstrap_registers_the_first_champion_once(env, champion, tmp_path):
     assert {
         "review/per_class.md",
         "review/confusion.md",
+        "review/errors.md",
         "review/side_by_side.md",
         "review/side_by_side.html",
         "review/lineage.json",
@@ -247,6 +248,7 @@ def test_round_promoted_when_the_gate_passes(env, champion, tmp_path):
         "review/per_class.md",
         "review/confusion.md",
         "review/confusion.json",
+        "review/errors.json",
         "review/side_by_side.md",
         "review/side_by_side.html",
         "review/decision.json",
@@ -260,6 +262,14 @@ def test_round_promoted_when_the_gate_passes(env, champion, tmp_path):
     snap = client(env).download_artifacts(mv.run_id, "auto/auto_annotated.jsonl", str(tmp_path))
     lineage = artifact_json(env, mv.run_id, "review/lineage.json", tmp_path)
     assert sha256_file(Path(snap)) == lineage["data"]["auto_annotated"]["sha256"]
+    # where each model's errors are, the candidate's beside its champion's, on the same gold entities
+    errors = artifact_json(env, mv.run_id, "review/errors.json", tmp_path)
+    assert len(errors) == 2 and "candidate" in errors
+    gold_side = {
+        name: sum(n for counts in per_type.values() for kind, n in counts.items() if kind != "spurious")
+        for name, per_type in errors.items()
+    }
+    assert len(set(gold_side.values())) == 1 and gold_side["candidate"] > 0
     assert lineage["data_sha256"] == tags["data_sha256"]
     for key in ("gold_train", "gold_dev", "gold_eval", "train_as_used"):
         assert len(lineage["data"][key]["sha256"]) == 64, key

@@ -15,9 +15,17 @@ from sciner import champion_history as ch
 from sciner.mlflow_card import input_texts
 from sciner.quiet import DropKnown, Rule
 from training.lineage import lineage
-from training.review import plain, render
+from training.review import errors_markdown, plain, render
 from training.review_html import page, spans
 from training.verdict import decision_headline, description, headline, manual_description, points
+
+
+# --- the review folder -------------------------------------------------------------------------
+def test_the_errors_page_puts_the_candidate_first_and_names_each_kind():
+    one = {"Task": {"exact": 1, "type": 0, "boundary": 0, "boundary_type": 0, "missed": 1, "spurious": 2}}
+    md = errors_markdown({"candidate": one, "champion v3": one})
+    assert md.index("## candidate") < md.index("## champion v3")
+    assert "| Task | 2 | 1 (50%) |" in md and "missed: nothing predicted over it" in md
 
 
 # --- verdicts ---------------------------------------------------------------------------------

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from sciner.labels import ENTITY_TYPES, OUTSIDE
-from sciner.metrics import Evaluation, confusion_counts
+from sciner.metrics import Evaluation, confusion_counts, entity_errors, error_markdown
 from sciner.model_dir import atomic_write_text
 from sciner.records import Sentence
 from sciner.settings import Settings
@@ -73,6 +73,20 @@ def confusion_markdown(counts: dict[str, dict[str, int]]) -> str:
         row = counts.get(g, {})
         lines.append(f"| {g} | " + " | ".join(str(row.get(p, 0)) for p in names) + " |")
     return "\n".join(lines) + "\n"
+
+
+def errors_markdown(errors: dict[str, dict[str, dict[str, int]]]) -> str:
+    """One entity-error table (:func:`sciner.metrics.entity_errors`) per model, the candidate first."""
+    lines = [
+        "# What became of each gold entity",
+        "",
+        "exact: span and type right; type: exact span, other type; boundary: overlapped by its type, other span;",
+        "boundary_type: overlapped only by other types and spans; missed: nothing predicted over it;",
+        "spurious: a prediction that overlaps no gold entity (under the predicted type).",
+    ]
+    for name, counts in errors.items():
+        lines += ["", f"## {name}", "", error_markdown(counts)]
+    return "\n".join(lines)
 
 
 def _confusion_png(counts: dict[str, dict[str, int]], path: Path) -> bool:
@@ -230,6 +244,11 @@ def write_review(
         _confusion_png(counts, png)
     except Exception as exc:  # a plot must never fail a round
         log.warning("confusion plot failed: %s", exc)
+    errors = {"candidate": entity_errors(gold_tags, candidate_pred)}
+    if champion_pred is not None:
+        errors[champion_name] = entity_errors(gold_tags, champion_pred)
+    write_json(out_dir / "errors.json", errors)
+    atomic_write_text(out_dir / "errors.md", errors_markdown(errors))
     md, rows = side_by_side(gold, champion_pred, candidate_pred, sample_size)
     atomic_write_text(out_dir / "side_by_side.md", md)
     atomic_write_text(out_dir / "side_by_side.jsonl", "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
