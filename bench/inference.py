@@ -4,6 +4,7 @@ sentences, in one run, runs interleaved, medians reported.
 
     .venv/bin/python bench/inference.py --model var/bench/quality-model --sentences 512 --repeats 3
 
+``--without-propagation`` adds ``--model``'s int8 predictor with name propagation off to the same runs.
 ``--compare OTHER_MODEL`` adds another model folder's int8 predictor to the same interleaved runs: the
 side-by-side speed check of a retrained (for example distilled) model against the served one:
 
@@ -85,6 +86,12 @@ def main() -> None:
         "(a speed check of a retrained model against the served one); repeatable",
     )
     ap.add_argument(
+        "--without-propagation",
+        action="store_true",
+        help="also run --model's int8 predictor with name propagation off (SCINER_NAME_PROPAGATION=false), "
+        "interleaved: what propagation costs (use --sentences-per-text > 1: it works within a text)",
+    )
+    ap.add_argument(
         "--sentences-per-text",
         type=int,
         default=1,
@@ -123,6 +130,11 @@ def main() -> None:
     for v in ("fp32", "int8"):
         engines[f"sciner ORT {v}, one text per call"] = ("ours1", v)
         engines[f"sciner ORT {v}, token-budget batches"] = ("ours", v)
+    if args.without_propagation:
+        plain = settings.model_copy(update={"name_propagation": False})
+        predictors["int8, no name propagation"] = Predictor.from_model_dir(args.model, plain, "int8")
+        for kind, calls in (("ours1", "one text per call"), ("ours", "token-budget batches")):
+            engines[f"sciner ORT int8, {calls}, no name propagation"] = (kind, "int8, no name propagation")
     for other in args.compare:
         predictors[f"compare:{other}"] = Predictor.from_model_dir(other, settings, "int8")
         engines[f"`{other.name}` ORT int8, one text per call"] = ("ours1", f"compare:{other}")

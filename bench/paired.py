@@ -14,7 +14,13 @@ delta over resampled documents), so a difference is shown with its uncertainty, 
 trained with document context (what a client sending one sentence gets), documents whole for a
 sentence model. No bias is applied (``decode`` at 0): the models are compared, not their calibrations;
 ``--bias crossfit`` decodes each model with the O-logit bias fitted on the other half of the dev documents
-(what serving it with a calibrated bias gives, without fitting on what is scored).
+(what serving it with a calibrated bias gives, without fitting on what is scored). Names are propagated
+within documents as the settings say (``SCINER_NAME_PROPAGATION``; runs before it existed decoded without);
+``--propagation both`` shows each model without it and then with it, that row's delta against the one above:
+
+    .venv/bin/python bench/paired.py --name paired-propagation --bias crossfit --propagation both \
+        var/bench/quality-gold-1ep-crowd-s43 var/bench/quality-gold-1ep-crowd-s43-er05
+
 Writes bench/results/<name>.{json,md}.
 """
 
@@ -32,7 +38,6 @@ import numpy as np
 from bench.common import SHARED, halves_by_document, machine, now, save_result
 from sciner.decoding import softmax
 from sciner.io.jsonl import read_jsonl
-from sciner.labels import OUTSIDE
 from sciner.predictor import Predictor, WordLogits
 from sciner.records import Sentence
 from sciner.settings import get_settings
@@ -49,27 +54,34 @@ def read_logits(predictor: Predictor, dev: list[Sentence], context: str) -> list
 
 
 def counts_of(
-    predictor: Predictor, dev: list[Sentence], logits: list[WordLogits], crossfit: bool = False
+    predictor: Predictor, dev: list[Sentence], logits: list[WordLogits], crossfit: bool = False, propagate: bool = True
 ) -> np.ndarray:
     """Per-document strict entity counts of ``logits`` decoded by ``predictor`` without a bias, or
-    (``crossfit``) with the O-logit bias fitted on the other half of the dev documents."""
-    tags = crossfit_tags(predictor, dev, logits) if crossfit else [predictor.decode(w, 0.0).tags for w in logits]
+    (``crossfit``) with the O-logit bias fitted on the other half of the dev documents; names propagated
+    within documents as the settings say unless ``propagate`` is false."""
+    if crossfit:
+        tags = crossfit_tags(predictor, dev, logits, propagate)
+    else:
+        tags = [p.tags for p in predictor.decode_records(logits, dev, 0.0, propagate)]
     counts, _ = document_counts(sentence_counts([s.tags or [] for s in dev], tags), [s.doc_id for s in dev])
     return counts
 
 
-def crossfit_tags(predictor: Predictor, dev: list[Sentence], logits: list[WordLogits]) -> list[list[str]]:
+def crossfit_tags(
+    predictor: Predictor, dev: list[Sentence], logits: list[WordLogits], propagate: bool = True
+) -> list[list[str]]:
     """Each half of the dev documents decoded with the bias that scores best on the other half (the bias a
-    model is served with, fitted where it is not scored), in dev order."""
+    model is served with, fitted where it is not scored), in dev order. Without ``propagate`` the bias is
+    fitted and applied with name propagation off."""
     settings = predictor.settings
     grid = bias_grid(settings.o_bias_min, settings.o_bias_max, settings.o_bias_step)
-    gold = [[t or OUTSIDE for t in (s.tags or [])] for s in dev]
     tags: list[list[str]] = [[] for _ in dev]
     halves = halves_by_document(dev)
     for fit, held in ((halves[0], halves[1]), (halves[1], halves[0])):
-        bias = fit_o_bias(predictor, [logits[i] for i in fit], [gold[i] for i in fit], grid).o_bias
-        for i in held:
-            tags[i] = predictor.decode(logits[i], bias).tags
+        bias = fit_o_bias(predictor, [logits[i] for i in fit], [dev[i] for i in fit], grid, propagate).o_bias
+        decoded = predictor.decode_records([logits[i] for i in held], [dev[i] for i in held], bias, propagate)
+        for i, pred in zip(held, decoded, strict=True):
+            tags[i] = pred.tags
     return tags
 
 
@@ -114,6 +126,13 @@ def main() -> None:
         help="none: decode at 0 (the models compared, not their calibrations); crossfit: each model with the "
         "O-logit bias fitted on the other half of the dev documents (a soup's calibration differs from its members')",
     )
+    ap.add_argument(
+        "--propagation",
+        choices=("settings", "both"),
+        default="settings",
+        help="settings: names propagated within documents as SCINER_NAME_PROPAGATION says; both: each model "
+        "without it, then with it (the first row, the reference, is the first model without)",
+    )
     ap.add_argument("--samples", type=int, default=2000, help="bootstrap resamples")
     ap.add_argument("--name", default="paired", help="result file: bench/results/<name>.{json,md}")
     args = ap.parse_args()
@@ -121,6 +140,7 @@ def main() -> None:
     settings = get_settings()
     dev = read_jsonl(args.dev)
     rows: list[tuple[str, np.ndarray]] = []
+    own_reference: dict[int, int] = {}  # row -> the row it is compared with, when not the first
     predictors, as_trained = [], []
     for folder, variant in args.models:
         predictor = Predictor.from_model_dir(folder, settings, variant)
@@ -128,8 +148,13 @@ def main() -> None:
         logits = read_logits(predictor, dev, trained)
         predictors.append(predictor)
         as_trained.append(logits)
-        counts = counts_of(predictor, dev, logits, crossfit=args.bias == "crossfit")
-        rows.append((f"`{folder.name}` {variant}, read as trained ({trained}s)", counts))
+        crossfit = args.bias == "crossfit"
+        label = f"`{folder.name}` {variant}, read as trained ({trained}s)"
+        if args.propagation == "both":
+            rows.append((f"{label}, no name propagation", counts_of(predictor, dev, logits, crossfit, False)))
+            own_reference[len(rows)] = len(rows) - 1
+            label += ", names propagated (delta vs the row above)"
+        rows.append((label, counts_of(predictor, dev, logits, crossfit)))
         if args.readings:
             other = "sentence" if trained == "document" else "document"
             rows.append((f"`{folder.name}` {variant}, read as {other}s", read_counts(predictor, dev, other)))
@@ -147,13 +172,14 @@ def main() -> None:
         "|---|---|---|---|",
     ]
     payload_rows = []
-    for name, counts in rows:
+    for k, (name, counts) in enumerate(rows):
         f1 = micro_f1(counts)
         if counts is reference:
             lines.append(f"| {name} | {f1:.4f} | | |")
             payload_rows.append({"row": name, "micro_f1": f1})
             continue
-        ci = paired_bootstrap(counts, reference, samples=args.samples)
+        against = rows[own_reference[k]][1] if k in own_reference else reference
+        ci = paired_bootstrap(counts, against, samples=args.samples)
         lines.append(f"| {name} | {f1:.4f} | {100 * ci.delta:+.2f} | [{100 * ci.lower:+.2f}, {100 * ci.upper:+.2f}] |")
         payload_rows.append({"row": name, "micro_f1": f1, **dataclasses.asdict(ci)})
     text = "\n".join(lines)

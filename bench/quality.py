@@ -7,6 +7,7 @@
     .venv/bin/python bench/quality.py --name docs35 --docs 35 --epochs 3         # the low-resource regime
     .venv/bin/python bench/quality.py --name dapt --epochs 1 --adapt-papers 11390 --adapt-steps 500  # masked-LM first
     .venv/bin/python bench/quality.py --name soup --soup var/bench/quality-a --soup var/bench/quality-b
+    .venv/bin/python bench/quality.py --name a-again --rescore var/bench/quality-a   # today's decoding, no training
 
 Every variant is scored the same way: strict IOB2 seqeval on the whole dev split, through the
 predictor on ONNX int8 (what the service runs) and fp32. The O-logit bias is fitted on dev; the
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import shutil
 import sys
 import time
 from dataclasses import dataclass
@@ -31,7 +33,7 @@ from bench.reproduce import pick_documents
 from sciner.io.jsonl import read_jsonl
 from sciner.labels import OUTSIDE, labels_of
 from sciner.metrics import Evaluation, evaluate_tags
-from sciner.model_dir import read_metadata
+from sciner.model_dir import ONNX_DIR, read_metadata
 from sciner.predictor import Predictor
 from sciner.records import Sentence
 from sciner.settings import Settings, get_settings
@@ -48,7 +50,7 @@ from training.soup import make_soup
 def decoded_with(predictor: Predictor, sentences: list[Sentence], o_bias: float) -> Evaluation:
     """Score ``sentences`` decoded under ``o_bias`` instead of the model's own (the predictor is unchanged)."""
     logits = predictor.record_logits(sentences)
-    pred = [predictor.decode(w, o_bias).tags for w in logits]
+    pred = [p.tags for p in predictor.decode_records(logits, sentences, o_bias)]
     return evaluate_tags([[t or OUTSIDE for t in (s.tags or [])] for s in sentences], pred)
 
 
@@ -60,7 +62,7 @@ def cross_fitted(predictor: Predictor, dev: list[Sentence], grid: list[float]) -
         fitted = calibrate_o_bias(predictor, fit, grid).o_bias
         biases.append(fitted)
         logits = predictor.record_logits(held)
-        pred += [predictor.decode(w, fitted).tags for w in logits]
+        pred += [p.tags for p in predictor.decode_records(logits, held, fitted)]
         gold += [[t or OUTSIDE for t in (s.tags or [])] for s in held]
     ev = evaluate_tags(gold, pred)
     return {"biases": biases, "micro_f1": ev.micro_f1, "precision": ev.micro_precision, "recall": ev.micro_recall}
@@ -128,6 +130,17 @@ def train_variant(
         held_out=held_out,
     )
     return Trained(summary, settings, train, intermediate, adaptation, targets, unlabeled)
+
+
+def copy_model(src: Path, out: Path) -> None:
+    """``src``'s checkpoint, tokenizer and metadata into ``out`` (its ONNX files are exported again)."""
+    if out.resolve() == src.resolve():
+        raise SystemExit(f"--rescore {src}: give the copy another --name or --out")
+    staging = out.with_name(f".{out.name}.rescore-staging")
+    shutil.rmtree(staging, ignore_errors=True)
+    shutil.copytree(src, staging, ignore=shutil.ignore_patterns(ONNX_DIR))
+    shutil.rmtree(out, ignore_errors=True)
+    staging.rename(out)
 
 
 def soup_info(model_dir: Path) -> dict:
@@ -219,6 +232,13 @@ def main() -> None:
         help="model folder to average (`sciner soup`), repeated: score the soup of these models instead of "
         "training one; the first leads (how input is read)",
     )
+    ap.add_argument(
+        "--rescore",
+        type=Path,
+        default=None,
+        help="a model folder already trained (var/bench/quality-<name>): copy it and export, calibrate and score "
+        "it again as today's code decodes (name propagation, say), without training",
+    )
     ap.add_argument("--no-calibrate", action="store_true", help="no O-logit bias (today's decoding)")
     ap.add_argument(
         "--exclude-eval-split",
@@ -255,14 +275,18 @@ def main() -> None:
     dev = read_jsonl(args.dev)
 
     soup_conflict = args.teacher or args.intermediate or args.docs or args.exclude_eval_split
-    if args.soup and (soup_conflict or args.adapt_papers is not None):
+    if (args.soup or args.rescore) and (soup_conflict or args.adapt_papers is not None):
         ap.error(
-            "--soup scores models already trained: no --teacher, --intermediate, --adapt-papers, --docs or "
-            "--exclude-eval-split "
-            "with it (a soup records what its members left out)"
+            "--soup and --rescore score models already trained: no --teacher, --intermediate, --adapt-papers, "
+            "--docs or --exclude-eval-split with them (the model records what it left out)"
         )
+    if args.soup and args.rescore:
+        ap.error("--soup or --rescore, not both")
     t0 = time.perf_counter()
-    if args.soup:
+    if args.rescore:
+        copy_model(args.rescore, out)
+        trained = Trained({"model_dir": str(out), **export_and_score(out, dev, settings)}, settings, train)
+    elif args.soup:
         make_soup(args.soup, out)
         trained = Trained({"model_dir": str(out), **export_and_score(out, dev, settings)}, settings, train)
     else:
@@ -290,6 +314,8 @@ def main() -> None:
         + (
             f"soup of {len(args.soup)} models ({', '.join(p.name for p in args.soup)}); "
             if args.soup
+            else f"the model of {args.rescore} scored again; "
+            if args.rescore
             else f"base {Path(settings.base_model).name}; epochs {settings.epochs} (best {summary['best_epoch']}), "
             f"lr {settings.learning_rate}, batch {settings.batch_size}, empty ratio {settings.train_empty_ratio}; "
         )
@@ -342,6 +368,11 @@ def main() -> None:
                     "train_max_tokens",
                     "window_tokens",
                     "window_stride",
+                    "name_propagation",
+                    "propagation_types",
+                    "propagation_min_mentions",
+                    "propagation_max_words",
+                    "propagation_min_chars",
                 )
             },
             "intermediate": trained.intermediate,
@@ -356,6 +387,7 @@ def main() -> None:
             if targets is not None
             else None,
             "soup": soup_info(out) if args.soup else None,
+            "rescored": str(args.rescore) if args.rescore else None,
             "summary": summary,
             "train_seconds": train_seconds,
             "sentences_per_second": speed,

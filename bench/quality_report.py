@@ -38,10 +38,12 @@ ORDER = [
     "gold-1ep-case-s43",
     "gold-1ep-annotators",
     "gold-1ep-crowd-s43",
+    "gold-1ep-crowd-s43-names",
     "gold-1ep-crowd-s43-lr1e-2",
     "gold-1ep-crowd-s43-lr3e-4",
     "gold-1ep-crowd-s43-ls01",
     "gold-1ep-crowd-s43-lr2e-4",
+    "gold-1ep-crowd-s43-lr5e-5",
     "soup-gold-1ep",
     "selfdistill-gold-1ep",
     "selfdistill-gen2",
@@ -94,7 +96,7 @@ def row(name: str, result: dict, unbiased: bool) -> str:
     label = f"{name} (no bias)" if unbiased else f"{name}"
     bias = 0.0 if unbiased else result["summary"].get("o_bias", 0.0)
     cross = "" if unbiased or not result.get("crossfit") else f"{result['crossfit']['micro_f1']:.3f}"
-    data = train_data(result)
+    data = train_data(result) + decoding_note(result)
     cells = [
         label,
         data,
@@ -111,8 +113,21 @@ def row(name: str, result: dict, unbiased: bool) -> str:
     return "| " + " | ".join(cells) + " |"
 
 
+def decoding_note(result: dict) -> str:
+    """What the row's figures were decoded with besides the O bias: name propagation (runs since it exists)."""
+    settings = result.get("settings", {})
+    if not settings.get("name_propagation"):
+        return ""
+    return f"; decoded with names propagated in documents ({settings['propagation_min_mentions']}+ mentions)"
+
+
 def train_data(result: dict) -> str:
     """The "train data" cell: what the variant learned from, or which models a soup averages."""
+    if result.get("rescored"):
+        name = Path(result["rescored"]).name.removeprefix("quality-")
+        original = RESULTS / f"quality-{name}.json"
+        learned = train_data(json.loads(original.read_text())) + "; " if original.is_file() else ""
+        return f"{learned}the model of {name}, scored again"
     soup = result.get("soup")
     if soup:
         names = [Path(m).name.removeprefix("quality-") for m in soup["members"]]

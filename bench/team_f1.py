@@ -69,7 +69,7 @@ def main() -> None:
     for folder, variant in args.models:
         predictor = Predictor.from_model_dir(folder, settings, variant)
         logits = read_logits(predictor, dev, predictor.meta.context)
-        pred = [predictor.decode(w, 0.0).tags for w in logits]
+        pred = [p.tags for p in predictor.decode_records(logits, dev, 0.0)]
         classes = [t for t in ENTITY_TYPES if f"B-{t}" in predictor.labels]
         results[f"{folder.name} {variant}"] = team_scores(gold, pred, teams, classes)
 

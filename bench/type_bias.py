@@ -75,7 +75,8 @@ def main() -> None:
 
     def decoded(idx: Sequence[int], bias: dict[str, float]) -> list[list[str]]:
         shift = logit_shift(predictor.labels, bias)
-        return [predictor.decode(WordLogits(logits[i] + shift, 1), 0.0).tags for i in idx]
+        shifted = [WordLogits(logits[i] + shift, 1) for i in idx]
+        return [p.tags for p in predictor.decode_records(shifted, [dev[i] for i in idx], 0.0)]
 
     def scorer(idx: Sequence[int]) -> Callable[[dict[str, float]], float]:
         return lambda bias: evaluate_tags([gold[i] for i in idx], decoded(idx, bias)).micro_f1

@@ -32,6 +32,7 @@ from sciner.encoding import (
 from sciner.labels import OUTSIDE
 from sciner.model_dir import HF_DIR, TOKENIZER_FILE, ModelMetadata, onnx_path, read_metadata
 from sciner.pretokenize import split_sentences
+from sciner.propagation import PropagationRule, propagate_names, propagate_text
 from sciner.records import Entity, Sentence, Token, documents_of
 from sciner.settings import Settings, get_settings
 
@@ -77,6 +78,16 @@ class Predictor:
         self._start_ok, self._trans_ok = allowed_transitions(self.labels)
         self._o_index = self.labels.index(OUTSIDE)
         self.o_bias = meta.o_bias
+        self.propagation: PropagationRule | None = (
+            PropagationRule.of(
+                settings.propagation_types,
+                settings.propagation_min_mentions,
+                settings.propagation_max_words,
+                settings.propagation_min_chars,
+            )
+            if settings.name_propagation
+            else None
+        )
 
     @classmethod
     def from_model_dir(
@@ -100,11 +111,12 @@ class Predictor:
 
     # --- pre-tokenized sentences ------------------------------------------------------------
     def predict_sentences(
-        self, sentences: list[list[str]], documents: Sequence[str | None] | None = None
+        self, sentences: list[list[str]], documents: Sequence[str | None] | None = None, propagate: bool = True
     ) -> list[SentencePrediction]:
         """Tags per word of each sentence. ``documents`` (one key per sentence) lets a model trained with
-        document context read consecutive sentences of a document together, as it was trained."""
-        return [self.decode(w) for w in self.word_logits(sentences, documents)]
+        document context read consecutive sentences of a document together, as it was trained, and names
+        propagate within a document (:meth:`decode_all`)."""
+        return self.decode_all(self.word_logits(sentences, documents), sentences, documents, propagate=propagate)
 
     def word_logits(
         self, sentences: list[list[str]], documents: Sequence[str | None] | None = None
@@ -133,7 +145,17 @@ class Predictor:
 
     def predict_records(self, records: Sequence[Sentence]) -> list[SentencePrediction]:
         """:meth:`predict_sentences` of ``Sentence`` records, each read with its document (``doc_id``)."""
-        return [self.decode(w) for w in self.record_logits(records)]
+        return self.decode_records(self.record_logits(records), records)
+
+    def decode_records(
+        self,
+        logits: Sequence[WordLogits],
+        records: Sequence[Sentence],
+        o_bias: float | None = None,
+        propagate: bool = True,
+    ) -> list[SentencePrediction]:
+        """:meth:`decode_all` of the logits of ``records``, each sentence with its document (``doc_id``)."""
+        return self.decode_all(logits, [r.tokens for r in records], documents_of(records), o_bias, propagate)
 
     def _sentence_logits(self, sentences: list[list[str]]) -> list[WordLogits]:
         empty = WordLogits(np.zeros((0, len(self.labels))), 0)
@@ -175,6 +197,25 @@ class Predictor:
         scores = probs[np.arange(len(path)), path]
         return SentencePrediction(tags, probs, tags_to_spans(tags, scores), word_logits.windows)
 
+    def decode_all(
+        self,
+        logits: Sequence[WordLogits],
+        sentences: Sequence[Sequence[str]],
+        documents: Sequence[str | None] | None,
+        o_bias: float | None = None,
+        propagate: bool = True,
+    ) -> list[SentencePrediction]:
+        """:meth:`decode` each sentence, then (unless ``propagate`` is false or the settings turn it off) copy
+        the names the model labels in a document to their unlabelled mentions there
+        (:mod:`sciner.propagation`; ``documents`` as in :meth:`word_logits`, ``None``: each sentence alone).
+        The decoding of the service, evaluation, calibration and auto-annotation."""
+        preds = [self.decode(w, o_bias) for w in logits]
+        if self.propagation is None or not propagate:
+            return preds
+        tags = [p.tags for p in preds]
+        changed = propagate_names(sentences, tags, [p.spans for p in preds], documents, self.propagation)
+        return [SentencePrediction(t, p.probs, s, p.windows) for p, (t, s) in zip(preds, changed, strict=True)]
+
     def _run(self, windows: list) -> list[np.ndarray]:
         """Logits per window, computed in length-sorted, token-budgeted batches."""
         out: list[np.ndarray | None] = [None] * len(windows)
@@ -188,11 +229,13 @@ class Predictor:
         return out  # type: ignore[return-value]
 
     # --- raw text ----------------------------------------------------------------------------
-    def predict_texts(self, texts: list[str]) -> list[TextPrediction]:
+    def predict_texts(self, texts: list[str], propagate: bool = True) -> list[TextPrediction]:
+        """Character-offset entities of each text, each text one document (names propagate within it unless
+        ``propagate`` is false: the long lane predicts a text's pieces apart, then :meth:`propagate_text`)."""
         split: list[list[list[Token]]] = [split_sentences(t) for t in texts]
         flat = [[tok.text for tok in sent] for sents in split for sent in sents]
         documents = [str(i) for i, sents in enumerate(split) for _ in sents]
-        preds = self.predict_sentences(flat, documents)
+        preds = self.predict_sentences(flat, documents, propagate)
         results: list[TextPrediction] = []
         k = 0
         for text, sents in zip(texts, split, strict=True):
@@ -205,6 +248,11 @@ class Predictor:
                 entities.extend(spans_to_entities(text, sent, pred.spans))
             results.append(TextPrediction(entities, windows, len(sents)))
         return results
+
+    def propagate_text(self, text: str, entities: list[Entity]) -> list[Entity]:
+        """Name propagation over a whole text whose pieces were predicted with ``propagate=False``: the
+        entities ``predict_texts`` gives for the text at once (:func:`sciner.propagation.propagate_text`)."""
+        return entities if self.propagation is None else propagate_text(text, entities, self.propagation)
 
     def warmup(self) -> None:
         """Run the model once on short and long inputs so first requests pay no set-up cost."""

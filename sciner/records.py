@@ -31,7 +31,12 @@ class Entity(BaseModel):
     end: int = Field(gt=0, description="Offset one past the last character.")
     text: str
     label: str
-    score: float = Field(ge=0.0, le=1.0, description="Mean probability of the entity's tags.")
+    score: float = Field(
+        ge=0.0,
+        le=1.0,
+        description="Mean probability of the entity's tags; for a mention labelled because the model labelled the "
+        "same name at other mentions of the text (name propagation), the best score of those mentions.",
+    )
 
 
 @dataclass(slots=True)

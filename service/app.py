@@ -365,16 +365,16 @@ class SciNER:
         self.metrics.observe_entities(tally)
         return results  # type: ignore[return-value]
 
-    def _predict_chunk(self, model: LoadedModel, texts: list[str]) -> list[TextResult]:
+    def _predict_chunk(self, model: LoadedModel, texts: list[str], propagate: bool = True) -> list[TextResult]:
         try:
-            preds = model.predictor.predict_texts(texts)
+            preds = model.predictor.predict_texts(texts, propagate)
         except Exception:
             if len(texts) == 1:
                 self.metrics.text_errors.inc()
                 log.exception("prediction failed (model %s, %d chars)", model.version, len(texts[0]))
                 return [TextResult(model_version=model.version, error="prediction failed")]
             # isolate the culprit: one bad text must not fail its batch neighbours
-            return [r for t in texts for r in self._predict_chunk(model, [t])]
+            return [r for t in texts for r in self._predict_chunk(model, [t], propagate)]
         return [TextResult(entities=p.entities, windows=p.windows, model_version=model.version) for p in preds]
 
 

@@ -10,7 +10,9 @@ over ``SCINER_LONG_TEXT_CHARS`` characters in all is cut into pieces of whole se
   priority (``SCINER_LONG_LANE_NICE``), so the CPU goes to short requests first;
 * each long request queues one piece at a time, so several long requests take turns;
 * at most ``SCINER_LONG_LANE_MAX_REQUESTS`` long requests are admitted per worker; more get 503
-  with ``Retry-After`` (bounded memory, no unbounded queue).
+  with ``Retry-After`` (bounded memory, no unbounded queue);
+* pieces are predicted without name propagation, which then runs over each whole text
+  (``Predictor.propagate_text``), so a long text gets the entities it would get in one piece.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from service.state import LoadedModel
 
 log = logging.getLogger("sciner.service.long_lane")
 
-PredictChunk = Callable[[LoadedModel, list[str]], list[TextResult]]
+PredictChunk = Callable[[LoadedModel, list[str], bool], list[TextResult]]  # (model, texts, propagate)
 
 
 def lower_priority(nice: int) -> None:
@@ -72,18 +74,23 @@ class LongLane:
         done = []
         for chunk in chunks:
             pieces = [texts[p.text_index][p.start : p.end] for p in chunk]
-            results = await loop.run_in_executor(self._pool, predict_chunk, model, pieces)
+            results = await loop.run_in_executor(self._pool, predict_chunk, model, pieces, False)
             for piece, result in zip(chunk, results, strict=True):
                 done.append((piece, None if result.error is not None else result.entities, result.windows))
-        return [
-            TextResult(
-                entities=a.entities,
-                windows=a.windows,
-                model_version=model.version,
-                error="prediction failed" if a.error else None,
-            )
-            for a in assemble(len(texts), done)
-        ]
+        return await loop.run_in_executor(self._pool, finish, model, texts, done)
 
     def shutdown(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+def finish(model: LoadedModel, texts: list[str], done: list) -> list[TextResult]:
+    """Pieces put back together per text, and names propagated over each whole text."""
+    return [
+        TextResult(
+            entities=a.entities if a.error else model.predictor.propagate_text(text, a.entities),
+            windows=a.windows,
+            model_version=model.version,
+            error="prediction failed" if a.error else None,
+        )
+        for text, a in zip(texts, assemble(len(texts), done), strict=True)
+    ]

@@ -118,6 +118,15 @@ def test_the_quality_table_says_when_the_encoder_was_trained_on_other_ner_or_ada
     assert "encoder first" not in plain
 
 
+def test_the_quality_table_says_when_a_runs_figures_were_decoded_with_names_propagated():
+    run = _full_gold_run()
+    spread = {**run, "settings": {"crowd_layer": True, "name_propagation": True, "propagation_min_mentions": 2}}
+    said = "(crowd layer); decoded with names propagated in documents (2+ mentions) |"
+    assert said in row("n", spread, unbiased=False)
+    assert "propagated" not in row("p", {**run, "settings": {"name_propagation": False}}, unbiased=False)
+    assert "propagated" not in row("o", {**run, "settings": {"crowd_layer": True}}, unbiased=False), "older runs"
+
+
 def test_the_quality_table_names_the_models_a_soup_averages_instead_of_training_data():
     run = {**_full_gold_run(), "settings": {"case_markers": False}}
     members = ["var/bench/quality-student-3ep-case-ens", "var/bench/quality-student-3ep"]
@@ -218,7 +227,7 @@ def test_cross_fitted_decoding_keeps_dev_order_and_with_no_bias_to_choose_is_the
     tags = crossfit_tags(predictor, seed_dev, logits)
 
     assert len({s.doc_id for s in seed_dev}) >= 2  # two halves to fit on
-    assert tags == [predictor.decode(w, 0.0).tags for w in logits]
+    assert tags == [p.tags for p in predictor.decode_records(logits, seed_dev, 0.0)]
     assert [len(t) for t in tags] == [len(s.tokens) for s in seed_dev]
 
 
@@ -239,3 +248,40 @@ def test_the_team_benchmark_scores_each_annotator_team_on_its_own_sentences():
     assert scores["small/team"]["micro_f1"] == 1.0
     assert scores["big/team"]["recall"] == 0.5 and scores["big/team"]["entities"] == 2
     assert scores["all"]["sentences"] == 3
+
+
+def test_label_consistency_counts_a_names_unlabelled_mentions_only_where_every_word_is_outside():
+    from bench.error_types import label_consistency
+    from sciner.records import Sentence
+
+    o = "O"
+    dev = [
+        Sentence("a", ["BERT", "is", "good"], ["B-MethodName", o, o], "d1"),
+        Sentence("b", ["BERT", "wins"], ["B-MethodName", o], "d1"),
+        Sentence("c", ["we", "use", "BERT"], [o, o, o], "d1"),  # unlabelled mention
+        Sentence("d", ["BERT", "base"], ["B-MethodName", "I-MethodName"], "d2"),  # inside a longer name: neither
+        Sentence("e", ["the", "SQuAD", "set"], [o, "B-DatasetName", o], "d2"),
+    ]
+    c = label_consistency(dev, min_labelled=2)
+    assert c["names"] == 1, "BERT only: SQuAD and 'BERT base' are labelled once"
+    assert c["top"] == [{"name": "BERT", "labelled": 2, "unlabelled": 1}]
+    assert abs(c["pooled_share"] - 2 / 3) < 1e-9 and abs(c["median_share"] - 2 / 3) < 1e-9
+
+    everything = label_consistency(dev, min_labelled=1)
+    assert everything["names"] == 3 and everything["top"][0]["name"] == "BERT"
+
+
+def test_a_rescored_model_is_described_by_the_run_that_trained_it(tmp_path, monkeypatch):
+    import json
+
+    import bench.quality_report as report
+
+    monkeypatch.setattr(report, "RESULTS", tmp_path)
+    (tmp_path / "quality-gold-a.json").write_text(json.dumps({**_full_gold_run(), "settings": {"crowd_layer": True}}))
+    again = {**_full_gold_run(), "rescored": "var/bench/quality-gold-a"}
+    again["settings"] = {"name_propagation": True, "propagation_min_mentions": 2}
+    cell = row("gold-a-again", again, unbiased=False).split(" | ")[1]
+    assert cell.startswith("148 docs")
+    assert "(crowd layer); the model of gold-a, scored again; decoded with names" in cell
+    gone = {**again, "rescored": "var/bench/quality-gone"}
+    assert row("x", gone, unbiased=False).split(" | ")[1].startswith("the model of gone, scored again")

@@ -112,7 +112,8 @@ def test_the_paired_benchmark_counts_what_seqeval_scores(sentence_reader, docume
 
     for reader, context in ((sentence_reader, "sentence"), (document_reader, "document")):
         logits = reader.record_logits(seed_dev)
-        expected = evaluate_tags([s.tags for s in seed_dev], [reader.decode(w, 0.0).tags for w in logits]).micro_f1
+        decoded = [p.tags for p in reader.decode_records(logits, seed_dev, 0.0)]
+        expected = evaluate_tags([s.tags for s in seed_dev], decoded).micro_f1
         counts = read_counts(reader, seed_dev, context)
         assert len(counts) == len({s.doc_id for s in seed_dev})
         assert micro_f1(counts) == pytest.approx(expected)

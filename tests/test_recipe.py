@@ -67,8 +67,8 @@ def test_the_folders_bias_is_what_the_predictor_applies(biased_model_dir, seed_d
     predictor = Predictor.from_model_dir(biased_model_dir, Settings(intra_op_threads=1))
     assert predictor.o_bias == 4.0
     words = [s.tokens for s in seed_dev[:10]]
-    direct = [predictor.decode(w, 4.0).tags for w in predictor.word_logits(words)]
-    unbiased = [predictor.decode(w, 0.0).tags for w in predictor.word_logits(words)]
+    direct = [p.tags for p in predictor.decode_all(predictor.word_logits(words), words, None, 4.0)]
+    unbiased = [p.tags for p in predictor.decode_all(predictor.word_logits(words), words, None, 0.0)]
     assert [p.tags for p in predictor.predict_sentences(words)] == direct != unbiased
 
 

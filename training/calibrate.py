@@ -8,6 +8,7 @@ changes what all of them see; nothing else needs to know about it.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -68,18 +69,26 @@ def choose_bias(points: list[BiasPoint]) -> float:
     return best.o_bias
 
 
-def score_bias(predictor: Predictor, logits: list[WordLogits], gold_tags: list[list[str]], o_bias: float) -> BiasPoint:
-    pred = [predictor.decode(w, o_bias).tags for w in logits]
+def score_bias(
+    predictor: Predictor, logits: list[WordLogits], gold: Sequence[Sentence], o_bias: float, propagate: bool = True
+) -> BiasPoint:
+    """``gold`` decoded under ``o_bias`` as the predictor decodes (names propagated within each document
+    as the settings say, unless ``propagate`` is false)."""
+    pred = [p.tags for p in predictor.decode_records(logits, gold, o_bias, propagate)]
     classes = [t for t in ENTITY_TYPES if f"B-{t}" in predictor.labels]
-    ev = evaluate_tags(gold_tags, pred, classes)
+    ev = evaluate_tags([[t or OUTSIDE for t in (s.tags or [])] for s in gold], pred, classes)
     return BiasPoint(o_bias, ev.micro_precision, ev.micro_recall, ev.micro_f1)
 
 
 def fit_o_bias(
-    predictor: Predictor, logits: list[WordLogits], gold_tags: list[list[str]], grid: list[float]
+    predictor: Predictor,
+    logits: list[WordLogits],
+    gold: Sequence[Sentence],
+    grid: list[float],
+    propagate: bool = True,
 ) -> BiasCalibration:
-    """Re-decode logits the model already produced under every bias of ``grid``; keep the best."""
-    points = [score_bias(predictor, logits, gold_tags, b) for b in grid]
+    """Re-decode logits the model already produced for ``gold`` under every bias of ``grid``; keep the best."""
+    points = [score_bias(predictor, logits, gold, b, propagate) for b in grid]
     return BiasCalibration(choose_bias(points), points, len(logits))
 
 
@@ -90,7 +99,7 @@ def calibrate_o_bias(
     ``grid``."""
     if logits is None:
         logits = predictor.record_logits(gold)
-    result = fit_o_bias(predictor, logits, [[t or OUTSIDE for t in (s.tags or [])] for s in gold], grid)
+    result = fit_o_bias(predictor, logits, gold, grid)
     log.info(
         "O-logit bias %.2f: dev micro-F1 %.4f -> %.4f (P %.3f R %.3f)",
         result.o_bias,

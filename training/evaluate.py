@@ -21,8 +21,8 @@ def evaluate_logits(
     predictor: Predictor, logits: list[WordLogits], gold: list[Sentence]
 ) -> tuple[Evaluation, list[list[str]]]:
     """:func:`evaluate_predictor` of logits the model already produced for ``gold`` (decoded as
-    ``predict_records`` decodes them, with the predictor's bias)."""
-    pred = [predictor.decode(w).tags for w in logits]
+    ``predict_records`` decodes them: the predictor's bias, names propagated within each document)."""
+    pred = [p.tags for p in predictor.decode_records(logits, gold)]
     gold_tags = [[t or OUTSIDE for t in (s.tags or [])] for s in gold]
     classes = [t for t in ENTITY_TYPES if f"B-{t}" in predictor.labels]
     return evaluate_tags(gold_tags, pred, classes), pred

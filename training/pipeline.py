@@ -93,6 +93,9 @@ def export_and_score(out: Path, dev: list[Sentence] | None, settings: Settings, 
             predictor.o_bias = calibration.o_bias
             summary["o_bias"] = calibration.o_bias
         evaluation, _ = evaluate_logits(predictor, logits, dev)
+        # what the dev figures were decoded with besides the bias: the service decodes as its settings say
+        rule = predictor.propagation
+        meta.decoding["name_propagation"] = None if rule is None else rule.as_metadata()
         meta.metrics["dev"] = evaluation.as_flat_metrics()
         meta.metrics["dev_engine"] = predictor.backend.name
         write_metadata(out, meta)
