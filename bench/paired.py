@@ -35,7 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np
 
-from bench.common import SHARED, halves_by_document, machine, now, save_result
+from bench.common import SHARED, env_prefix, halves_by_document, machine, now, save_result, settings_env
 from sciner.decoding import softmax
 from sciner.io.jsonl import read_jsonl
 from sciner.predictor import Predictor, WordLogits
@@ -163,7 +163,7 @@ def main() -> None:
         rows.append(("mean of the models' distributions", counts_of(predictors[0], dev, mean)))
     reference_name, reference = rows[0]
     lines = [
-        f"Run {now()} on {machine()}: `{' '.join(sys.argv)}`",
+        f"Run {now()} on {machine()}: `{env_prefix(settings_env())}{' '.join(sys.argv)}`",
         f"{len(dev)} dev sentences of {len({s.doc_id for s in dev})} documents, ONNX, "
         f"{'O-logit bias cross-fitted on dev halves' if args.bias == 'crossfit' else 'no bias'}; "
         f"delta vs {reference_name}, 95% interval over {args.samples} document resamples.",
@@ -185,7 +185,9 @@ def main() -> None:
     text = "\n".join(lines)
     print(text)
     save_result(
-        args.name, {"command": " ".join(sys.argv), "machine": machine(), "at": now(), "rows": payload_rows}, text
+        args.name,
+        {"command": " ".join(sys.argv), "env": settings_env(), "machine": machine(), "at": now(), "rows": payload_rows},
+        text,
     )
 
 
