@@ -44,6 +44,7 @@ ORDER = [
     "gold-1ep-crowd-s43-ls01",
     "gold-1ep-crowd-s43-lr2e-4",
     "gold-1ep-crowd-s43-lr5e-5",
+    "soup-crowd-s43-variants",
     "soup-gold-1ep",
     "selfdistill-gold-1ep",
     "selfdistill-gen2",
