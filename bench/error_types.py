@@ -29,6 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.common import SHARED, env_prefix, machine, now, save_result, settings_env
 from bench.paired import model_arg
+from sciner.decoding import tags_to_spans
 from sciner.io.jsonl import read_jsonl
 from sciner.labels import OUTSIDE
 from sciner.metrics import ERROR_KINDS, entity_errors, error_markdown
@@ -47,15 +48,9 @@ def label_consistency(sentences: Sequence[Sentence], min_labelled: int = 10, top
     ``top``: the most often labelled names with their counts."""
     labelled: Counter[tuple[str, ...]] = Counter()
     for s in sentences:
-        tags = [t or OUTSIDE for t in (s.tags or [])]
-        start = None
-        for i, tag in enumerate([*tags, OUTSIDE]):
-            if start is not None and not tag.startswith("I-"):
-                if i - start <= MAX_NAME_WORDS:
-                    labelled[tuple(s.tokens[start:i])] += 1
-                start = None
-            if tag.startswith("B-") or (tag.startswith("I-") and start is None):
-                start = i
+        for span in tags_to_spans(s.tags or []):
+            if span.end - span.start <= MAX_NAME_WORDS:
+                labelled[tuple(s.tokens[span.start : span.end])] += 1
     names = {k for k, n in labelled.items() if n >= min_labelled}
     unlabelled: Counter[tuple[str, ...]] = Counter()
     for s in sentences:

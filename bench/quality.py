@@ -283,11 +283,11 @@ def main() -> None:
     if args.soup and args.rescore:
         ap.error("--soup or --rescore, not both")
     t0 = time.perf_counter()
-    if args.rescore:
-        copy_model(args.rescore, out)
-        trained = Trained({"model_dir": str(out), **export_and_score(out, dev, settings)}, settings, train)
-    elif args.soup:
-        make_soup(args.soup, out)
+    if args.rescore or args.soup:
+        if args.rescore:
+            copy_model(args.rescore, out)
+        else:
+            make_soup(args.soup, out)
         trained = Trained({"model_dir": str(out), **export_and_score(out, dev, settings)}, settings, train)
     else:
         trained = train_variant(args, settings, out, train, dev)

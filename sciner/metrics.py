@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
 from seqeval.metrics import classification_report
-from seqeval.scheme import IOB2, Entities
+from seqeval.scheme import IOB2, Entities, Entity
 
 from sciner.labels import OUTSIDE, repair_bio
 
@@ -136,7 +136,7 @@ def entity_errors(gold: Sequence[Sequence[str]], pred: Sequence[Sequence[str]]) 
     for golds, preds in zip(gold_e, pred_e, strict=True):
         spans = {(e.start, e.end, e.tag) for e in preds}
         for g in golds:
-            overlapping = [p for p in preds if p.start < g.end and g.start < p.end]
+            overlapping = [p for p in preds if _overlap(p, g)]
             if (g.start, g.end, g.tag) in spans:
                 kind = "exact"
             elif not overlapping:
@@ -149,9 +149,14 @@ def entity_errors(gold: Sequence[Sequence[str]], pred: Sequence[Sequence[str]]) 
                 kind = "boundary_type"
             add(g.tag, kind)
         for p in preds:
-            if not any(g.start < p.end and p.start < g.end for g in golds):
+            if not any(_overlap(p, g) for g in golds):
                 add(p.tag, "spurious")
     return counts
+
+
+def _overlap(a: Entity, b: Entity) -> bool:
+    """Whether two entities of one sentence share a word (ends exclusive)."""
+    return a.start < b.end and b.start < a.end
 
 
 def error_markdown(counts: dict[str, dict[str, int]]) -> str:

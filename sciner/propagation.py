@@ -95,6 +95,11 @@ def document_names(
     }
 
 
+def label_words(tags: list[str], start: int, end: int, label: str) -> None:
+    """Tag words ``[start, end)`` as one ``label`` entity (IOB2), in place."""
+    tags[start:end] = [f"B-{label}"] + [f"I-{label}"] * (end - start - 1)
+
+
 def copy_names(
     words: Sequence[str], tags: list[str], names: dict[tuple[str, ...], Name], max_words: int
 ) -> list[WordSpan]:
@@ -105,8 +110,7 @@ def copy_names(
             name = names.get(tuple(words[start : start + width]))
             if name is None or any(t != OUTSIDE for t in tags[start : start + width]):
                 continue
-            tags[start] = f"B-{name.label}"
-            tags[start + 1 : start + width] = [f"I-{name.label}"] * (width - 1)
+            label_words(tags, start, start + width, name.label)
             added.append(WordSpan(start, start + width, name.label, name.score))
     return added
 
@@ -149,7 +153,7 @@ def propagate_text(text: str, entities: Sequence[Entity], rule: PropagationRule)
             return list(entities)
         sentence, start, end = a[0], a[1], b[1] + 1
         spans[sentence].append(WordSpan(start, end, e.label, e.score))
-        tags[sentence][start:end] = [f"B-{e.label}"] + [f"I-{e.label}"] * (end - start - 1)
+        label_words(tags[sentence], start, end, e.label)
     for row in spans:
         row.sort(key=lambda s: s.start)
     changed = propagate_names(words, tags, spans, ["text"] * len(sentences), rule)
