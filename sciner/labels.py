@@ -38,6 +38,11 @@ def labels_of(tag_sequences: Iterable[Sequence[str | None] | None]) -> list[str]
     return bio_labels(entity_types_in([[t for t in tags or [] if t] for tags in tag_sequences]))
 
 
+def label_words(tags: list[str] | list[str | None], start: int, end: int, label: str) -> None:
+    """Tag words ``[start, end)`` as one ``label`` entity (IOB2), in place."""
+    tags[start:end] = [f"B-{label}"] + [f"I-{label}"] * (end - start - 1)
+
+
 def split_tag(tag: str) -> tuple[str, str | None]:
     """``"B-TaskName"`` -> ``("B", "TaskName")``; ``"O"`` -> ``("O", None)``."""
     if tag == OUTSIDE:

@@ -27,7 +27,7 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
 from sciner.decoding import WordSpan, spans_to_entities
-from sciner.labels import OUTSIDE
+from sciner.labels import OUTSIDE, label_words
 from sciner.pretokenize import split_sentences
 from sciner.records import Entity
 
@@ -93,11 +93,6 @@ def document_names(
         for key, counts in labels.items()
         if sum(counts.values()) >= rule.min_mentions
     }
-
-
-def label_words(tags: list[str], start: int, end: int, label: str) -> None:
-    """Tag words ``[start, end)`` as one ``label`` entity (IOB2), in place."""
-    tags[start:end] = [f"B-{label}"] + [f"I-{label}"] * (end - start - 1)
 
 
 def copy_names(

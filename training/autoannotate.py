@@ -20,7 +20,7 @@ import numpy as np
 
 from sciner.decoding import WordSpan, spans_to_entities
 from sciner.encoding import document_chunks
-from sciner.labels import OUTSIDE
+from sciner.labels import OUTSIDE, label_words
 from sciner.paper_records import Paper
 from sciner.pretokenize import split_sentences
 from sciner.records import Entity, Sentence, Token
@@ -51,9 +51,7 @@ def mask_prediction(
     accepted, rejected = [], []
     for span in spans:
         if span.score >= thresholds.get(span.label, default_threshold):
-            out[span.start] = f"B-{span.label}"
-            for i in range(span.start + 1, span.end):
-                out[i] = f"I-{span.label}"
+            label_words(out, span.start, span.end, span.label)
             accepted.append(span)
         else:
             for i in range(span.start, span.end):
