@@ -100,3 +100,16 @@ def test_prediction_export_is_a_label_studio_pre_annotation():
     assert result["value"] == {"start": 3, "end": 7, "text": "BERT", "labels": ["MethodName"]}
     assert task["predictions"][0]["model_version"] == "v3"
     assert 'value="MethodName"' in label_config(["MethodName"])
+
+
+def test_a_data_hash_is_the_hash_of_the_file_write_jsonl_writes_taken_without_writing_one(seed_dev, tmp_path):
+    from sciner.model_dir import sha256_file
+    from training.pipeline import data_fingerprint
+
+    path = tmp_path / "dev.jsonl"
+    write_jsonl(path, seed_dev)
+
+    fingerprint = data_fingerprint(seed_dev, path)
+
+    assert fingerprint == {"source": str(path), "sha256": sha256_file(path), "sentences": len(seed_dev)}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["dev.jsonl"]

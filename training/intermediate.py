@@ -38,9 +38,9 @@ def pretrain_ner(
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     work = out.with_name(f".{out.name}.ner-task")
-    data = {"train": data_fingerprint("train", train, sources.get("train"), out.parent)}
+    data = {"train": data_fingerprint(train, sources.get("train"))}
     if dev:
-        data["dev"] = data_fingerprint("dev", dev, sources.get("dev"), out.parent)
+        data["dev"] = data_fingerprint(dev, sources.get("dev"))
     result = train_model(train, dev, work, settings, data_info=data, progress=progress)
     model = AutoModelForTokenClassification.from_pretrained(work / HF_DIR)
     tokenizer = AutoTokenizer.from_pretrained(work / HF_DIR)

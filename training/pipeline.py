@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from pathlib import Path
 
-from sciner.io.jsonl import write_jsonl
-from sciner.model_dir import read_metadata, sha256_file, write_metadata
+from sciner.io.jsonl import jsonl_text
+from sciner.model_dir import read_metadata, write_metadata
 from sciner.predictor import Predictor
 from sciner.records import Sentence
 from sciner.settings import Settings
@@ -21,12 +22,10 @@ from training.trainer import train_model
 log = logging.getLogger(__name__)
 
 
-def data_fingerprint(name: str, sentences: list[Sentence], source: Path | None, workdir: Path) -> dict:
-    """Content hash of a data set as it was used (canonical JSONL), plus where it came from."""
-    snapshot = workdir / f".{name}.snapshot.jsonl"
-    write_jsonl(snapshot, sentences)
-    digest = sha256_file(snapshot)
-    snapshot.unlink()
+def data_fingerprint(sentences: list[Sentence], source: Path | None) -> dict:
+    """Content hash of a data set as it was used (the sha256 of its canonical JSONL, the bytes ``write_jsonl``
+    writes), plus where it came from. Hashed in memory: trainings side by side share no file."""
+    digest = hashlib.sha256(jsonl_text(sentences).encode("utf-8")).hexdigest()
     return {"source": str(source) if source else None, "sha256": digest, "sentences": len(sentences)}
 
 
@@ -49,9 +48,9 @@ def train_and_export(
     teacher left out (:mod:`training.held_out`; ``sciner challenge`` checks it)."""
     sources = sources or {}
     out.parent.mkdir(parents=True, exist_ok=True)
-    data_info = {"train": data_fingerprint("train", train, sources.get("train"), out.parent)}
+    data_info = {"train": data_fingerprint(train, sources.get("train"))}
     if dev:
-        data_info["dev"] = data_fingerprint("dev", dev, sources.get("dev"), out.parent)
+        data_info["dev"] = data_fingerprint(dev, sources.get("dev"))
     if soft_targets is not None:
         data_info["soft_targets"] = {
             "sha256": soft_targets.sha256,

@@ -74,7 +74,12 @@ def sentence_to_dict(sentence: Sentence) -> dict:
     return out
 
 
+def jsonl_text(sentences: Iterable[Sentence]) -> str:
+    """The canonical JSONL of ``sentences``: what :func:`write_jsonl` writes, and what data hashes are taken of."""
+    lines = [json.dumps(sentence_to_dict(s), ensure_ascii=False) for s in sentences]
+    return "\n".join(lines) + ("\n" if lines else "")
+
+
 def write_jsonl(path: str | Path, sentences: Iterable[Sentence]) -> None:
     """Atomic: the file is either the old one or complete."""
-    lines = [json.dumps(sentence_to_dict(s), ensure_ascii=False) for s in sentences]
-    atomic_write_text(Path(path), "\n".join(lines) + ("\n" if lines else ""))
+    atomic_write_text(Path(path), jsonl_text(sentences))
