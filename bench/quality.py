@@ -19,6 +19,7 @@ Writes bench/results/quality-<name>.{json,md}; ``bench/quality_report.py`` turns
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import shutil
 import sys
@@ -45,6 +46,8 @@ from training.gold import evaluation_split
 from training.intermediate import pretrain_ner
 from training.pipeline import export_and_score, train_and_export
 from training.soup import make_soup
+
+GPU_RUN_DIR = "gpu-run"  # bench/gpu_transfer.py unpack: the training run's own record, beside the model
 
 
 def decoded_with(predictor: Predictor, sentences: list[Sentence], o_bias: float) -> Evaluation:
@@ -141,6 +144,21 @@ def copy_model(src: Path, out: Path) -> None:
     shutil.copytree(src, staging, ignore=shutil.ignore_patterns(ONNX_DIR))
     shutil.rmtree(out, ignore_errors=True)
     staging.rename(out)
+
+
+def trained_lineage(model_dir: Path) -> dict:
+    """How a rescored model was trained, from its own folder: what it learned from (sentences, teachers,
+    epochs, seed, the settings that shape it) and, for a model trained elsewhere by ``bench/ensemble_distill.py``
+    (a lent GPU), that run's record (``gpu-run/run.json``: command, GPU, minutes, each teacher's dev F1)."""
+    training = read_metadata(model_dir).training
+    keys = ("epochs", "best_epoch", "seed", "train_sentences", "case_markers", "crowd_layer", "learning_rate")
+    lineage: dict = {k: training.get(k) for k in keys}
+    distillation = training.get("distillation") or {}
+    lineage["teachers"] = [t for t in str(distillation.get("teacher", "")).split(" + ") if t]
+    run = model_dir / GPU_RUN_DIR / "run.json"
+    if run.is_file():
+        lineage["gpu_run"] = json.loads(run.read_text(encoding="utf-8"))
+    return lineage
 
 
 def soup_info(model_dir: Path) -> dict:
@@ -388,6 +406,7 @@ def main() -> None:
             else None,
             "soup": soup_info(out) if args.soup else None,
             "rescored": str(args.rescore) if args.rescore else None,
+            "rescored_training": trained_lineage(args.rescore) if args.rescore else None,
             "summary": summary,
             "train_seconds": train_seconds,
             "sentences_per_second": speed,

@@ -38,6 +38,7 @@ ORDER = [
     "gold-1ep-case-s43",
     "gold-1ep-annotators",
     "gold-1ep-crowd-s43",
+    "gold-1ep-crowd-s43-again",
     "gold-1ep-crowd-s43-names",
     "gold-1ep-crowd-s43-lr1e-2",
     "gold-1ep-crowd-s43-lr3e-4",
@@ -48,6 +49,7 @@ ORDER = [
     "selfdistill-crowd-s43-2ep",
     "soup-selfdistill-crowd-s43",
     "selfdistill-crowd-s43-gen2",
+    "ensemble6-student",
     "soup-gold-1ep",
     "selfdistill-gold-1ep",
     "selfdistill-gen2",
@@ -130,6 +132,10 @@ def train_data(result: dict) -> str:
     if result.get("rescored"):
         name = Path(result["rescored"]).name.removeprefix("quality-")
         original = RESULTS / f"quality-{name}.json"
+        # a folder not trained by bench/quality.py (no result of its own, or the rescore is that result)
+        own = not original.is_file() or json.loads(original.read_text()).get("rescored") == result["rescored"]
+        if result.get("rescored_training") and own:
+            return lineage_data(result["rescored_training"])
         learned = train_data(json.loads(original.read_text())) + "; " if original.is_file() else ""
         return f"{learned}the model of {name}, scored again"
     soup = result.get("soup")
@@ -179,6 +185,29 @@ def train_data(result: dict) -> str:
     base = Path(settings.get("base_model", ""))
     if base.name == "hf" and base.parent.name.startswith("quality-"):
         data += f"; one more epoch of {base.parent.name.removeprefix('quality-')}"
+    return data
+
+
+def lineage_data(lineage: dict) -> str:
+    """The "train data" cell of a model trained outside bench/quality.py (``bench/ensemble_distill.py`` on a lent
+    GPU), from the lineage its folder records."""
+    data = f"{lineage['train_sentences']:,} sent. (gold train + abstracts)"
+    teachers = lineage.get("teachers") or []
+    if teachers:
+        data += f", taught by {len(teachers)} teachers averaged" if len(teachers) > 1 else ", taught by 1 teacher"
+    data += f", {lineage['epochs']} epochs, seed {lineage['seed']}"
+    if lineage.get("case_markers"):
+        data += ", capitals marked"
+    if lineage.get("crowd_layer"):
+        data += ", one label map per annotator team (crowd layer)"
+    run = lineage.get("gpu_run")
+    if run:
+        f1 = [t["dev_torch_micro_f1"] for t in run["teachers"]]
+        data += (
+            f"; trained on one {run.get('gpu') or 'GPU'} by bench/ensemble_distill.py in "
+            f"{run['teachers_minutes'] + run['student_minutes']:.0f} min (teachers: the default recipe, seeds "
+            f"{run['teachers'][0]['seed']}-{run['teachers'][-1]['seed']}, dev F1 {min(f1):.3f}-{max(f1):.3f} PyTorch)"
+        )
     return data
 
 

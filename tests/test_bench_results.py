@@ -285,3 +285,21 @@ def test_a_rescored_model_is_described_by_the_run_that_trained_it(tmp_path, monk
     assert "(crowd layer); the model of gold-a, scored again; decoded with names" in cell
     gone = {**again, "rescored": "var/bench/quality-gone"}
     assert row("x", gone, unbiased=False).split(" | ")[1].startswith("the model of gone, scored again")
+
+
+def test_a_model_trained_outside_quality_py_is_described_by_the_lineage_its_folder_records():
+    gpu_run = {
+        "gpu": "NVIDIA H200",
+        "teachers": [{"seed": 43, "dev_torch_micro_f1": 0.538}, {"seed": 48, "dev_torch_micro_f1": 0.555}],
+        "teachers_minutes": 2.8,
+        "student_minutes": 4.2,
+    }
+    lineage = {"train_sentences": 62009, "epochs": 2, "seed": 43, "case_markers": True, "crowd_layer": True}
+    lineage["teachers"] = ["/tmp/ens/teacher-s43", "/tmp/ens/teacher-s48"]
+    run = _full_gold_run() | {"rescored": "var/bench/never-scored", "rescored_training": lineage | {"gpu_run": gpu_run}}
+
+    cell = row("ensemble", run, unbiased=False).split(" | ")[1]
+
+    assert cell.startswith("62,009 sent. (gold train + abstracts), taught by 2 teachers averaged, 2 epochs, seed 43")
+    assert "crowd layer" in cell and "trained on one NVIDIA H200 by bench/ensemble_distill.py in 7 min" in cell
+    assert "seeds 43-48, dev F1 0.538-0.555 PyTorch" in cell
