@@ -246,8 +246,15 @@ def command_line(name: str, result: dict) -> str:
     settings = result.get("settings")
     if settings is not None and not settings.get("case_markers"):
         env.setdefault("SCINER_CASE_MARKERS", "false")
+    trained = ((result.get("rescored_training") or {}).get("gpu_run")) or {}
+    elsewhere = (
+        f", after `{env_prefix(trained.get('env', {}))}python {trained['command']}` on one {trained.get('gpu')} "
+        f"({trained['at']})"
+        if trained
+        else ""
+    )
     return (
-        f"- `{name}`: `{env_prefix(env)}python {result['command']}` "
+        f"- `{name}`: `{env_prefix(env)}python {result['command']}`{elsewhere} "
         f"({result['at']}, {result['machine']}; bench/results/quality-{name}.json)"
     )
 

@@ -303,3 +303,14 @@ def test_a_model_trained_outside_quality_py_is_described_by_the_lineage_its_fold
     assert cell.startswith("62,009 sent. (gold train + abstracts), taught by 2 teachers averaged, 2 epochs, seed 43")
     assert "crowd layer" in cell and "trained on one NVIDIA H200 by bench/ensemble_distill.py in 7 min" in cell
     assert "seeds 43-48, dev F1 0.538-0.555 PyTorch" in cell
+
+
+def test_the_command_of_a_model_trained_on_a_lent_gpu_names_the_run_that_trained_it():
+    gpu_run = {"command": "bench/ensemble_distill.py --teachers 6", "env": {"SCINER_DEVICE": "cuda"}, "gpu": "H200"}
+    run = {"command": "bench/quality.py --name e --rescore var/e", "at": "2026-12-04T17:06:49+00:00", "machine": "x"}
+    run["rescored_training"] = {"gpu_run": gpu_run | {"at": "2026-12-04T17:03:22+00:00"}}
+
+    line = command_line("e", run)
+
+    assert line.startswith("- `e`: `python bench/quality.py --name e --rescore var/e`, after ")
+    assert "`SCINER_DEVICE=cuda python bench/ensemble_distill.py --teachers 6` on one H200 (2026-12-04T17:03" in line
