@@ -36,7 +36,7 @@ from sciner.decoding import softmax
 from sciner.io.jsonl import read_jsonl
 from sciner.labels import OUTSIDE, labels_of
 from sciner.metrics import evaluate_tags
-from sciner.model_dir import atomic_write_text
+from sciner.model_dir import atomic_write_text, read_metadata
 from sciner.predictor import Predictor, WordLogits
 from sciner.records import Sentence
 from sciner.settings import Settings, get_settings
@@ -119,9 +119,7 @@ def run_teacher(args: argparse.Namespace, settings: Settings) -> None:
         "best_epoch": summary["best_epoch"],
         "train_minutes": (trained - started) / 60,
         "label_minutes": (time.perf_counter() - trained) / 60,
-        "dev_torch_micro_f1": json.loads((out / "sciner.json").read_text(encoding="utf-8"))["metrics"]["dev_torch"][
-            "micro_f1"
-        ],
+        "dev_torch_micro_f1": read_metadata(out).metrics["dev_torch"]["micro_f1"],
     }
     atomic_write_text(out.with_suffix(".json"), json.dumps(record, indent=2))
 
@@ -130,19 +128,22 @@ def run_teachers(args: argparse.Namespace, argv: list[str]) -> list[dict]:
     """The teacher processes (this script again, with ``argv`` and its seed), side by side; fails loudly if any
     of them fails."""
     seeds = [args.first_seed + k for k in range(args.teachers)]
-    procs = []
-    for seed in seeds:
-        env = {**os.environ, "SCINER_SEED": str(seed), "SCINER_TORCH_THREADS": str(args.torch_threads)}
-        cmd = [sys.executable, str(Path(__file__).resolve()), *argv, "--teacher-seed", str(seed)]
-        log_file = (args.out / f"{TEACHER_PREFIX}{seed}.log").open("w", encoding="utf-8")
-        procs.append((seed, subprocess.Popen(cmd, env=env, stdout=log_file, stderr=subprocess.STDOUT), log_file))
-    failed = []
-    for seed, proc, log_file in procs:
-        if proc.wait() != 0:
-            failed.append(seed)
-        log_file.close()
+    procs: list[subprocess.Popen] = []
+    try:
+        for seed in seeds:
+            env = {**os.environ, "SCINER_SEED": str(seed), "SCINER_TORCH_THREADS": str(args.torch_threads)}
+            cmd = [sys.executable, str(Path(__file__).resolve()), *argv, "--teacher-seed", str(seed)]
+            with (args.out / f"{TEACHER_PREFIX}{seed}.log").open("w", encoding="utf-8") as log_file:
+                procs.append(subprocess.Popen(cmd, env=env, stdout=log_file, stderr=subprocess.STDOUT))
+        failed = [seed for seed, proc in zip(seeds, procs, strict=True) if proc.wait() != 0]
+    finally:  # interrupted: no teacher outlives this process
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
     if failed:
-        raise SystemExit(f"teachers {failed} failed: see {args.out}/{TEACHER_PREFIX}<seed>.log")
+        logs = ", ".join(str(args.out / f"{TEACHER_PREFIX}{seed}.log") for seed in failed)
+        raise SystemExit(f"teachers of seeds {failed} failed: see {logs}")
     return [json.loads(teacher_dir(args.out, s).with_suffix(".json").read_text(encoding="utf-8")) for s in seeds]
 
 

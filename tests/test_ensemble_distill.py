@@ -65,3 +65,23 @@ def test_an_ensemble_reads_as_the_log_of_its_members_mean_probabilities():
     expected = (softmax(sure_o.logits) + softmax(sure_b.logits)) / 2
     assert np.allclose(softmax(averaged.logits), expected)
     assert averaged.logits[1].argmax() == 2 and averaged.windows == 1
+
+
+def test_a_teacher_that_fails_fails_the_run_and_names_its_log(tmp_path, monkeypatch):
+    monkeypatch.setenv("SCINER_HOME", str(tmp_path / "home"))
+    get_settings.cache_clear()
+    out = tmp_path / "ensemble"
+    try:
+        with pytest.raises(SystemExit, match="teachers of seeds \\[43, 44\\] failed") as failure:
+            main(
+                [
+                    *("--train", str(tmp_path / "missing.jsonl"), "--dev", str(SEED_DEV)),
+                    *("--unlabeled-papers", "0", "--teachers", "2", "--out", str(out)),
+                ]
+            )
+    finally:
+        get_settings.cache_clear()
+
+    assert str(out / "teacher-s43.log") in str(failure.value)
+    assert "missing.jsonl" in (out / "teacher-s43.log").read_text()
+    assert not (out / "run.json").exists()
