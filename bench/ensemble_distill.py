@@ -11,8 +11,9 @@ training ``bench/quality.py --teacher A --teacher B ...`` runs, here in the same
 
 ``<out>/student`` holds the PyTorch checkpoint and its lineage (every teacher, the soft targets' hashes, the
 data's hashes), no ONNX: score it as served with ``bench/quality.py --name <n> --rescore <out>/student``.
-``<out>/run.json`` records each stage's minutes and every teacher's dev F1 (PyTorch, unbiased). On 2 CPU
-cores each teacher alone is ~28 min and the student ~1 h; on one GPU the whole run takes minutes.
+``<out>/run.json`` records each stage's minutes, every teacher's dev F1 and the ensemble's (PyTorch, unbiased;
+``--student-epochs 0`` stops there). On 2 CPU cores each teacher alone is ~28 min and the student ~2 h; on one
+H200 the whole run took 7.5 min (docs/quality.md, ``ensemble6-student``).
 """
 
 from __future__ import annotations
