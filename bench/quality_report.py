@@ -50,6 +50,7 @@ ORDER = [
     "soup-selfdistill-crowd-s43",
     "selfdistill-crowd-s43-gen2",
     "ensemble6-student",
+    "soup-ensemble6-default",
     "soup-gold-1ep",
     "selfdistill-gold-1ep",
     "selfdistill-gen2",
