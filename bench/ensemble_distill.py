@@ -158,7 +158,8 @@ def averaged_word_logits(sets: list[list[WordLogits]]) -> list[WordLogits]:
 
 
 def ensemble_dev(teachers: list[Path], dev: list[Sentence], settings: Settings) -> dict:
-    """Dev micro-F1 of the teachers' ensemble, decoded unbiased by the predictor the service runs (PyTorch)."""
+    """Dev micro-F1 of the teachers' ensemble, decoded unbiased by the shared predictor (PyTorch where a folder
+    holds no ONNX, as the teachers here; ONNX at the teacher variant otherwise)."""
     predictors = [Predictor.from_model_dir(t, settings, settings.distill_teacher_variant) for t in teachers]
     averaged = averaged_word_logits([p.record_logits(dev) for p in predictors])
     predicted = [p.tags for p in predictors[0].decode_records(averaged, dev, 0.0)]
