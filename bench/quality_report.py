@@ -39,6 +39,7 @@ ORDER = [
     "gold-1ep-annotators",
     "gold-1ep-crowd-s43",
     "gold-1ep-crowd-s43-again",
+    "gold-2ep-crowd-s43",
     "gold-1ep-crowd-s43-names",
     "gold-1ep-crowd-s43-lr1e-2",
     "gold-1ep-crowd-s43-lr3e-4",
