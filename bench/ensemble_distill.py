@@ -167,9 +167,8 @@ def ensemble_dev(teachers: list[Path], dev: list[Sentence], settings: Settings) 
     return {"micro_f1": evaluation.micro_f1, "precision": evaluation.micro_precision, "recall": evaluation.micro_recall}
 
 
-def run_student(args: argparse.Namespace, settings: Settings, teachers: list[Path]) -> dict:
+def run_student(args: argparse.Namespace, settings: Settings, teachers: list[Path], data: Data) -> dict:
     """The student on gold train + the abstracts, learning the teachers' averaged distributions."""
-    data = load_data(args, settings)
     labels = labels_of(s.tags for s in data.train)
     parts = [data.train, *paper_blocks(data.extra, settings.distill_block_papers)]
     targets = ensemble_soft_targets(teachers, parts, labels, settings)  # every part cached by its teacher
@@ -208,13 +207,14 @@ def main(argv: list[str] | None = None) -> None:
     taught = time.perf_counter()
     log.info("%d teachers trained and labelled in %.1f min: %s", len(teachers), (taught - started) / 60, teachers)
     dirs = [teacher_dir(args.out, t["seed"]) for t in teachers]
-    ensemble = ensemble_dev(dirs, read_jsonl(args.dev), settings)
+    data = load_data(args, settings)
+    ensemble = ensemble_dev(dirs, data.dev, settings)
     log.info("the teachers' ensemble on dev: %s", ensemble)
     scored = time.perf_counter()
     summary = None
     if args.student_epochs:
         student_settings = settings.model_copy(update={"epochs": args.student_epochs, "seed": args.student_seed})
-        summary = run_student(args, student_settings, dirs)
+        summary = run_student(args, student_settings, dirs, data)
     record = {
         "command": " ".join(["bench/ensemble_distill.py", *argv]),
         "env": settings_env(),

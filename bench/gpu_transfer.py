@@ -24,6 +24,7 @@ HALF = "model.fp16.safetensors"
 PART = "student.fp16.part"
 REST = "student-rest.tgz"
 PART_BYTES = 15 * 1024 * 1024
+RUN_DIR = "gpu-run"  # unpack puts the training run's own files here, beside the model (bench/quality.py reads it)
 ONNX_DIR = "onnx"  # sciner.model_dir.ONNX_DIR: this script runs where sciner's dependencies may be missing
 
 
@@ -90,7 +91,7 @@ def unpack(parts_dir: Path, dst: Path) -> None:
     convert(half, model / "hf" / WEIGHTS, half=False)
     half.unlink()
     if (staging / "extra").is_dir():
-        shutil.move(staging / "extra", model / "gpu-run")
+        shutil.move(staging / "extra", model / RUN_DIR)
     shutil.rmtree(dst, ignore_errors=True)
     model.rename(dst)
     shutil.rmtree(staging)

@@ -30,6 +30,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.common import REPO, SHARED, env_prefix, halves_by_document, machine, now, save_result, settings_env
+from bench.gpu_transfer import RUN_DIR as GPU_RUN_DIR
 from bench.reproduce import pick_documents
 from sciner.io.jsonl import read_jsonl
 from sciner.labels import OUTSIDE, labels_of
@@ -39,15 +40,13 @@ from sciner.predictor import Predictor
 from sciner.records import Sentence
 from sciner.settings import Settings, get_settings
 from training.calibrate import bias_grid, calibrate_o_bias
-from training.distill import SoftTargets, ensemble_soft_targets, paper_blocks, unlabeled_sentences
+from training.distill import TEACHER_JOIN, SoftTargets, ensemble_soft_targets, paper_blocks, unlabeled_sentences
 from training.domain_pretrain import adapt_encoder
 from training.evaluate import evaluate_predictor
 from training.gold import evaluation_split
 from training.intermediate import pretrain_ner
 from training.pipeline import export_and_score, train_and_export
 from training.soup import make_soup
-
-GPU_RUN_DIR = "gpu-run"  # bench/gpu_transfer.py unpack: the training run's own record, beside the model
 
 
 def decoded_with(predictor: Predictor, sentences: list[Sentence], o_bias: float) -> Evaluation:
@@ -154,7 +153,7 @@ def trained_lineage(model_dir: Path) -> dict:
     keys = ("epochs", "best_epoch", "seed", "train_sentences", "case_markers", "crowd_layer", "learning_rate")
     lineage: dict = {k: training.get(k) for k in keys}
     distillation = training.get("distillation") or {}
-    lineage["teachers"] = [t for t in str(distillation.get("teacher", "")).split(" + ") if t]
+    lineage["teachers"] = [t for t in str(distillation.get("teacher", "")).split(TEACHER_JOIN) if t]
     run = model_dir / GPU_RUN_DIR / "run.json"
     if run.is_file():
         lineage["gpu_run"] = json.loads(run.read_text(encoding="utf-8"))

@@ -133,12 +133,13 @@ def train_data(result: dict) -> str:
     """The "train data" cell: what the variant learned from, or which models a soup averages."""
     if result.get("rescored"):
         name = Path(result["rescored"]).name.removeprefix("quality-")
-        original = RESULTS / f"quality-{name}.json"
+        path = RESULTS / f"quality-{name}.json"
+        original = json.loads(path.read_text()) if path.is_file() else None
         # a folder not trained by bench/quality.py (no result of its own, or the rescore is that result)
-        own = not original.is_file() or json.loads(original.read_text()).get("rescored") == result["rescored"]
+        own = original is None or original.get("rescored") == result["rescored"]
         if result.get("rescored_training") and own:
             return lineage_data(result["rescored_training"])
-        learned = train_data(json.loads(original.read_text())) + "; " if original.is_file() else ""
+        learned = train_data(original) + "; " if original is not None else ""
         return f"{learned}the model of {name}, scored again"
     soup = result.get("soup")
     if soup:
