@@ -41,6 +41,9 @@ from service.mlflow_process import mlflow_server_command
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
+SHARED_GOLD = REPO.parent / "shared" / "data" / "sciner"  # --gold shared
+# the training recipe of each --gold choice (SCINER_* variables already set win over it)
+RECIPES = {"seed": REPO / "data" / "seed" / "recipe.env", "shared": REPO / "data" / "full-gold-recipe.env"}
 log = logging.getLogger("stack")
 STOP_GRACE_S = 20  # SIGTERM to SIGKILL
 RESTART_BACKOFF_S = 1.0  # first restart delay, doubled per recent restart
@@ -235,6 +238,19 @@ def read_env_file(path: Path) -> dict[str, str]:
     return {key: value for key, value in dotenv_values(path).items() if value is not None}
 
 
+def gold_env(gold: str, shared: Path) -> dict[str, str]:
+    """The ``SCINER_*`` variables the stack sets for ``--gold`` (``seed`` or ``shared``, whose gold set is in
+    ``shared``): the gold set's paths and its training recipe. A variable already set wins over them."""
+    env: dict[str, str] = {}
+    if gold == "shared":
+        if not (shared / "train.jsonl").is_file():
+            raise SystemExit(f"--gold shared: {shared} has no train.jsonl")
+        env["SCINER_GOLD_TRAIN_PATH"] = str(shared / "train.jsonl")
+        env["SCINER_GOLD_DEV_PATH"] = str(shared / "dev.jsonl")
+    env.update(read_env_file(RECIPES[gold]))
+    return env
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--home", type=Path, default=Path(os.environ.get("SCINER_HOME", REPO / "var")))
@@ -244,8 +260,8 @@ def main() -> None:
         "--gold",
         choices=("seed", "shared"),
         default=os.environ.get("SCINER_STACK_GOLD", "seed"),
-        help="gold set for the bootstrap and promotion: the repo's seed set (minutes) or "
-        "../shared/data/sciner train/dev (about an hour of training on 2 cores)",
+        help="gold set for the bootstrap and promotion: the repo's seed set (minutes, data/seed/recipe.env) or "
+        "../shared/data/sciner train/dev (~40 minutes of training on 2 cores, data/full-gold-recipe.env)",
     )
     ap.add_argument("--no-scheduler", action="store_true", help="do not start the retraining scheduler")
     ap.add_argument("--exit-when-ready", action="store_true", help="stop everything once it is all up (checks)")
@@ -259,15 +275,8 @@ def main() -> None:
         if not port_free(port):
             raise SystemExit(f"port {port} on 127.0.0.1 is taken: pass --mlflow-port / --service-port")
     stack = Stack(home, args.mlflow_port, args.service_port, home / "logs")
-    if args.gold == "seed":
-        for key, value in read_env_file(REPO / "data" / "seed" / "recipe.env").items():
-            stack.env.setdefault(key, value)
-    if args.gold == "shared":
-        shared = REPO.parent / "shared" / "data" / "sciner"
-        if not (shared / "train.jsonl").is_file():
-            raise SystemExit(f"--gold shared: {shared} has no train.jsonl")
-        stack.env.setdefault("SCINER_GOLD_TRAIN_PATH", str(shared / "train.jsonl"))
-        stack.env.setdefault("SCINER_GOLD_DEV_PATH", str(shared / "dev.jsonl"))
+    for key, value in gold_env(args.gold, SHARED_GOLD).items():
+        stack.env.setdefault(key, value)
 
     stopping = False
 
