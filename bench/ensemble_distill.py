@@ -75,7 +75,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def teacher_dir(out: Path, seed: int) -> Path:
+    """The teacher's model folder; its process's log and its record (``run_teacher``) sit beside it."""
     return out / f"{TEACHER_PREFIX}{seed}"
+
+
+def teacher_log(out: Path, seed: int) -> Path:
+    return teacher_dir(out, seed).with_suffix(".log")
+
+
+def teacher_record(out: Path, seed: int) -> Path:
+    return teacher_dir(out, seed).with_suffix(".json")
 
 
 @dataclass
@@ -122,7 +131,7 @@ def run_teacher(args: argparse.Namespace, settings: Settings) -> None:
         "label_minutes": (time.perf_counter() - trained) / 60,
         "dev_torch_micro_f1": read_metadata(out).metrics["dev_torch"]["micro_f1"],
     }
-    atomic_write_text(out.with_suffix(".json"), json.dumps(record, indent=2))
+    atomic_write_text(teacher_record(args.out, args.teacher_seed), json.dumps(record, indent=2))
 
 
 def run_teachers(args: argparse.Namespace, argv: list[str]) -> list[dict]:
@@ -134,7 +143,7 @@ def run_teachers(args: argparse.Namespace, argv: list[str]) -> list[dict]:
         for seed in seeds:
             env = {**os.environ, "SCINER_SEED": str(seed), "SCINER_TORCH_THREADS": str(args.torch_threads)}
             cmd = [sys.executable, str(Path(__file__).resolve()), *argv, "--teacher-seed", str(seed)]
-            with (args.out / f"{TEACHER_PREFIX}{seed}.log").open("w", encoding="utf-8") as log_file:
+            with teacher_log(args.out, seed).open("w", encoding="utf-8") as log_file:
                 procs.append(subprocess.Popen(cmd, env=env, stdout=log_file, stderr=subprocess.STDOUT))
         failed = [seed for seed, proc in zip(seeds, procs, strict=True) if proc.wait() != 0]
     finally:  # interrupted: no teacher outlives this process
@@ -143,9 +152,9 @@ def run_teachers(args: argparse.Namespace, argv: list[str]) -> list[dict]:
                 proc.kill()
                 proc.wait()
     if failed:
-        logs = ", ".join(str(args.out / f"{TEACHER_PREFIX}{seed}.log") for seed in failed)
+        logs = ", ".join(str(teacher_log(args.out, seed)) for seed in failed)
         raise SystemExit(f"teachers of seeds {failed} failed: see {logs}")
-    return [json.loads(teacher_dir(args.out, s).with_suffix(".json").read_text(encoding="utf-8")) for s in seeds]
+    return [json.loads(teacher_record(args.out, s).read_text(encoding="utf-8")) for s in seeds]
 
 
 def averaged_word_logits(sets: list[list[WordLogits]]) -> list[WordLogits]:
