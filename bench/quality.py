@@ -202,6 +202,9 @@ def main() -> None:
     ap.add_argument("--head-lr-factor", type=float, default=None, help="SCINER_HEAD_LR_FACTOR")
     ap.add_argument("--layer-lr-decay", type=float, default=None, help="SCINER_LAYER_LR_DECAY")
     ap.add_argument(
+        "--adversarial-epsilon", type=float, default=None, help="SCINER_ADVERSARIAL_EPSILON (FGM on the embeddings)"
+    )
+    ap.add_argument(
         "--case-markers",
         action=argparse.BooleanOptionalAction,
         default=None,
@@ -277,6 +280,7 @@ def main() -> None:
         "base_model": args.base_model,
         "head_lr_factor": args.head_lr_factor,
         "layer_lr_decay": args.layer_lr_decay,
+        "adversarial_epsilon": args.adversarial_epsilon,
         "distill_teacher_variant": args.teacher_variant,
         "document_context": args.document_context,
         "case_markers": args.case_markers,
@@ -382,6 +386,7 @@ def main() -> None:
                     "crowd_layer_lr",
                     "label_smoothing",
                     "weight_ema",
+                    "adversarial_epsilon",
                     "train_max_tokens",
                     "window_tokens",
                     "window_stride",

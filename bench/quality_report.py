@@ -45,6 +45,11 @@ ORDER = [
     "gold-2ep-crowd-s43-lr2e-4",
     "soup-gold-2ep-3ep-lr2e-4",
     "soup-gold-2ep-3ep-ensemble6",
+    "soup-gold-1ep-2ep-3ep",
+    "gold-2ep-crowd-s43-fgm",
+    "soup-gold-2ep-3ep-fgm",
+    "gold-2ep-crowd-s43-fgm03",
+    "soup-gold-2ep-3ep-fgm03",
     "gold-1ep-crowd-s43-names",
     "gold-1ep-crowd-s43-lr1e-2",
     "gold-1ep-crowd-s43-lr3e-4",
@@ -175,6 +180,8 @@ def train_data(result: dict) -> str:
         data += f", labels smoothed by {settings['label_smoothing']:g}"
     if settings.get("weight_ema"):
         data += f", weights averaged while training (EMA {settings['weight_ema']:g})"
+    if settings.get("adversarial_epsilon"):
+        data += f", adversarial embeddings (FGM, epsilon {settings['adversarial_epsilon']:g})"
     if settings.get("train_empty_ratio", DEFAULT_EMPTY_RATIO) != DEFAULT_EMPTY_RATIO:
         data += f", {settings['train_empty_ratio']:.0%} of entity-free windows per epoch"
     if settings.get("batch_size", DEFAULT_BATCH_SIZE) != DEFAULT_BATCH_SIZE:

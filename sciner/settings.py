@@ -107,6 +107,13 @@ class Settings(BaseSettings):
         description="Decay of an exponential moving average of the weights while training (0: off; 0.998 keeps "
         "about the last 500 steps): the average is scored on dev, kept and exported (training/weight_average.py).",
     )
+    adversarial_epsilon: float = Field(
+        0.0,
+        ge=0,
+        description="Adversarial training (FGM) on the word-piece embeddings: size of the perturbation along the "
+        "loss gradient (0: off; 1.0 is the usual size); each step runs a second forward and backward pass "
+        "(training/adversarial.py).",
+    )
     # --- domain-adaptive pre-training (`sciner adapt-encoder`, training/domain_pretrain.py) ----
     adapt_learning_rate: float = Field(1e-4, gt=0, description="Masked-LM learning rate of `sciner adapt-encoder`.")
     adapt_batch_size: int = Field(32, ge=1, description="Packed windows per masked-LM step.")

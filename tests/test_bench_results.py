@@ -94,6 +94,14 @@ def test_the_quality_table_says_when_a_run_kept_a_moving_average_of_its_weights(
     assert "averaged" not in row("p", {**run, "settings": {"weight_ema": 0.0}}, unbiased=False)
 
 
+def test_the_quality_table_says_when_a_run_trained_on_adversarial_embeddings():
+    run = _full_gold_run()
+
+    adversarial = {**run, "settings": {"crowd_layer": True, "adversarial_epsilon": 1.0}}
+    assert "(crowd layer), adversarial embeddings (FGM, epsilon 1) |" in row("a", adversarial, unbiased=False)
+    assert "adversarial" not in row("p", {**run, "settings": {"adversarial_epsilon": 0.0}}, unbiased=False)
+
+
 def test_the_quality_table_says_when_a_run_drew_fewer_entity_free_windows_another_batch_size_or_layer_decay():
     run = _full_gold_run()
 

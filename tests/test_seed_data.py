@@ -178,6 +178,9 @@ def test_the_stack_on_the_full_gold_set_trains_its_recipe_on_it(tmp_path: Path):
     assert env["SCINER_GOLD_DEV_PATH"] == str(tmp_path / "dev.jsonl")
     # docs/quality.md "How many epochs": 1 epoch 0.546, 2 epochs 0.567, 3 epochs 0.567 on gold dev
     assert env["SCINER_EPOCHS"] == "2"
+    # session 29: adversarial embeddings at 0.3, +1.73 [+0.44, +2.91] over the plain two epochs side by side
+    assert env["SCINER_ADVERSARIAL_EPSILON"] == "0.3"
+    assert stack.gold_env("seed", tmp_path).get("SCINER_ADVERSARIAL_EPSILON") is None
     assert "SCINER_LEARNING_RATE" not in env  # the seed set's small-data recipe stays with the seed set
     assert stack.gold_env("seed", tmp_path)["SCINER_LEARNING_RATE"] == "3e-4"
 

@@ -9,6 +9,7 @@ import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +22,7 @@ from sciner.model_dir import HF_DIR, TOKENIZER_FILE, ModelMetadata, write_metada
 from sciner.predictor import Predictor
 from sciner.records import Sentence
 from sciner.settings import Settings
+from training.adversarial import adversarial_backward
 from training.batching import bucketed_batches
 from training.crowd_layer import MIN_CROWD_TEAMS, NO_TEAM, crowd_layer_summary, make_crowd_layer, team_ids
 from training.distill import SoftTargets, distillation_loss
@@ -273,6 +275,7 @@ def train_model(
     optimizer = torch.optim.AdamW(groups, lr=settings.learning_rate)
     scheduler = get_linear_schedule_with_warmup(optimizer, int(settings.warmup_ratio * total_steps), total_steps)
 
+    embeddings = model.get_input_embeddings().weight
     best_f1, best_epoch, best_state, best_eval = -1.0, 0, None, None
     history: list[dict] = []
     bar = progress_bar(total_steps, "train", "batch", progress)
@@ -286,6 +289,10 @@ def train_model(
             batch = {k: v.to(device) for k, v in _collate([examples[chosen[i]] for i in batch_idx], pad_id).items()}
             loss = batch_loss(model, batch, settings, crowd)
             loss.backward()
+            if settings.adversarial_epsilon > 0:
+                adversarial_backward(
+                    embeddings, settings.adversarial_epsilon, partial(batch_loss, model, batch, settings, crowd)
+                )
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             optimizer.step()
             scheduler.step()
@@ -370,6 +377,7 @@ TRAINING_KEYS = (
     "crowd_layer_lr",
     "label_smoothing",
     "weight_ema",
+    "adversarial_epsilon",
 )
 
 
