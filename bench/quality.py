@@ -47,6 +47,22 @@ from training.gold import evaluation_split
 from training.intermediate import pretrain_ner
 from training.pipeline import export_and_score, train_and_export
 from training.soup import make_soup
+from training.trainer import TRAINING_KEYS
+
+# what a result records of its settings: the trainer's own (the model folder's) and how it was decoded
+RECORDED_SETTINGS = (
+    *TRAINING_KEYS,
+    "base_model",
+    "distill_alpha",
+    "distill_temperature",
+    "distill_teacher_variant",
+    "window_tokens",
+    "name_propagation",
+    "propagation_types",
+    "propagation_min_mentions",
+    "propagation_max_words",
+    "propagation_min_chars",
+)
 
 
 def decoded_with(predictor: Predictor, sentences: list[Sentence], o_bias: float) -> Evaluation:
@@ -363,40 +379,7 @@ def main() -> None:
             "env": env,
             "machine": machine(),
             "at": now(),
-            "settings": {
-                k: v
-                for k, v in settings.model_dump(mode="json").items()
-                if k
-                in (
-                    "base_model",
-                    "epochs",
-                    "learning_rate",
-                    "batch_size",
-                    "train_empty_ratio",
-                    "warmup_ratio",
-                    "seed",
-                    "head_lr_factor",
-                    "layer_lr_decay",
-                    "distill_alpha",
-                    "distill_temperature",
-                    "distill_teacher_variant",
-                    "document_context",
-                    "case_markers",
-                    "crowd_layer",
-                    "crowd_layer_lr",
-                    "label_smoothing",
-                    "weight_ema",
-                    "adversarial_epsilon",
-                    "train_max_tokens",
-                    "window_tokens",
-                    "window_stride",
-                    "name_propagation",
-                    "propagation_types",
-                    "propagation_min_mentions",
-                    "propagation_max_words",
-                    "propagation_min_chars",
-                )
-            },
+            "settings": {k: v for k, v in settings.model_dump(mode="json").items() if k in RECORDED_SETTINGS},
             "intermediate": trained.intermediate,
             "adaptation": trained.adaptation,
             "train_documents": len(doc_ids),
