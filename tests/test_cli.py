@@ -127,3 +127,20 @@ def test_train_can_leave_out_the_gates_evaluation_split_as_rounds_do(tmp_path, m
     data = read_metadata(out).data
     assert data["train"]["sentences"] == len(split.train)
     assert data["eval_split_excluded"] == split.tags  # what `sciner challenge` checks
+
+
+def test_every_command_is_registered_from_its_module():
+    """The loop's and the model-building commands live in their own modules; a broken import there must fail
+    the CLI, not drop the commands from it silently."""
+    names = {c.name or c.callback.__name__ for c in app.registered_commands}
+    assert {"train", "evaluate", "predict", "export"} <= names
+    assert {"pretrain-ner", "adapt-encoder", "distill", "soup"} <= names
+    assert {"ingest", "bootstrap", "retrain", "scheduler", "promote", "challenge", "rollback", "rounds"} <= names
+    assert len(names) == len(app.registered_commands)  # no command registered twice
+
+
+def test_exit_codes_say_bad_input_apart_from_failure(tmp_path):
+    missing = runner.invoke(app, ["train", str(tmp_path / "nope.jsonl")])
+    assert missing.exit_code == 2 and "file not found" in missing.output
+    retrain = runner.invoke(app, ["retrain"])  # without --once: a usage error, not a failed round
+    assert retrain.exit_code == 2 and "--once" in retrain.output

@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 
 from sciner.settings import Settings
 from training.cli import app
-from training.loop_commands import _bars
+from training.cli_common import bars
 from training.scheduler import FUNC_REF, JOB_ID, build_trigger, ensure_job, make_scheduler, round_command
 
 SCINER = [sys.executable, "-c", "from training.cli import app; app()"]
@@ -34,9 +34,9 @@ def _dead_uri() -> str:
 def test_scheduled_rounds_log_stages_not_progress_bars(monkeypatch):
     assert round_command()[-3:] == ["retrain", "--once", "--no-progress"]
     monkeypatch.setattr(sys.stderr, "isatty", lambda: False)
-    assert _bars(None) is False and _bars(True) is True  # a log file gets no bars unless asked
+    assert bars(None) is False and bars(True) is True  # a log file gets no bars unless asked
     monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
-    assert _bars(None) is True and _bars(False) is False
+    assert bars(None) is True and bars(False) is False
 
 
 def test_job_is_persisted_with_coalesce_single_instance_and_misfire_grace(tmp_path):

@@ -1,8 +1,5 @@
-"""CLI commands of the self-training loop, added to ``sciner`` by :func:`register`.
-
-Exit codes: 0 done (also "nothing to do"), 1 failed (message on stderr, nothing marked used),
-2 bad input, 3 another round holds the lock.
-"""
+"""CLI commands of the self-training loop, added to ``sciner`` by :func:`register` (exit codes:
+:mod:`training.cli_common`)."""
 
 from __future__ import annotations
 
@@ -16,7 +13,7 @@ from typing import Annotated, Any
 
 import typer
 
-EXIT_FAILED, EXIT_INPUT, EXIT_BUSY = 1, 2, 3
+from training.cli_common import EXIT_BUSY, EXIT_FAILED, EXIT_INPUT, ProgressFlag, bars, fail
 
 
 def _settings(**overrides: object):
@@ -26,17 +23,6 @@ def _settings(**overrides: object):
     settings = Settings()
     updates = {k: v for k, v in overrides.items() if v is not None}
     return settings.model_copy(update=updates) if updates else settings
-
-
-def _fail(message: str, code: int = EXIT_FAILED) -> None:
-    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
-    raise typer.Exit(code)
-
-
-def _bars(flag: bool | None) -> bool:
-    """Progress bars when asked, else only on a terminal: in a log file (scheduler, k8s) each redraw
-    of a bar would be one more line."""
-    return sys.stderr.isatty() if flag is None else flag
 
 
 def _stdout_to_stderr() -> contextlib.AbstractContextManager:
@@ -68,7 +54,7 @@ def ingest(
             try:
                 report.merge(ingest_path(path, store))
             except FileNotFoundError as exc:
-                _fail(str(exc), EXIT_INPUT)
+                fail(str(exc), EXIT_INPUT)
         unused = store.count_unused()
     finally:
         store.close()
@@ -89,9 +75,7 @@ def bootstrap(
     epochs: Annotated[int | None, typer.Option(help="Override SCINER_EPOCHS.")] = None,
     wait: Annotated[float, typer.Option(help="Seconds to wait for the round lock (-1: forever).")] = 0.0,
     force: Annotated[bool, typer.Option(help="Train and register even if a champion exists (not promoted).")] = False,
-    progress: Annotated[
-        bool | None, typer.Option("--progress/--no-progress", help="Progress bars (default: if stderr is a terminal).")
-    ] = None,
+    progress: ProgressFlag = None,
 ) -> None:
     """Train the first model on the gold train split; register it as champion if there is none."""
     from training.bootstrap import run_bootstrap
@@ -109,11 +93,11 @@ def _run_round_job(
 
     try:
         with _stdout_to_stderr():
-            result = job(_settings(epochs=epochs), wait=wait, force=force, progress=_bars(progress))
+            result = job(_settings(epochs=epochs), wait=wait, force=force, progress=bars(progress))
     except LockBusy as exc:
-        _fail(str(exc), EXIT_BUSY)
+        fail(str(exc), EXIT_BUSY)
     except RoundError as exc:
-        _fail(f"{what} failed: {exc}")
+        fail(f"{what} failed: {exc}", EXIT_FAILED)
     _echo_json(result.to_dict())
 
 
@@ -122,15 +106,13 @@ def retrain(
     epochs: Annotated[int | None, typer.Option(help="Override SCINER_EPOCHS.")] = None,
     wait: Annotated[float, typer.Option(help="Seconds to wait for a running round (-1: forever).")] = 0.0,
     force: Annotated[bool, typer.Option(help="Retrain even without new papers.")] = False,
-    progress: Annotated[
-        bool | None, typer.Option("--progress/--no-progress", help="Progress bars (default: if stderr is a terminal).")
-    ] = None,
+    progress: ProgressFlag = None,
 ) -> None:
     """One self-training round: auto-annotate new papers, retrain, evaluate, register, gate."""
     from training.rounds import run_round
 
     if not once:
-        _fail("use `sciner retrain --once` for one round, or `sciner scheduler` for rounds on a schedule", EXIT_INPUT)
+        fail("use `sciner retrain --once` for one round, or `sciner scheduler` for rounds on a schedule", EXIT_INPUT)
     _run_round_job(run_round, "round", epochs=epochs, wait=wait, force=force, progress=progress)
 
 
@@ -160,7 +142,7 @@ def promote(
     try:
         move = promote_version(_settings(), version, reason, by)
     except RoundError as exc:
-        _fail(str(exc))
+        fail(str(exc), EXIT_FAILED)
     typer.echo(f"{move.alias}: v{move.before} -> v{move.after}")
 
 
@@ -188,11 +170,11 @@ def challenge(
         with _stdout_to_stderr():
             result = run_challenge(_settings(), model_dir, why=why, trust_split=trust_split, wait=wait)
     except ChallengeInputError as exc:
-        _fail(str(exc), EXIT_INPUT)
+        fail(str(exc), EXIT_INPUT)
     except LockBusy as exc:
-        _fail(str(exc), EXIT_BUSY)
+        fail(str(exc), EXIT_BUSY)
     except RoundError as exc:
-        _fail(f"challenge failed: {exc}")
+        fail(f"challenge failed: {exc}", EXIT_FAILED)
     _echo_json(result.to_dict())
 
 
@@ -204,7 +186,7 @@ def rollback() -> None:
     try:
         move = do_rollback(_settings())
     except RoundError as exc:
-        _fail(str(exc))
+        fail(str(exc), EXIT_FAILED)
     typer.echo(f"{move.alias}: v{move.before} -> v{move.after}")
 
 
@@ -221,7 +203,7 @@ def export_review(
     try:
         n, origin = do_export(_settings(), out, version=version, round_id=round_id, count=count)
     except (FileNotFoundError, RegistryError) as exc:
-        _fail(str(exc))
+        fail(str(exc), EXIT_FAILED)
     typer.echo(
         f"wrote {n} tasks from {origin} to {out} (labeling config: {out.with_name(out.stem + '.label_config.xml')})"
     )
@@ -238,7 +220,7 @@ def ingest_gold(
     try:
         result = do_ingest(_settings(), path)
     except (DataError, LockBusy) as exc:
-        _fail(str(exc), EXIT_INPUT)
+        fail(str(exc), EXIT_INPUT)
     typer.echo(f"added {result.added}, replaced {result.replaced}; {result.total} sentences in {result.path}")
 
 

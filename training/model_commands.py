@@ -1,0 +1,154 @@
+"""``sciner`` commands that build a model or an encoder other than by ``sciner train``: NER intermediate training,
+domain-adaptive pre-training, distillation and model soups. Added to ``sciner`` by :func:`register`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from sciner.io import DataError
+from sciner.io.formats import read_sentences
+from sciner.settings import get_settings
+from training.cli_common import (
+    ExcludeEvalSplitFlag,
+    ProgressFlag,
+    bars,
+    fail,
+    leave_out_eval_split,
+    settings_with,
+    train_and_dev,
+)
+
+
+def pretrain_ner_command(
+    train_file: Annotated[Path, typer.Argument(help="NER data with its own labels, e.g. SciERC's train.jsonl.")],
+    out: Annotated[Path, typer.Option(help="Encoder folder to write (then SCINER_BASE_MODEL=<out>).")] = Path(
+        "var/encoders/ner-intermediate"
+    ),
+    dev_file: Annotated[Path | None, typer.Option("--dev", help="Dev data of that task (early stopping).")] = None,
+    epochs: Annotated[int | None, typer.Option(help="Override SCINER_EPOCHS.")] = None,
+    progress: ProgressFlag = None,
+) -> None:
+    """NER-specific intermediate training (NER-BERT): train on another NER task, keep the encoder."""
+    from training.intermediate import pretrain_ner
+
+    settings = settings_with(epochs)
+    train_set, dev_set = train_and_dev(train_file, dev_file)
+    result = pretrain_ner(
+        train_set, dev_set, out, settings, sources={"train": train_file, "dev": dev_file}, progress=bars(progress)
+    )
+    typer.echo(json.dumps(result, indent=2))
+
+
+def adapt_encoder_command(
+    train_file: Annotated[Path, typer.Argument(help="Gold training data: its text (not its labels) is read.")],
+    out: Annotated[Path, typer.Option(help="Encoder folder to write (then SCINER_BASE_MODEL=<out>).")] = Path(
+        "var/encoders/adapted"
+    ),
+    papers: Annotated[
+        Path | None, typer.Option(help="Papers JSONL (title + abstract) to read as well, e.g. the anthology.")
+    ] = None,
+    limit_papers: Annotated[int | None, typer.Option(help="Use only the first N papers.")] = None,
+    steps: Annotated[int | None, typer.Option(help="Override SCINER_ADAPT_MAX_STEPS (0: full passes).")] = None,
+    progress: ProgressFlag = None,
+) -> None:
+    """Domain-adaptive pre-training: masked-LM training of the base encoder on the domain's text, keep the encoder."""
+    from training.distill import unlabeled_sentences
+    from training.domain_pretrain import adapt_encoder
+
+    settings = get_settings()
+    if steps is not None:
+        settings = settings.model_copy(update={"adapt_max_steps": steps})
+    try:
+        gold = read_sentences(train_file)
+        abstracts = unlabeled_sentences(papers, limit_papers) if papers else []
+    except (DataError, FileNotFoundError) as exc:
+        fail(str(exc))
+    sources = {"train": str(train_file), "papers": str(papers), "abstract_sentences": len(abstracts)}
+    try:
+        result = adapt_encoder(
+            [(s.tokens, s.doc_id) for s in [*gold, *abstracts]], out, settings, sources, progress=bars(progress)
+        )
+    except ValueError as exc:
+        fail(str(exc))
+    typer.echo(json.dumps(result, indent=2))
+
+
+def distill(
+    teacher: Annotated[Path, typer.Argument(help="Teacher model folder (e.g. an MPNet model trained by sciner).")],
+    train_file: Annotated[Path, typer.Argument(help="Gold training data.")],
+    out: Annotated[Path, typer.Option(help="Student model folder to write.")] = Path("var/models/student"),
+    dev_file: Annotated[Path | None, typer.Option("--dev", help="Gold dev data for early stopping.")] = None,
+    unlabeled: Annotated[
+        Path | None, typer.Option(help="Papers JSONL (title + abstract) the teacher also labels, e.g. the anthology.")
+    ] = None,
+    limit_papers: Annotated[int | None, typer.Option(help="Use only the first N unlabeled papers.")] = None,
+    epochs: Annotated[int | None, typer.Option(help="Override SCINER_EPOCHS.")] = None,
+    exclude_eval_split: ExcludeEvalSplitFlag = False,
+    progress: ProgressFlag = None,
+) -> None:
+    """Distil a teacher into the student encoder (SCINER_BASE_MODEL): gold CE + KL to the teacher's soft labels."""
+    from sciner.labels import labels_of
+    from sciner.model_dir import read_metadata
+    from training.distill import paper_blocks, soft_targets_for_parts, unlabeled_sentences
+    from training.pipeline import train_and_export
+
+    settings = settings_with(epochs)
+    gold, dev_set = train_and_dev(train_file, dev_file)
+    split = leave_out_eval_split(gold, train_file, settings) if exclude_eval_split else None
+    gold = split.train if split else gold
+    try:
+        teacher_labels = read_metadata(teacher).labels
+        extra = unlabeled_sentences(unlabeled, limit_papers) if unlabeled else []
+    except (DataError, FileNotFoundError) as exc:
+        fail(str(exc))
+    labels = labels_of(s.tags for s in gold)
+    if set(labels) - set(teacher_labels):
+        fail(f"the teacher's labels {teacher_labels} do not cover the gold labels {labels}")
+    # gold and blocks of abstracts are labelled and cached apart: a larger --limit-papers reuses what was labelled
+    parts = [gold, *paper_blocks(extra, settings.distill_block_papers)]
+    targets = soft_targets_for_parts(teacher, parts, labels, settings, progress=bars(progress))
+    result = train_and_export(
+        [*gold, *extra],
+        dev_set,
+        out,
+        settings,
+        sources={"train": train_file, "dev": dev_file},
+        progress=bars(progress),
+        soft_targets=targets,
+        held_out=split,
+    )
+    typer.echo(json.dumps(result, indent=2))
+
+
+def soup(
+    models: Annotated[
+        list[Path],
+        typer.Argument(help="Two or more model folders fine-tuned from one encoder with one seed (warned otherwise)."),
+    ],
+    out: Annotated[Path, typer.Option(help="Model folder to write.")] = Path("var/models/soup"),
+    dev_file: Annotated[Path | None, typer.Option("--dev", help="Gold dev data: fit the decoding bias, score.")] = None,
+) -> None:
+    """Average the weights of several models into one (a model soup), export ONNX and score it on dev.
+
+    The first model leads: the soup reads input as it does (capital markers, document context)."""
+    from training.pipeline import export_and_score
+    from training.soup import SoupError, make_soup
+
+    try:
+        dev_set = read_sentences(dev_file) if dev_file else None
+        make_soup(models, out)
+    except (SoupError, DataError, FileNotFoundError) as exc:
+        fail(str(exc))
+    result = {"model_dir": str(out), **export_and_score(out, dev_set, get_settings())}
+    typer.echo(json.dumps(result, indent=2))
+
+
+def register(app: typer.Typer) -> None:
+    app.command("pretrain-ner")(pretrain_ner_command)
+    app.command("adapt-encoder")(adapt_encoder_command)
+    app.command()(distill)
+    app.command()(soup)
