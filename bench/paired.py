@@ -35,13 +35,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np
 
-from bench.common import SHARED, env_prefix, halves_by_document, machine, now, save_result, settings_env
+from bench.common import SHARED, env_prefix, machine, now, save_result, settings_env
+from bench.crossfit import crossfit_decode
 from sciner.decoding import softmax
 from sciner.io.jsonl import read_jsonl
 from sciner.predictor import Predictor, WordLogits
 from sciner.records import Sentence
 from sciner.settings import get_settings
-from training.calibrate import bias_grid, fit_o_bias
 from training.promotion import document_counts, micro_f1, paired_bootstrap, sentence_counts
 
 
@@ -60,29 +60,11 @@ def counts_of(
     (``crossfit``) with the O-logit bias fitted on the other half of the dev documents; names propagated
     within documents as the settings say unless ``propagate`` is false."""
     if crossfit:
-        tags = crossfit_tags(predictor, dev, logits, propagate)
+        tags = crossfit_decode(predictor, dev, logits, propagate).tags
     else:
         tags = [p.tags for p in predictor.decode_records(logits, dev, 0.0, propagate)]
     counts, _ = document_counts(sentence_counts([s.tags or [] for s in dev], tags), [s.doc_id for s in dev])
     return counts
-
-
-def crossfit_tags(
-    predictor: Predictor, dev: list[Sentence], logits: list[WordLogits], propagate: bool = True
-) -> list[list[str]]:
-    """Each half of the dev documents decoded with the bias that scores best on the other half (the bias a
-    model is served with, fitted where it is not scored), in dev order. Without ``propagate`` the bias is
-    fitted and applied with name propagation off."""
-    settings = predictor.settings
-    grid = bias_grid(settings.o_bias_min, settings.o_bias_max, settings.o_bias_step)
-    tags: list[list[str]] = [[] for _ in dev]
-    halves = halves_by_document(dev)
-    for fit, held in ((halves[0], halves[1]), (halves[1], halves[0])):
-        bias = fit_o_bias(predictor, [logits[i] for i in fit], [dev[i] for i in fit], grid, propagate).o_bias
-        decoded = predictor.decode_records([logits[i] for i in held], [dev[i] for i in held], bias, propagate)
-        for i, pred in zip(held, decoded, strict=True):
-            tags[i] = pred.tags
-    return tags
 
 
 def read_counts(predictor: Predictor, dev: list[Sentence], context: str) -> np.ndarray:

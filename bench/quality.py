@@ -29,8 +29,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import REPO, SHARED, env_prefix, halves_by_document, machine, now, save_result, settings_env
+from bench.common import REPO, env_prefix, machine, now, save_result, settings_env
+from bench.crossfit import crossfit_decode
 from bench.gpu_transfer import RUN_DIR as GPU_RUN_DIR
+from bench.quality_options import quality_parser, settings_from
 from bench.reproduce import pick_documents
 from sciner.io.jsonl import read_jsonl
 from sciner.labels import OUTSIDE, labels_of
@@ -38,8 +40,7 @@ from sciner.metrics import Evaluation, evaluate_tags
 from sciner.model_dir import ONNX_DIR, read_metadata
 from sciner.predictor import Predictor
 from sciner.records import Sentence
-from sciner.settings import Settings, get_settings
-from training.calibrate import bias_grid, calibrate_o_bias
+from sciner.settings import Settings
 from training.distill import TEACHER_JOIN, SoftTargets, ensemble_soft_targets, paper_blocks, unlabeled_sentences
 from training.domain_pretrain import adapt_encoder
 from training.evaluate import evaluate_predictor
@@ -65,25 +66,27 @@ RECORDED_SETTINGS = (
 )
 
 
-def decoded_with(predictor: Predictor, sentences: list[Sentence], o_bias: float) -> Evaluation:
-    """Score ``sentences`` decoded under ``o_bias`` instead of the model's own (the predictor is unchanged)."""
-    logits = predictor.record_logits(sentences)
-    pred = [p.tags for p in predictor.decode_records(logits, sentences, o_bias)]
-    return evaluate_tags([[t or OUTSIDE for t in (s.tags or [])] for s in sentences], pred)
+def gold_tags(sentences: list[Sentence]) -> list[list[str]]:
+    return [[t or OUTSIDE for t in (s.tags or [])] for s in sentences]
 
 
-def cross_fitted(predictor: Predictor, dev: list[Sentence], grid: list[float]) -> dict:
-    """Fit the bias on half of the dev documents, decode the other half with it; both ways; pool."""
-    halves = [[dev[i] for i in half] for half in halves_by_document(dev)]
-    gold, pred, biases = [], [], []
-    for fit, held in ((halves[0], halves[1]), (halves[1], halves[0])):
-        fitted = calibrate_o_bias(predictor, fit, grid).o_bias
-        biases.append(fitted)
-        logits = predictor.record_logits(held)
-        pred += [p.tags for p in predictor.decode_records(logits, held, fitted)]
-        gold += [[t or OUTSIDE for t in (s.tags or [])] for s in held]
-    ev = evaluate_tags(gold, pred)
-    return {"biases": biases, "micro_f1": ev.micro_f1, "precision": ev.micro_precision, "recall": ev.micro_recall}
+def unbiased_and_cross_fitted(
+    predictor: Predictor, dev: list[Sentence], crossfit: bool
+) -> tuple[Evaluation, dict | None]:
+    """The model's dev figures decoded without a bias, and (``crossfit``) with the bias fitted on the other half
+    of the dev documents (:mod:`bench.crossfit`), from one pass of the model over dev."""
+    logits = predictor.record_logits(dev)
+    unbiased = evaluate_tags(gold_tags(dev), [p.tags for p in predictor.decode_records(logits, dev, 0.0)])
+    if not crossfit:
+        return unbiased, None
+    fitted = crossfit_decode(predictor, dev, logits)
+    ev = evaluate_tags(gold_tags(dev), fitted.tags)
+    return unbiased, {
+        "biases": fitted.biases,
+        "micro_f1": ev.micro_f1,
+        "precision": ev.micro_precision,
+        "recall": ev.micro_recall,
+    }
 
 
 @dataclass
@@ -189,122 +192,13 @@ def soup_info(model_dir: Path) -> dict:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--name", default="run", help="result file: bench/results/quality-<name>.json")
-    ap.add_argument("--train", type=Path, default=SHARED / "sciner" / "train.jsonl")
-    ap.add_argument("--dev", type=Path, default=SHARED / "sciner" / "dev.jsonl")
-    ap.add_argument("--docs", type=int, default=None, help="train on this many whole documents (seeded); all if unset")
-    ap.add_argument("--seed", type=int, default=13, help="seed of the document pick (bench/reproduce.py's)")
-    ap.add_argument("--epochs", type=int, default=None)
-    ap.add_argument("--lr", type=float, default=None)
-    ap.add_argument("--batch-size", type=int, default=None)
-    ap.add_argument("--empty-ratio", type=float, default=None, help="SCINER_TRAIN_EMPTY_RATIO")
-    ap.add_argument("--base-model", default=None, help="encoder folder (default SCINER_BASE_MODEL)")
-    ap.add_argument(
-        "--intermediate",
-        type=Path,
-        default=None,
-        help="folder with train.jsonl/dev.jsonl of another NER task: intermediate training first",
-    )
-    ap.add_argument("--intermediate-epochs", type=int, default=4)
-    ap.add_argument(
-        "--adapt-papers",
-        type=int,
-        default=None,
-        help="domain-adaptive pre-training first (`sciner adapt-encoder`): masked-LM on the train sentences' text "
-        "and this many abstracts of --papers (0: the train text alone)",
-    )
-    ap.add_argument("--adapt-steps", type=int, default=None, help="SCINER_ADAPT_MAX_STEPS (0: one full pass)")
-    ap.add_argument("--head-lr-factor", type=float, default=None, help="SCINER_HEAD_LR_FACTOR")
-    ap.add_argument("--layer-lr-decay", type=float, default=None, help="SCINER_LAYER_LR_DECAY")
-    ap.add_argument(
-        "--adversarial-epsilon", type=float, default=None, help="SCINER_ADVERSARIAL_EPSILON (FGM on the embeddings)"
-    )
-    ap.add_argument(
-        "--case-markers",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="SCINER_CASE_MARKERS: mark capitals (on by default; --no-case-markers trains as the runs before it)",
-    )
-    ap.add_argument(
-        "--document-context",
-        action="store_true",
-        default=None,
-        help="SCINER_DOCUMENT_CONTEXT: train and read each document's sentences together",
-    )
-    ap.add_argument(
-        "--crowd-layer",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="SCINER_CROWD_LAYER: one learned label map per annotator team while training (crowd layer; on by "
-        "default; --no-crowd-layer trains as the runs before it)",
-    )
-    ap.add_argument(
-        "--teacher-variant",
-        choices=("int8", "fp32"),
-        default=None,
-        help="with --teacher: the engine it labels with (SCINER_DISTILL_TEACHER_VARIANT, default fp32)",
-    )
-    ap.add_argument(
-        "--teacher",
-        type=Path,
-        action="append",
-        default=[],
-        help="teacher model folder: distil it (gold CE + KL to its soft labels, `sciner distill`); repeated, "
-        "the student learns the teachers' averaged distributions",
-    )
-    ap.add_argument(
-        "--papers",
-        type=Path,
-        default=SHARED / "anthology" / "papers.jsonl",
-        help="abstracts the teacher labels (with --teacher) or the encoder is adapted on (with --adapt-papers)",
-    )
-    ap.add_argument("--unlabeled-papers", type=int, default=0, help="with --teacher: how many of --papers")
-    ap.add_argument(
-        "--soup",
-        type=Path,
-        action="append",
-        default=[],
-        help="model folder to average (`sciner soup`), repeated: score the soup of these models instead of "
-        "training one; the first leads (how input is read)",
-    )
-    ap.add_argument(
-        "--rescore",
-        type=Path,
-        default=None,
-        help="a model folder already trained (var/bench/quality-<name>): copy it and export, calibrate and score "
-        "it again as today's code decodes (name propagation, say), without training",
-    )
-    ap.add_argument("--no-calibrate", action="store_true", help="no O-logit bias (today's decoding)")
-    ap.add_argument(
-        "--exclude-eval-split",
-        action="store_true",
-        help="leave out the gate's evaluation documents (SCINER_GOLD_EVAL_*) and record it, so that "
-        "`sciner challenge` can judge the model (and its students and soups) fairly",
-    )
-    ap.add_argument("--out", type=Path, default=None, help="model folder (default var/bench/quality-<name>)")
+    ap = quality_parser(__doc__)
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     for noisy in ("transformers", "optimum", "onnxruntime", "httpx"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
-    overrides = {
-        "epochs": args.epochs,
-        "learning_rate": args.lr,
-        "batch_size": args.batch_size,
-        "train_empty_ratio": args.empty_ratio,
-        "base_model": args.base_model,
-        "head_lr_factor": args.head_lr_factor,
-        "layer_lr_decay": args.layer_lr_decay,
-        "adversarial_epsilon": args.adversarial_epsilon,
-        "distill_teacher_variant": args.teacher_variant,
-        "document_context": args.document_context,
-        "case_markers": args.case_markers,
-        "crowd_layer": args.crowd_layer,
-        "adapt_max_steps": args.adapt_steps,
-    }
-    settings = get_settings().model_copy(update={k: v for k, v in overrides.items() if v is not None})
-    settings = settings.model_copy(update={"calibrate_o_bias": not args.no_calibrate})
+    settings = settings_from(args)
     out = args.out or REPO / "var" / "bench" / f"quality-{args.name}"
     _, doc_ids = pick_documents(args.train, args.docs, args.seed)
     picked = set(doc_ids)
@@ -340,9 +234,7 @@ def main() -> None:
         speed[variant] = len(dev) / (time.perf_counter() - t1)
         rows[variant] = evaluation
     int8 = Predictor.from_model_dir(out, settings, "int8")
-    grid = bias_grid(settings.o_bias_min, settings.o_bias_max, settings.o_bias_step)
-    unbiased = decoded_with(int8, dev, 0.0)
-    crossfit = cross_fitted(int8, dev, grid) if not args.no_calibrate else None
+    unbiased, crossfit = unbiased_and_cross_fitted(int8, dev, crossfit=not args.no_calibrate)
 
     env = settings_env()
     head = [

@@ -224,7 +224,7 @@ def test_a_side_speed_run_is_named_after_its_models_and_never_overwrites_the_ref
 def test_cross_fitted_decoding_keeps_dev_order_and_with_no_bias_to_choose_is_the_plain_decoding(
     tiny_model_dir, seed_dev
 ):
-    from bench.paired import crossfit_tags
+    from bench.crossfit import crossfit_decode
     from sciner.predictor import Predictor
     from sciner.settings import Settings
 
@@ -232,11 +232,13 @@ def test_cross_fitted_decoding_keeps_dev_order_and_with_no_bias_to_choose_is_the
     predictor = Predictor.from_model_dir(tiny_model_dir, only_zero)
     logits = predictor.record_logits(seed_dev)
 
-    tags = crossfit_tags(predictor, seed_dev, logits)
+    crossfit = crossfit_decode(predictor, seed_dev, logits)
+    tags = crossfit.tags
 
     assert len({s.doc_id for s in seed_dev}) >= 2  # two halves to fit on
     assert tags == [p.tags for p in predictor.decode_records(logits, seed_dev, 0.0)]
     assert [len(t) for t in tags] == [len(s.tokens) for s in seed_dev]
+    assert crossfit.biases == [0.0, 0.0]
 
 
 def test_the_team_benchmark_scores_each_annotator_team_on_its_own_sentences():
@@ -322,3 +324,29 @@ def test_the_command_of_a_model_trained_on_a_lent_gpu_names_the_run_that_trained
 
     assert line.startswith("- `e`: `python bench/quality.py --name e --rescore var/e`, after ")
     assert "`SCINER_DEVICE=cuda python bench/ensemble_distill.py --teachers 6` on one H200 (2026-12-04T17:03" in line
+
+
+def test_the_quality_benchmark_scores_a_trained_model_again_unbiased_fitted_and_cross_fitted(
+    tiny_model_dir, tmp_path, monkeypatch
+):
+    import json
+    import sys
+
+    import bench.common
+    import bench.quality
+    from tests.conftest import SEED_DEV, SEED_TRAIN
+
+    monkeypatch.setattr(bench.common, "RESULTS", tmp_path / "results")
+    copy = tmp_path / "copy"
+    argv = ["bench/quality.py", "--name", "rescored", "--rescore", str(tiny_model_dir), "--out", str(copy)]
+    monkeypatch.setattr(sys, "argv", [*argv, "--train", str(SEED_TRAIN), "--dev", str(SEED_DEV)])
+
+    bench.quality.main()
+
+    result = json.loads((tmp_path / "results" / "quality-rescored.json").read_text())
+    assert result["rescored"] == str(tiny_model_dir) and (copy / "onnx").is_dir()
+    fitted, unbiased = result["dev"]["int8"]["micro_f1"], result["dev_int8_unbiased"]["micro_f1"]
+    assert fitted >= unbiased  # the bias is fitted on dev, and no bias is one of the grid's choices
+    crossfit = result["crossfit"]
+    assert len(crossfit["biases"]) == 2 and 0.0 <= crossfit["micro_f1"] <= 1.0
+    assert set(result["sentences_per_second"]) == {"int8", "fp32"}
