@@ -350,3 +350,20 @@ def test_the_quality_benchmark_scores_a_trained_model_again_unbiased_fitted_and_
     crossfit = result["crossfit"]
     assert len(crossfit["biases"]) == 2 and 0.0 <= crossfit["micro_f1"] <= 1.0
     assert set(result["sentences_per_second"]) == {"int8", "fp32"}
+
+
+def test_the_batch_dependence_benchmark_finds_none_in_fp32_and_counts_what_changes(tiny_model_dir, seed_dev):
+    import numpy as np
+
+    from bench.batch_dependence import changed_share, largest_logit_gap, read_model
+    from sciner.predictor import WordLogits
+    from sciner.settings import Settings
+
+    a = [WordLogits(np.array([[1.0, 0.0]]), 1), WordLogits(np.zeros((0, 2)), 1)]
+    b = [WordLogits(np.array([[1.5, -0.25]]), 1), WordLogits(np.zeros((0, 2)), 1)]
+    assert largest_logit_gap(a, b) == 0.5 and largest_logit_gap(a, a) == 0.0
+    assert changed_share([["O"], ["B-TaskName"]], [["O"], ["O"]]) == 0.5
+
+    fp32 = read_model(tiny_model_dir, "fp32", seed_dev, Settings(intra_op_threads=1))
+    assert fp32["largest_logit_gap"] < 1e-4 and fp32["sentences_changed"] == 0.0
+    assert fp32["batched"]["micro_f1"] == fp32["alone"]["micro_f1"]
