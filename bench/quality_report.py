@@ -128,10 +128,37 @@ def row(name: str, result: dict, unbiased: bool) -> str:
         f"{ev['micro_recall']:.3f}",
         f"{bias:+.2f}",
         *(f"{per[c]['f1']:.3f}" for c in ENTITY_TYPES),
-        f"{result['train_seconds'] / 60:.0f}",
+        train_minutes(result),
         f"{result['sentences_per_second']['int8']:.0f}",
     ]
     return "| " + " | ".join(cells) + " |"
+
+
+def soup_training_seconds(result: dict) -> float | None:
+    """What a soup cost: its own averaging and export plus its members' training (a member soup's own total),
+    from the members' results under bench/results; ``None`` when a member has no result there."""
+    total = result["train_seconds"]
+    for member in (result.get("soup") or {}).get("members", []):
+        path = RESULTS / f"{Path(member).name}.json"
+        if not path.is_file():
+            return None
+        member_result = json.loads(path.read_text())
+        member_seconds = (
+            soup_training_seconds(member_result) if member_result.get("soup") else member_result["train_seconds"]
+        )
+        if member_seconds is None:
+            return None
+        total += member_seconds
+    return total
+
+
+def train_minutes(result: dict) -> str:
+    """The "train min" cell: a soup's counts its members' training, which it cannot be had without."""
+    own = f"{result['train_seconds'] / 60:.0f}"
+    if not result.get("soup"):
+        return own
+    total = soup_training_seconds(result)
+    return f"{own} + members'" if total is None else f"{total / 60:.0f} (with its members)"
 
 
 def decoding_note(result: dict) -> str:

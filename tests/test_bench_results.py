@@ -367,3 +367,22 @@ def test_the_batch_dependence_benchmark_finds_none_in_fp32_and_counts_what_chang
     fp32 = read_model(tiny_model_dir, "fp32", seed_dev, Settings(intra_op_threads=1))
     assert fp32["largest_logit_gap"] < 1e-4 and fp32["sentences_changed"] == 0.0
     assert fp32["batched"]["micro_f1"] == fp32["alone"]["micro_f1"]
+
+
+def test_a_soups_training_minutes_count_its_members_training(tmp_path, monkeypatch):
+    import json
+
+    import bench.quality_report as report
+
+    monkeypatch.setattr(report, "RESULTS", tmp_path)
+    for name, seconds in (("quality-a", 600.0), ("quality-b", 1200.0)):
+        (tmp_path / f"{name}.json").write_text(json.dumps({"train_seconds": seconds}))
+    inner = {"train_seconds": 60.0, "soup": {"members": ["var/bench/quality-a", "var/bench/quality-b"]}}
+    (tmp_path / "quality-inner.json").write_text(json.dumps(inner))
+
+    assert report.train_minutes({"train_seconds": 600.0}) == "10"
+    assert report.train_minutes(inner) == "31 (with its members)"  # 1 + 10 + 20
+    outer = {"train_seconds": 60.0, "soup": {"members": ["var/bench/quality-inner", "var/bench/quality-a"]}}
+    assert report.train_minutes(outer) == "42 (with its members)"  # 1 + 31 + 10
+    unknown = {"train_seconds": 60.0, "soup": {"members": ["var/bench/quality-a", "var/bench/elsewhere"]}}
+    assert report.train_minutes(unknown) == "1 + members'"
