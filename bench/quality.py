@@ -225,16 +225,14 @@ def main() -> None:
     summary, settings, train, targets = trained.summary, trained.settings, trained.train, trained.targets
     train_seconds = time.perf_counter() - t0
 
-    rows = {}
-    speed = {}
+    rows, speed, predictors = {}, {}, {}
     for variant in ("int8", "fp32"):
-        predictor = Predictor.from_model_dir(out, settings, variant)
+        predictors[variant] = Predictor.from_model_dir(out, settings, variant)
         t1 = time.perf_counter()
-        evaluation, _ = evaluate_predictor(predictor, dev)
+        evaluation, _ = evaluate_predictor(predictors[variant], dev)
         speed[variant] = len(dev) / (time.perf_counter() - t1)
         rows[variant] = evaluation
-    int8 = Predictor.from_model_dir(out, settings, "int8")
-    unbiased, crossfit = unbiased_and_cross_fitted(int8, dev, crossfit=not args.no_calibrate)
+    unbiased, crossfit = unbiased_and_cross_fitted(predictors["int8"], dev, crossfit=not args.no_calibrate)
 
     env = settings_env()
     head = [

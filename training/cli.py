@@ -4,7 +4,6 @@ models in :mod:`training.model_commands`, the self-training loop's in :mod:`trai
 from __future__ import annotations
 
 import json
-import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -18,10 +17,9 @@ from training.cli_common import (
     ProgressFlag,
     bars,
     fail,
-    leave_out_eval_split,
     settings_with,
     setup_logging,
-    train_and_dev,
+    training_data,
 )
 
 if TYPE_CHECKING:
@@ -31,7 +29,6 @@ if TYPE_CHECKING:
 app = typer.Typer(
     help="sciner: scientific entity recognition that keeps improving.", no_args_is_help=True, rich_markup_mode=None
 )
-log = logging.getLogger("sciner")
 
 
 @app.callback()
@@ -56,10 +53,9 @@ def train(
     from training.pipeline import train_and_export
 
     settings = settings_with(epochs)
-    train_set, dev_set = train_and_dev(train_file, dev_file)
-    split = leave_out_eval_split(train_set, train_file, settings) if exclude_eval_split else None
+    train_set, dev_set, split = training_data(train_file, dev_file, settings, exclude_eval_split)
     result = train_and_export(
-        (split.train if split else train_set)[:limit],
+        train_set[:limit],
         dev_set,
         out,
         settings,

@@ -101,3 +101,12 @@ def leave_out_eval_split(train_set: list[Sentence], train_file: Path, settings: 
     if not split.train:
         fail(f"nothing left to train on: every document of {train_file} is in the evaluation split")
     return split
+
+
+def training_data(
+    train_file: Path, dev_file: Path | None, settings: Settings, exclude_eval_split: bool
+) -> tuple[list[Sentence], list[Sentence] | None, EvalSplit | None]:
+    """Gold train (less the gate's evaluation split when ``exclude_eval_split``), dev, and the split left out."""
+    train_set, dev_set = train_and_dev(train_file, dev_file)
+    split = leave_out_eval_split(train_set, train_file, settings) if exclude_eval_split else None
+    return (split.train if split else train_set), dev_set, split

@@ -17,9 +17,9 @@ from training.cli_common import (
     ProgressFlag,
     bars,
     fail,
-    leave_out_eval_split,
     settings_with,
     train_and_dev,
+    training_data,
 )
 
 
@@ -97,9 +97,7 @@ def distill(
     from training.pipeline import train_and_export
 
     settings = settings_with(epochs)
-    gold, dev_set = train_and_dev(train_file, dev_file)
-    split = leave_out_eval_split(gold, train_file, settings) if exclude_eval_split else None
-    gold = split.train if split else gold
+    gold, dev_set, split = training_data(train_file, dev_file, settings, exclude_eval_split)
     try:
         teacher_labels = read_metadata(teacher).labels
         extra = unlabeled_sentences(unlabeled, limit_papers) if unlabeled else []
