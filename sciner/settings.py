@@ -53,6 +53,14 @@ class Settings(BaseSettings):
 
     # --- inference ---------------------------------------------------------------------------
     onnx_variant: Literal["int8", "fp32"] = "int8"
+    int8_fp32_ffn_output: bool = Field(
+        False,
+        description="Export: keep each layer's feed-forward output projection fp32 in the int8 model. Its GELU "
+        "input has the widest activations, which one dynamic int8 scale per batch fits worst: measured on the "
+        "four-model soup +0.3 dev F1 cross-fitted read in batches, +0.9 read a sentence at a time (fp32's 0.584 "
+        "either way), fewer answers moving with their batch, at 0.71-0.77x the int8 speed (bench/quantization.py, "
+        "docs/benchmarks.md). Off: serving speed comes first.",
+    )
     device: Literal["auto", "cpu", "cuda"] = "auto"
     require_gpu: bool = Field(False, description="Fail readiness if CUDA was asked for but is not used.")
     intra_op_threads: int = Field(0, ge=0, description="ONNX Runtime intra-op threads; 0 = usable CPUs (cgroup quota).")

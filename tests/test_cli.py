@@ -46,7 +46,11 @@ def test_train_reports_the_file_line_of_invalid_data(tmp_path):
 
 
 def test_train_then_export_writes_a_model_folder(tmp_path, monkeypatch):
+    import onnx
+
+    from sciner.model_dir import read_metadata
     from tests.conftest import SEED_DEV, SEED_TRAIN
+    from training.export import ffn_output_nodes
 
     monkeypatch.setenv("SCINER_BATCH_SIZE", "16")
     from sciner.settings import get_settings
@@ -61,6 +65,23 @@ def test_train_then_export_writes_a_model_folder(tmp_path, monkeypatch):
     summary = json.loads(result.stdout)
     assert summary["best_epoch"] == 1 and "dev" in summary
     assert (out / "onnx" / "int8" / "model.onnx").is_file()
+    assert read_metadata(out).extra["int8_fp32_ffn_output"] is False
+
+    monkeypatch.setenv("SCINER_INT8_FP32_FFN_OUTPUT", "true")
+    get_settings.cache_clear()
+    result = runner.invoke(app, ["export", str(out), "--dev", str(SEED_DEV)])
+    get_settings.cache_clear()
+    assert result.exit_code == 0, result.output
+    reexported = json.loads(result.stdout)
+    assert "o_bias" in reexported and "micro_f1" in reexported["dev"]  # the bias is fitted again on the new int8
+    assert read_metadata(out).extra["int8_fp32_ffn_output"] is True
+    int8_ops = {n.name: n.op_type for n in onnx.load(str(out / "onnx" / "int8" / "model.onnx")).graph.node}
+    assert [int8_ops[name] for name in ffn_output_nodes(onnx.load(str(out / "onnx" / "fp32" / "model.onnx")))] == [
+        "MatMul"
+    ] * 6
+
+    result = runner.invoke(app, ["export", str(out), "--no-quantize", "--dev", str(SEED_DEV)])
+    assert result.exit_code == 2 and "--no-quantize" in result.output
     result = runner.invoke(app, ["export", str(out), "--no-quantize"])
     assert result.exit_code == 0, result.output
     assert (out / "onnx" / "fp32" / "model.onnx").is_file() and not (out / "onnx" / "int8").exists()

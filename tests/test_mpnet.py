@@ -93,6 +93,15 @@ def test_both_onnx_variants_take_no_token_type_ids_and_agree_with_pytorch(mpnet_
             assert diff.mean() < 0.02 and same.mean() >= 0.95, (diff.mean(), same.mean())
 
 
+def test_the_int8_recipe_finds_one_feed_forward_output_per_mpnet_layer(mpnet_model_dir):
+    import onnx
+
+    from training.export import ffn_output_nodes
+
+    nodes = ffn_output_nodes(onnx.load(str(mpnet_model_dir / "onnx" / "fp32" / "model.onnx")))
+    assert len(nodes) == 2 and all("output/dense" in name for name in nodes)  # the tiny MPNet has 2 layers
+
+
 def test_padding_with_id_1_does_not_change_a_sentences_logits(mpnet_model_dir, seed_dev):
     """A short sentence batched with a long one (padded with <pad>=1) gets the logits it gets alone."""
     predictor = Predictor.from_model_dir(mpnet_model_dir, Settings(), "fp32")

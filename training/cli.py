@@ -11,6 +11,7 @@ import typer
 
 from sciner.io import DataError
 from sciner.io.formats import read_sentences
+from sciner.settings import get_settings
 from training import loop_commands, model_commands
 from training.cli_common import (
     ExcludeEvalSplitFlag,
@@ -171,13 +172,29 @@ def _input_texts(text: str | None, file: Path | None) -> list[str]:
 def export(
     model: Annotated[Path, typer.Argument(help="Model folder with an hf/ checkpoint.")],
     no_quantize: Annotated[bool, typer.Option("--no-quantize", help="fp32 only, skip the int8 model.")] = False,
+    dev_file: Annotated[
+        Path | None,
+        typer.Option("--dev", help="Gold dev data: re-fit the decoding bias on the new int8 model and re-score it."),
+    ] = None,
 ) -> None:
-    """(Re-)export ONNX fp32 (fused) and int8 (dynamic, per-channel) from the HF checkpoint."""
+    """(Re-)export ONNX fp32 (fused) and int8 (dynamic, per-channel; SCINER_INT8_FP32_FFN_OUTPUT keeps the
+    feed-forward output projections fp32) from the HF checkpoint. The decoding bias was fitted on the int8
+    model it replaces: pass --dev to fit it again, as training does."""
     from training.export import export_onnx
+    from training.pipeline import export_and_score
 
     if not (model / "hf").is_dir():
         fail(f"{model}: no hf/ checkpoint inside")
-    typer.echo(json.dumps(export_onnx(model, quantize=not no_quantize)))
+    if no_quantize:
+        if dev_file:
+            fail("--dev fits the bias of the int8 model; it cannot go with --no-quantize")
+        typer.echo(json.dumps(export_onnx(model, quantize=False)))
+        return
+    try:
+        dev_set = read_sentences(dev_file) if dev_file else None
+    except DataError as exc:
+        fail(str(exc))
+    typer.echo(json.dumps(export_and_score(model, dev_set, get_settings()), indent=2))
 
 
 model_commands.register(app)

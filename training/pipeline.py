@@ -80,7 +80,10 @@ def export_and_score(out: Path, dev: list[Sentence] | None, settings: Settings, 
     record both in ``sciner.json``. The steps after training that every new model folder goes through."""
     summary: dict = {}
     if export:
-        summary["export"] = export_onnx(out)
+        summary["export"] = export_onnx(out, fp32_ffn_output=settings.int8_fp32_ffn_output)
+        meta = read_metadata(out)
+        meta.extra["int8_fp32_ffn_output"] = settings.int8_fp32_ffn_output  # how onnx/int8 was quantized
+        write_metadata(out, meta)
     if dev:
         predictor = Predictor.from_model_dir(out, settings)
         meta = read_metadata(out)
