@@ -1,16 +1,19 @@
 """int8 recipes side by side: every matmul int8 (as served) vs the feed-forward output projections kept fp32
-(``SCINER_INT8_FP32_FFN_OUTPUT``), against fp32, on one model folder, in one run.
+(``SCINER_INT8_FP32_FFN_OUTPUT``) vs smoothed (SmoothQuant, ``SCINER_INT8_SMOOTH_ALPHA``), against fp32, on one
+model folder, in one run.
 
     .venv/bin/python bench/quantization.py --model var/bench/quality-soup-gold-2ep-3ep-fgm03-fgm03x3 \\
         --sentences 1024 --repeats 7 --name quantization-soup-4way
 
-The int8 model with fp32 feed-forward outputs is rebuilt from the folder's fp32 graph in a scratch folder by
-the export's own ``quantize_fused``. For each engine, gold dev (``--data``) is read twice, in the predictor's
-token-budget batches and a sentence at a time (what a lone request gets): strict micro-F1 unbiased, with the
-O-logit bias fitted on dev for that engine, and cross-fitted (each half of the documents decoded with the bias
-fitted on the other; a bias is fitted per engine, as training fits it on the engine it serves); the share of
-sentences whose unbiased tags differ between the two readings. Speed: the first ``--sentences`` dev sentences
-as raw texts, one text per call and token-budget batches, median of ``--repeats`` interleaved runs.
+The other int8 models are rebuilt from the folder's fp32 graph in scratch folders by the export's own
+``quantize_fused`` and ``smooth_ffn_output`` (activation ranges read on ``--calibration-sentences`` evenly
+spaced sentences of ``--calibration``, gold train by default: the text the export reads them on). For each
+engine, gold dev (``--data``) is read twice, in the predictor's token-budget batches and a sentence at a time
+(what a lone request gets): strict micro-F1 unbiased, with the O-logit bias fitted on dev for that engine, and
+cross-fitted (each half of the documents decoded with the bias fitted on the other; a bias is fitted per
+engine, as training fits it on the engine it serves); the share of sentences whose unbiased tags differ between
+the two readings. Speed: the first ``--sentences`` dev sentences as raw texts, one text per call and
+token-budget batches, median of ``--repeats`` interleaved runs.
 Writes bench/results/<name>.{json,md}.
 """
 
@@ -27,9 +30,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.batch_dependence import changed_share
-from bench.common import machine, model_bench_parser, now, save_result
+from bench.common import SHARED, machine, model_bench_parser, now, save_result
 from bench.crossfit import crossfit_decode
 from bench.inference import token_offsets
+from sciner.io.formats import read_sentences
 from sciner.io.jsonl import read_jsonl
 from sciner.labels import OUTSIDE
 from sciner.metrics import evaluate_tags
@@ -39,6 +43,7 @@ from sciner.records import Sentence
 from sciner.settings import Settings, get_settings
 from training.calibrate import bias_grid, fit_o_bias
 from training.export import quantize_fused
+from training.int8_recipe import Smoothing, evenly_spaced, smooth_ffn_output
 
 READINGS = {"batched": None, "alone": 1}  # SCINER_BATCH_MAX_WINDOWS of each reading (None: the settings')
 
@@ -50,9 +55,10 @@ class Engine:
     variant: str
 
 
-def ffn_fp32_folder(model: Path, scratch: Path) -> Path:
-    """A model folder beside ``model`` whose ``onnx/int8`` keeps the feed-forward outputs fp32 (links the rest)."""
-    folder = scratch / f"{model.name}-int8-fp32-ffn-output"
+def variant_folder(model: Path, scratch: Path, name: str) -> Path:
+    """A model folder in ``scratch`` that links ``model``'s checkpoint, tokenizer and fp32 graph; its
+    ``onnx/int8`` is for the caller to write."""
+    folder = scratch / f"{model.name}-{name}"
     folder.mkdir(parents=True)
     for name in (HF_DIR, TOKENIZER_FILE):
         if (model / name).exists():
@@ -60,7 +66,22 @@ def ffn_fp32_folder(model: Path, scratch: Path) -> Path:
     shutil.copy(model / METADATA_FILE, folder / METADATA_FILE)
     (folder / ONNX_DIR).mkdir()
     (folder / ONNX_DIR / "fp32").symlink_to((model / ONNX_DIR / "fp32").resolve())
+    return folder
+
+
+def ffn_fp32_folder(model: Path, scratch: Path) -> Path:
+    """``model`` with an int8 graph that keeps the feed-forward outputs fp32."""
+    folder = variant_folder(model, scratch, "int8-fp32-ffn-output")
     quantize_fused(onnx_path(model, "fp32"), onnx_path(folder, "int8"), fp32_ffn_output=True)
+    return folder
+
+
+def smoothed_folder(model: Path, scratch: Path, smoothing: Smoothing) -> Path:
+    """``model`` with an int8 graph quantized after smoothing the feed-forward outputs."""
+    folder = variant_folder(model, scratch, "int8-smoothed-ffn-output")
+    smoothed = folder / "smoothed-fp32.onnx"
+    smooth_ffn_output(onnx_path(model, "fp32"), smoothed, model, smoothing)
+    quantize_fused(smoothed, onnx_path(folder, "int8"))
     return folder
 
 
@@ -139,16 +160,26 @@ def render(payload: dict) -> str:
 def main() -> None:
     ap = model_bench_parser(__doc__, repeats=5)
     ap.add_argument("--name", default="quantization", help="result file: bench/results/<name>.{json,md}")
+    ap.add_argument("--smooth-alpha", type=float, default=0.5, help="SmoothQuant migration strength")
+    ap.add_argument("--calibration", type=Path, default=SHARED / "sciner" / "train.jsonl")
+    ap.add_argument("--calibration-sentences", type=int, default=512)
     args = ap.parse_args()
 
     settings = get_settings()
     speed_settings = settings.model_copy(update={"ort_spinning": False})  # engines share the cores in turn
     dev = read_jsonl(args.data)
     texts = [token_offsets(s.tokens)[0] for s in dev[: args.sentences]]
+    calibration = evenly_spaced(read_sentences(args.calibration), args.calibration_sentences)
+    smoothing = Smoothing(args.smooth_alpha, calibration, settings)
     with tempfile.TemporaryDirectory(prefix="sciner-quantization-") as scratch:
         engines = [
             Engine("int8", args.model, "int8"),
             Engine("int8, fp32 feed-forward outputs", ffn_fp32_folder(args.model, Path(scratch)), "int8"),
+            Engine(
+                f"int8, smoothed feed-forward outputs (alpha {args.smooth_alpha})",
+                smoothed_folder(args.model, Path(scratch), smoothing),
+                "int8",
+            ),
             Engine("fp32", args.model, "fp32"),
         ]
         rows = [{"engine": e.name, **read_engine(e, dev, settings)} for e in engines]
@@ -156,6 +187,7 @@ def main() -> None:
             row["speed"] = speed
     payload = {
         "command": " ".join(sys.argv),
+        "calibration": {"source": str(args.calibration), "sentences": len(calibration)},
         "machine": machine(),
         "at": now(),
         "model": str(args.model),

@@ -58,8 +58,23 @@ class Settings(BaseSettings):
         description="Export: keep each layer's feed-forward output projection fp32 in the int8 model. Its GELU "
         "input has the widest activations, which one dynamic int8 scale per batch fits worst: measured on the "
         "four-model soup +0.3 dev F1 cross-fitted read in batches, +0.9 read a sentence at a time (fp32's 0.584 "
-        "either way), fewer answers moving with their batch, at 0.71-0.77x the int8 speed (bench/quantization.py, "
+        "either way), fewer answers moving with their batch, at 0.77-0.79x the int8 speed (bench/quantization.py, "
         "docs/benchmarks.md). Off: serving speed comes first.",
+    )
+    int8_smooth_alpha: float = Field(
+        0.0,
+        ge=0,
+        le=1,
+        description="Export: SmoothQuant the feed-forward output projections before int8 (0: off): each GELU "
+        "output channel is divided by max|x|^alpha / max|w|^(1-alpha) and the weight row multiplied by it, so "
+        "fp32 is unchanged and int8 rounds the quiet channels less (training/int8_recipe.py). At 0.5 the speed "
+        "holds but the gain does not (batched +0.4 / +1.0, alone -0.4 / +0.0 cross-fitted; docs/benchmarks.md).",
+    )
+    int8_calibration_sentences: int = Field(
+        512,
+        ge=1,
+        description="Export with smoothing: sentences of the gold train file (SCINER_GOLD_TRAIN_PATH, evenly "
+        "spaced; text only) whose activation ranges the smoothing reads.",
     )
     device: Literal["auto", "cpu", "cuda"] = "auto"
     require_gpu: bool = Field(False, description="Fail readiness if CUDA was asked for but is not used.")

@@ -50,7 +50,7 @@ def test_train_then_export_writes_a_model_folder(tmp_path, monkeypatch):
 
     from sciner.model_dir import read_metadata
     from tests.conftest import SEED_DEV, SEED_TRAIN
-    from training.export import ffn_output_nodes
+    from training.int8_recipe import ffn_output_nodes
 
     monkeypatch.setenv("SCINER_BATCH_SIZE", "16")
     from sciner.settings import get_settings
@@ -65,7 +65,7 @@ def test_train_then_export_writes_a_model_folder(tmp_path, monkeypatch):
     summary = json.loads(result.stdout)
     assert summary["best_epoch"] == 1 and "dev" in summary
     assert (out / "onnx" / "int8" / "model.onnx").is_file()
-    assert read_metadata(out).extra["int8_fp32_ffn_output"] is False
+    assert read_metadata(out).extra["int8"]["fp32_ffn_output"] is False
 
     monkeypatch.setenv("SCINER_INT8_FP32_FFN_OUTPUT", "true")
     get_settings.cache_clear()
@@ -74,11 +74,23 @@ def test_train_then_export_writes_a_model_folder(tmp_path, monkeypatch):
     assert result.exit_code == 0, result.output
     reexported = json.loads(result.stdout)
     assert "o_bias" in reexported and "micro_f1" in reexported["dev"]  # the bias is fitted again on the new int8
-    assert read_metadata(out).extra["int8_fp32_ffn_output"] is True
+    assert read_metadata(out).extra["int8"]["fp32_ffn_output"] is True
     int8_ops = {n.name: n.op_type for n in onnx.load(str(out / "onnx" / "int8" / "model.onnx")).graph.node}
     assert [int8_ops[name] for name in ffn_output_nodes(onnx.load(str(out / "onnx" / "fp32" / "model.onnx")))] == [
         "MatMul"
     ] * 6
+
+    monkeypatch.delenv("SCINER_INT8_FP32_FFN_OUTPUT")
+    monkeypatch.setenv("SCINER_INT8_SMOOTH_ALPHA", "0.5")
+    monkeypatch.setenv("SCINER_GOLD_TRAIN_PATH", str(SEED_TRAIN))
+    get_settings.cache_clear()
+    result = runner.invoke(app, ["export", str(out), "--dev", str(SEED_DEV)])
+    get_settings.cache_clear()
+    assert result.exit_code == 0, result.output
+    recipe = read_metadata(out).extra["int8"]
+    assert recipe["smooth_alpha"] == 0.5 and recipe["calibration"]["sentences"] > 0
+    int8_nodes = onnx.load(str(out / "onnx" / "int8" / "model.onnx")).graph.node
+    assert sum(n.op_type == "Mul" and n.name.endswith("_smooth") for n in int8_nodes) == 6
 
     result = runner.invoke(app, ["export", str(out), "--no-quantize", "--dev", str(SEED_DEV)])
     assert result.exit_code == 2 and "--no-quantize" in result.output

@@ -1,4 +1,5 @@
-"""The int8 export can keep each layer's feed-forward output projection fp32 (SCINER_INT8_FP32_FFN_OUTPUT)."""
+"""The int8 export can keep each layer's feed-forward output projection fp32 (SCINER_INT8_FP32_FFN_OUTPUT) or
+smooth it first (SmoothQuant, SCINER_INT8_SMOOTH_ALPHA)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,15 @@ import onnx
 from onnx import TensorProto, helper
 
 from sciner.model_dir import onnx_path
-from training.export import ffn_output_nodes, quantize_fused
+from training.export import quantize_fused
+from training.int8_recipe import (
+    SMOOTH_SUFFIX,
+    activation_maxima,
+    evenly_spaced,
+    ffn_output_nodes,
+    smooth_graph,
+    smoothing_scales,
+)
 
 
 def _graph_with_a_feed_forward_block() -> onnx.ModelProto:
@@ -88,16 +97,69 @@ def test_the_quantization_benchmark_reads_every_engine_batched_and_alone(tiny_mo
     from tests.conftest import SEED_DEV
 
     monkeypatch.setattr(bench.common, "RESULTS", tmp_path)
+    from tests.conftest import SEED_TRAIN
+
     argv = ["bench/quantization.py", "--model", str(tiny_model_dir), "--data", str(SEED_DEV)]
+    argv += ["--calibration", str(SEED_TRAIN), "--calibration-sentences", "16"]
     monkeypatch.setattr(sys, "argv", [*argv, "--sentences", "4", "--repeats", "1", "--name", "q"])
 
     bench.quantization.main()
 
     result = json.loads((tmp_path / "q.json").read_text())
     rows = {r["engine"]: r for r in result["rows"]}
-    assert set(rows) == {"int8", "int8, fp32 feed-forward outputs", "fp32"}
+    smoothed = "int8, smoothed feed-forward outputs (alpha 0.5)"
+    assert set(rows) == {"int8", "int8, fp32 feed-forward outputs", smoothed, "fp32"}
     assert rows["fp32"]["sentences_changed"] == 0.0  # fp32 answers never depend on their batch
     for row in rows.values():
         assert row["batched"]["micro_f1_fitted"] >= row["batched"]["micro_f1_unbiased"]
         assert set(row["speed"]) == {"one_text_per_call", "batched"} and min(row["speed"].values()) > 0
     assert "| int8, fp32 feed-forward outputs |" in (tmp_path / "q.md").read_text()
+
+
+def test_smoothing_scales_balance_activation_and_weight_ranges():
+    activation_max = np.array([4.0, 1.0, 0.0])
+    weight = np.array([[1.0, -0.5], [0.0, -4.0], [2.0, 0.0]])  # row maxima 1, 4, 2
+    # s = max|x|^0.5 / max|w|^0.5; a channel that never fired keeps 1
+    np.testing.assert_allclose(smoothing_scales(activation_max, weight, 0.5), [2.0, 0.5, 1.0])
+    np.testing.assert_allclose(smoothing_scales(activation_max, weight, 1.0), [4.0, 1.0, 1.0])
+
+
+def test_an_even_sample_spreads_over_the_whole_list():
+    assert evenly_spaced(list(range(10)), 5) == [0, 2, 4, 6, 8]
+    assert evenly_spaced([1, 2], 5) == [1, 2]
+
+
+def test_smoothing_leaves_the_fp32_function_unchanged(tiny_model_dir, seed_train):
+    import onnxruntime as ort
+
+    from sciner.settings import Settings
+
+    model = onnx.load(str(onnx_path(tiny_model_dir, "fp32")))
+    nodes = ffn_output_nodes(model)
+    maxima = activation_maxima(model, nodes, tiny_model_dir, seed_train[:16], Settings(intra_op_threads=1))
+    assert set(maxima) == set(nodes) and all(m.ndim == 1 and m.max() > 0 and m.min() >= 0 for m in maxima.values())
+
+    smoothed = smooth_graph(model, maxima, 0.5)
+
+    assert sum(n.op_type == "Mul" and n.name.endswith(SMOOTH_SUFFIX) for n in smoothed.graph.node) == len(nodes)
+    ids = np.array([[101, 2057, 3345, 14324, 2006, 2061, 102]], dtype=np.int64)
+    feed = {"input_ids": ids, "attention_mask": np.ones_like(ids), "token_type_ids": np.zeros_like(ids)}
+    cpu = ["CPUExecutionProvider"]
+    sessions = [ort.InferenceSession(m.SerializeToString(), providers=cpu) for m in (model, smoothed)]
+    logits = [s.run(None, {i.name: feed[i.name] for i in s.get_inputs()})[0] for s in sessions]
+    np.testing.assert_allclose(logits[0], logits[1], atol=1e-4)
+    assert len(model.graph.node) == len(smoothed.graph.node) - len(nodes)  # the original is not modified
+
+
+def test_without_calibration_text_the_export_quantizes_unsmoothed(tmp_path, caplog):
+    from sciner.settings import Settings
+    from training.int8_recipe import smoothing_for
+
+    missing = Settings(int8_smooth_alpha=0.5, gold_train_path=tmp_path / "absent.jsonl")
+    assert smoothing_for(missing) is None and "no calibration text" in caplog.text
+    assert smoothing_for(Settings(int8_smooth_alpha=0.0)) is None
+    assert smoothing_for(Settings(int8_smooth_alpha=0.5, int8_fp32_ffn_output=True)) is None  # fp32 wins
+    from tests.conftest import SEED_TRAIN
+
+    smoothing = smoothing_for(Settings(int8_smooth_alpha=0.5, gold_train_path=SEED_TRAIN, int8_calibration_sentences=8))
+    assert smoothing is not None and smoothing.alpha == 0.5 and len(smoothing.sentences) == 8

@@ -96,7 +96,7 @@ def test_both_onnx_variants_take_no_token_type_ids_and_agree_with_pytorch(mpnet_
 def test_the_int8_recipe_finds_one_feed_forward_output_per_mpnet_layer(mpnet_model_dir):
     import onnx
 
-    from training.export import ffn_output_nodes
+    from training.int8_recipe import ffn_output_nodes
 
     nodes = ffn_output_nodes(onnx.load(str(mpnet_model_dir / "onnx" / "fp32" / "model.onnx")))
     assert len(nodes) == 2 and all("output/dense" in name for name in nodes)  # the tiny MPNet has 2 layers

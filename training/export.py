@@ -10,10 +10,10 @@
 2. The *fused* graph is quantized dynamically to int8, per channel (per-tensor lost 1.7 F1 points
    in calibration) -> ``onnx/int8`` with QAttention. ONNX Runtime's ``quantize_dynamic`` is used
    directly because Optimum's ORTQuantizer cannot type the fused contrib ops' outputs and has no
-   ``extra_options`` hook; quantizing the unfused graph instead measured ~20% slower. With
-   ``fp32_ffn_output`` each layer's feed-forward output projection stays fp32 (:func:`ffn_output_nodes`
-   finds them by structure, for any encoder): its GELU input carries the widest activations, the ones
-   that one dynamic scale per batch fits worst (docs/benchmarks.md "int8 with fp32 feed-forward outputs").
+   ``extra_options`` hook; quantizing the unfused graph instead measured ~20% slower. Each
+   layer's feed-forward output projection reads the widest activations (a GELU's output), the ones that one
+   dynamic scale per batch fits worst: ``fp32_ffn_output`` keeps them fp32, ``smoothing`` rescales them first
+   (SmoothQuant; :mod:`training.int8_recipe`, docs/benchmarks.md "int8 and the feed-forward outputs").
 """
 
 from __future__ import annotations
@@ -22,16 +22,11 @@ import logging
 import shutil
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from sciner.model_dir import HF_DIR, ONNX_DIR, onnx_path
-
-if TYPE_CHECKING:
-    import onnx
+from training.int8_recipe import Smoothing, ffn_output_nodes, smooth_ffn_output
 
 log = logging.getLogger(__name__)
-
-GELU_OPS = frozenset({"Gelu", "BiasGelu", "FastGelu"})  # what ORT's fusions make of a feed-forward activation
 
 
 def export_onnx(
@@ -39,10 +34,12 @@ def export_onnx(
     quantize: bool = True,
     fuse_skip_layer_norm: bool = False,
     fp32_ffn_output: bool = False,
+    smoothing: Smoothing | None = None,
 ) -> dict[str, float]:
     """Write ``onnx/fp32/model.onnx`` and ``onnx/int8/model.onnx``; returns seconds per step.
     ``fuse_skip_layer_norm`` restores the former graph (bench/onnx_graph.py compares the two);
-    ``fp32_ffn_output`` keeps the feed-forward output projections fp32 in the int8 model."""
+    ``fp32_ffn_output`` keeps the feed-forward output projections fp32 in the int8 model, else ``smoothing``
+    smooths them before quantization."""
     from optimum.exporters.onnx import main_export
     from optimum.onnxruntime import ORTOptimizer
     from optimum.onnxruntime.configuration import OptimizationConfig
@@ -74,9 +71,14 @@ def export_onnx(
 
     if quantize:
         t0 = time.perf_counter()
-        quantize_fused(fp32_dir / "model.onnx", int8_dir / "model.onnx", fp32_ffn_output)
+        source = fp32_dir / "model.onnx"
+        if smoothing is not None and not fp32_ffn_output:
+            source = staging / "smoothed" / "model.onnx"
+            smooth_ffn_output(fp32_dir / "model.onnx", source, model_dir, smoothing)
+        quantize_fused(source, int8_dir / "model.onnx", fp32_ffn_output)
         timings["quantize_s"] = time.perf_counter() - t0
     shutil.rmtree(raw_dir)
+    shutil.rmtree(staging / "smoothed", ignore_errors=True)
 
     final = model_dir / ONNX_DIR
     shutil.rmtree(final, ignore_errors=True)
@@ -101,16 +103,6 @@ def quantize_fused(src: Path, dst: Path, fp32_ffn_output: bool = False) -> list[
         extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
     )
     return kept
-
-
-def ffn_output_nodes(model: onnx.ModelProto) -> list[str]:
-    """Names of the MatMul nodes that read a GELU's output: each layer's feed-forward output projection. Pure."""
-    producer = {out: node for node in model.graph.node for out in node.output}
-    return [
-        node.name
-        for node in model.graph.node
-        if node.op_type == "MatMul" and getattr(producer.get(node.input[0]), "op_type", None) in GELU_OPS
-    ]
 
 
 def _keep_single_model(folder: Path) -> None:

@@ -17,6 +17,7 @@ from training.eval_split import EvalSplit
 from training.evaluate import evaluate_logits
 from training.export import export_onnx
 from training.held_out import HELD_OUT_KEY, TEACHERS_KEY, held_out_record
+from training.int8_recipe import smoothing_for
 from training.trainer import train_model
 
 log = logging.getLogger(__name__)
@@ -80,9 +81,16 @@ def export_and_score(out: Path, dev: list[Sentence] | None, settings: Settings, 
     record both in ``sciner.json``. The steps after training that every new model folder goes through."""
     summary: dict = {}
     if export:
-        summary["export"] = export_onnx(out, fp32_ffn_output=settings.int8_fp32_ffn_output)
+        smoothing = smoothing_for(settings)
+        summary["export"] = export_onnx(out, fp32_ffn_output=settings.int8_fp32_ffn_output, smoothing=smoothing)
         meta = read_metadata(out)
-        meta.extra["int8_fp32_ffn_output"] = settings.int8_fp32_ffn_output  # how onnx/int8 was quantized
+        meta.extra["int8"] = {  # how onnx/int8 was quantized
+            "fp32_ffn_output": settings.int8_fp32_ffn_output,
+            "smooth_alpha": smoothing.alpha if smoothing else 0.0,
+            "calibration": {"source": str(settings.gold_train_path), "sentences": len(smoothing.sentences)}
+            if smoothing
+            else None,
+        }
         write_metadata(out, meta)
     if dev:
         predictor = Predictor.from_model_dir(out, settings)

@@ -129,6 +129,9 @@ def round_params(settings: Settings, round_id: int | str, parent: str | None, ne
     keys = (
         *TRAINING_KEYS,
         "onnx_variant",
+        "int8_fp32_ffn_output",
+        "int8_smooth_alpha",
+        "int8_calibration_sentences",
         "papers_per_round",
         "reannotate_used_papers",
         "auto_pool_max_papers",
