@@ -178,8 +178,8 @@ def export(
     ] = None,
 ) -> None:
     """(Re-)export ONNX fp32 (fused) and int8 (dynamic, per-channel; SCINER_INT8_FP32_FFN_OUTPUT keeps the
-    feed-forward output projections fp32) from the HF checkpoint. The decoding bias was fitted on the int8
-    model it replaces: pass --dev to fit it again, as training does."""
+    feed-forward output projections fp32, SCINER_INT8_SMOOTH_ALPHA smooths them) from the HF checkpoint.
+    The decoding bias was fitted on the int8 model it replaces: pass --dev to fit it again, as training does."""
     from training.export import export_onnx
     from training.pipeline import export_and_score
 
