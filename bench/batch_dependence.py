@@ -21,9 +21,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np
 
-from bench.common import SHARED, machine, now, save_result
+from bench.common import SHARED, gold_tags, machine, now, save_result
 from sciner.io.jsonl import read_jsonl
-from sciner.labels import OUTSIDE
 from sciner.metrics import evaluate_tags
 from sciner.predictor import Predictor, WordLogits
 from sciner.records import Sentence
@@ -44,12 +43,18 @@ def changed_share(a: list[list[str]], b: list[list[str]]) -> float:
     return sum(x != y for x, y in zip(a, b, strict=True)) / len(a) if a else 0.0
 
 
+def reading_predictor(folder: Path, variant: str, settings: Settings, reading: str) -> Predictor:
+    """The predictor of one of :data:`READINGS`: the settings' batches, or one sentence per run."""
+    most = READINGS[reading]
+    reader = settings if most is None else settings.model_copy(update={"batch_max_windows": most})
+    return Predictor.from_model_dir(folder, reader, variant)
+
+
 def read_model(folder: Path, variant: str, dev: list[Sentence], settings: Settings) -> dict:
-    gold = [[t or OUTSIDE for t in (s.tags or [])] for s in dev]
+    gold = gold_tags(dev)
     logits, tags, row = {}, {}, {}
-    for reading, most in READINGS.items():
-        reader = settings if most is None else settings.model_copy(update={"batch_max_windows": most})
-        predictor = Predictor.from_model_dir(folder, reader, variant)
+    for reading in READINGS:
+        predictor = reading_predictor(folder, variant, settings, reading)
         logits[reading] = predictor.record_logits(dev)
         bias = predictor.meta.o_bias
         tags[reading] = [p.tags for p in predictor.decode_records(logits[reading], dev, bias)]

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
+from sciner.labels import OUTSIDE
 from sciner.records import Sentence
 
 REPO = Path(__file__).resolve().parents[1]
@@ -102,3 +103,8 @@ def put_block(path: Path, section: str, begin: str, end: str, body: str) -> None
         text = text[:at].rstrip("\n") + "\n\n" + block + ("\n" + text[at:] if nxt != -1 else "")
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text, encoding="utf-8")
+
+
+def gold_tags(sentences: Sequence[Sentence]) -> list[list[str]]:
+    """The gold IOB2 tags of each sentence, unlabelled words as ``O``: what seqeval scores against. Pure."""
+    return [[t or OUTSIDE for t in (s.tags or [])] for s in sentences]

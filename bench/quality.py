@@ -29,13 +29,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import REPO, env_prefix, machine, now, save_result, settings_env
+from bench.common import REPO, env_prefix, gold_tags, machine, now, save_result, settings_env
 from bench.crossfit import crossfit_decode
 from bench.gpu_transfer import RUN_DIR as GPU_RUN_DIR
 from bench.quality_options import quality_parser, settings_from
 from bench.reproduce import pick_documents
 from sciner.io.jsonl import read_jsonl
-from sciner.labels import OUTSIDE, labels_of
+from sciner.labels import labels_of
 from sciner.metrics import Evaluation, evaluate_tags
 from sciner.model_dir import ONNX_DIR, read_metadata
 from sciner.predictor import Predictor
@@ -64,10 +64,6 @@ RECORDED_SETTINGS = (
     "propagation_max_words",
     "propagation_min_chars",
 )
-
-
-def gold_tags(sentences: list[Sentence]) -> list[list[str]]:
-    return [[t or OUTSIDE for t in (s.tags or [])] for s in sentences]
 
 
 def unbiased_and_cross_fitted(

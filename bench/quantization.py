@@ -29,13 +29,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.batch_dependence import changed_share
-from bench.common import SHARED, machine, model_bench_parser, now, save_result
+from bench.batch_dependence import READINGS, changed_share, reading_predictor
+from bench.common import SHARED, gold_tags, machine, model_bench_parser, now, save_result
 from bench.crossfit import crossfit_decode
 from bench.inference import token_offsets
 from sciner.io.formats import read_sentences
 from sciner.io.jsonl import read_jsonl
-from sciner.labels import OUTSIDE
 from sciner.metrics import evaluate_tags
 from sciner.model_dir import HF_DIR, METADATA_FILE, ONNX_DIR, TOKENIZER_FILE, onnx_path
 from sciner.predictor import Predictor
@@ -44,8 +43,6 @@ from sciner.settings import Settings, get_settings
 from training.calibrate import bias_grid, fit_o_bias
 from training.export import quantize_fused
 from training.int8_recipe import Smoothing, evenly_spaced, smooth_ffn_output
-
-READINGS = {"batched": None, "alone": 1}  # SCINER_BATCH_MAX_WINDOWS of each reading (None: the settings')
 
 
 @dataclass(frozen=True)
@@ -60,9 +57,9 @@ def variant_folder(model: Path, scratch: Path, name: str) -> Path:
     ``onnx/int8`` is for the caller to write."""
     folder = scratch / f"{model.name}-{name}"
     folder.mkdir(parents=True)
-    for name in (HF_DIR, TOKENIZER_FILE):
-        if (model / name).exists():
-            (folder / name).symlink_to((model / name).resolve())
+    for part in (HF_DIR, TOKENIZER_FILE):
+        if (model / part).exists():
+            (folder / part).symlink_to((model / part).resolve())
     shutil.copy(model / METADATA_FILE, folder / METADATA_FILE)
     (folder / ONNX_DIR).mkdir()
     (folder / ONNX_DIR / "fp32").symlink_to((model / ONNX_DIR / "fp32").resolve())
@@ -87,13 +84,12 @@ def smoothed_folder(model: Path, scratch: Path, smoothing: Smoothing) -> Path:
 
 def read_engine(engine: Engine, dev: list[Sentence], settings: Settings) -> dict:
     """F1 of one engine read batched and alone (unbiased, fitted, cross-fitted) and the share of changed tags."""
-    gold = [[t or OUTSIDE for t in (s.tags or [])] for s in dev]
+    gold = gold_tags(dev)
     grid = bias_grid(settings.o_bias_min, settings.o_bias_max, settings.o_bias_step)
     row: dict = {}
     unbiased_tags = {}
-    for reading, most in READINGS.items():
-        reader = settings if most is None else settings.model_copy(update={"batch_max_windows": most})
-        predictor = Predictor.from_model_dir(engine.folder, reader, engine.variant)
+    for reading in READINGS:
+        predictor = reading_predictor(engine.folder, engine.variant, settings, reading)
         logits = predictor.record_logits(dev)
         fit = fit_o_bias(predictor, logits, dev, grid)
         cross = crossfit_decode(predictor, dev, logits)
