@@ -1,13 +1,16 @@
-"""int8 recipes side by side: every matmul int8 (as served) vs the feed-forward output projections kept fp32
-(``SCINER_INT8_FP32_FFN_OUTPUT``) vs smoothed (SmoothQuant, ``SCINER_INT8_SMOOTH_ALPHA``), against fp32, on one
-model folder, in one run.
+"""int8 recipes side by side, on one model folder, in one run (``--engines`` picks some): the folder's int8 as
+served; dynamic int8 (activation scales computed per batch, ``SCINER_INT8_ACTIVATION_SCALES=dynamic``) and, on
+top of it, the feed-forward output projections kept fp32 (``SCINER_INT8_FP32_FFN_OUTPUT``) or smoothed
+(SmoothQuant, ``SCINER_INT8_SMOOTH_ALPHA``); activation scales calibrated at export (``calibrated``, the default
+since 2026-12-05); and fp32.
 
     .venv/bin/python bench/quantization.py --model var/bench/quality-soup-gold-2ep-3ep-fgm03-fgm03x3 \\
         --sentences 1024 --repeats 7 --name quantization-soup-4way
 
 The other int8 models are rebuilt from the folder's fp32 graph in scratch folders by the export's own
-``quantize_fused`` and ``smooth_ffn_output`` (activation ranges read on ``--calibration-sentences`` evenly
-spaced sentences of ``--calibration``, gold train by default: the text the export reads them on). For each
+``quantize_fused``, ``smooth_ffn_output`` and ``calibrate_activation_scales`` (activation ranges read on
+``--calibration-sentences`` evenly spaced sentences of ``--calibration``, gold train by default: the text the
+export reads them on). For each
 engine, gold dev (``--data``) is read twice, in the predictor's token-budget batches and a sentence at a time
 (what a lone request gets): strict micro-F1 unbiased, with the O-logit bias fitted on dev for that engine, and
 cross-fitted (each half of the documents decoded with the bias fitted on the other; a bias is fitted per
@@ -43,6 +46,9 @@ from sciner.settings import Settings, get_settings
 from training.calibrate import bias_grid, fit_o_bias
 from training.export import quantize_fused
 from training.int8_recipe import Smoothing, evenly_spaced, smooth_ffn_output
+from training.int8_scales import ScaleCalibration, calibrate_activation_scales
+
+ENGINES = ("int8", "dynamic", "fp32-ffn", "smoothed", "calibrated", "fp32")
 
 
 @dataclass(frozen=True)
@@ -79,6 +85,21 @@ def smoothed_folder(model: Path, scratch: Path, smoothing: Smoothing) -> Path:
     smoothed = folder / "smoothed-fp32.onnx"
     smooth_ffn_output(onnx_path(model, "fp32"), smoothed, model, smoothing)
     quantize_fused(smoothed, onnx_path(folder, "int8"))
+    return folder
+
+
+def dynamic_folder(model: Path, scratch: Path) -> Path:
+    """``model`` with a dynamic int8 graph (activation scales computed per batch)."""
+    folder = variant_folder(model, scratch, "int8-dynamic")
+    quantize_fused(onnx_path(model, "fp32"), onnx_path(folder, "int8"))
+    return folder
+
+
+def calibrated_folder(model: Path, scratch: Path, calibration: ScaleCalibration) -> Path:
+    """``model`` with an int8 graph whose activation scales are calibrated."""
+    folder = variant_folder(model, scratch, "int8-calibrated-scales")
+    quantize_fused(onnx_path(model, "fp32"), onnx_path(folder, "int8"))
+    calibrate_activation_scales(onnx_path(folder, "int8"), folder, calibration)
     return folder
 
 
@@ -128,7 +149,7 @@ def speeds(engines: list[Engine], texts: list[str], settings: Settings, repeats:
 
 
 def render(payload: dict) -> str:
-    base = next(r for r in payload["rows"] if r["engine"] == "int8")["speed"]
+    base = payload["rows"][0]["speed"]  # the first engine read: int8 as served unless --engines leaves it out
     lines = [
         f"Run {payload['at']} on {payload['machine']}: `{payload['command']}`",
         f"Model `{payload['model']}`; F1 on {payload['dev_sentences']} dev sentences, read in token-budget batches "
@@ -159,25 +180,39 @@ def main() -> None:
     ap.add_argument("--smooth-alpha", type=float, default=0.5, help="SmoothQuant migration strength")
     ap.add_argument("--calibration", type=Path, default=SHARED / "sciner" / "train.jsonl")
     ap.add_argument("--calibration-sentences", type=int, default=512)
+    ap.add_argument("--engines", default=",".join(ENGINES), help=f"comma-separated, some of {', '.join(ENGINES)}")
     args = ap.parse_args()
+    chosen = args.engines.split(",")
+    if unknown := set(chosen) - set(ENGINES):
+        ap.error(f"unknown engines {sorted(unknown)}; choose from {', '.join(ENGINES)}")
 
     settings = get_settings()
     speed_settings = settings.model_copy(update={"ort_spinning": False})  # engines share the cores in turn
     dev = read_jsonl(args.data)
     texts = [token_offsets(s.tokens)[0] for s in dev[: args.sentences]]
     calibration = evenly_spaced(read_sentences(args.calibration), args.calibration_sentences)
-    smoothing = Smoothing(args.smooth_alpha, calibration, settings)
     with tempfile.TemporaryDirectory(prefix="sciner-quantization-") as scratch:
-        engines = [
-            Engine("int8", args.model, "int8"),
-            Engine("int8, fp32 feed-forward outputs", ffn_fp32_folder(args.model, Path(scratch)), "int8"),
-            Engine(
+        build = {
+            "int8": lambda: Engine("int8 as served", args.model, "int8"),
+            "dynamic": lambda: Engine(
+                "int8, dynamic activation scales", dynamic_folder(args.model, Path(scratch)), "int8"
+            ),
+            "fp32-ffn": lambda: Engine(
+                "int8, fp32 feed-forward outputs", ffn_fp32_folder(args.model, Path(scratch)), "int8"
+            ),
+            "smoothed": lambda: Engine(
                 f"int8, smoothed feed-forward outputs (alpha {args.smooth_alpha})",
-                smoothed_folder(args.model, Path(scratch), smoothing),
+                smoothed_folder(args.model, Path(scratch), Smoothing(args.smooth_alpha, calibration, settings)),
                 "int8",
             ),
-            Engine("fp32", args.model, "fp32"),
-        ]
+            "calibrated": lambda: Engine(
+                "int8, calibrated activation scales",
+                calibrated_folder(args.model, Path(scratch), ScaleCalibration(calibration, settings)),
+                "int8",
+            ),
+            "fp32": lambda: Engine("fp32", args.model, "fp32"),
+        }
+        engines = [build[key]() for key in ENGINES if key in chosen]
         rows = [{"engine": e.name, **read_engine(e, dev, settings)} for e in engines]
         for row, speed in zip(rows, speeds(engines, texts, speed_settings, args.repeats).values(), strict=True):
             row["speed"] = speed

@@ -66,6 +66,7 @@ def test_train_then_export_writes_a_model_folder(tmp_path, monkeypatch):
     assert summary["best_epoch"] == 1 and "dev" in summary
     assert (out / "onnx" / "int8" / "model.onnx").is_file()
     assert read_metadata(out).extra["int8"]["fp32_ffn_output"] is False
+    assert read_metadata(out).extra["int8"]["activation_scales"] == "calibrated"  # the default
 
     monkeypatch.setenv("SCINER_INT8_FP32_FFN_OUTPUT", "true")
     get_settings.cache_clear()
@@ -91,6 +92,20 @@ def test_train_then_export_writes_a_model_folder(tmp_path, monkeypatch):
     assert recipe["smooth_alpha"] == 0.5 and recipe["calibration"]["sentences"] > 0
     int8_nodes = onnx.load(str(out / "onnx" / "int8" / "model.onnx")).graph.node
     assert sum(n.op_type == "Mul" and n.name.endswith("_smooth") for n in int8_nodes) == 6
+    assert recipe["activation_scales"] == "calibrated"  # smoothing and calibrated scales together
+    assert not any(n.op_type == "DynamicQuantizeLinear" for n in int8_nodes)
+
+    monkeypatch.setenv("SCINER_INT8_ACTIVATION_SCALES", "dynamic")
+    get_settings.cache_clear()
+    result = runner.invoke(app, ["export", str(out), "--dev", str(SEED_DEV)])
+    get_settings.cache_clear()
+    assert result.exit_code == 0, result.output
+    recipe = read_metadata(out).extra["int8"]
+    assert recipe["activation_scales"] == "dynamic" and recipe["smooth_alpha"] == 0.5
+    int8_nodes = onnx.load(str(out / "onnx" / "int8" / "model.onnx")).graph.node
+    assert any(n.op_type == "DynamicQuantizeLinear" for n in int8_nodes)
+    assert sum(n.op_type == "Mul" and n.name.endswith("_smooth") for n in int8_nodes) == 6
+    monkeypatch.delenv("SCINER_INT8_ACTIVATION_SCALES")
 
     result = runner.invoke(app, ["export", str(out), "--no-quantize", "--dev", str(SEED_DEV)])
     assert result.exit_code == 2 and "--no-quantize" in result.output

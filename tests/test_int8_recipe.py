@@ -1,5 +1,5 @@
 """The int8 export can keep each layer's feed-forward output projection fp32 (SCINER_INT8_FP32_FFN_OUTPUT) or
-smooth it first (SmoothQuant, SCINER_INT8_SMOOTH_ALPHA)."""
+smooth it first (SmoothQuant, SCINER_INT8_SMOOTH_ALPHA); bench/quantization.py reads every recipe side by side."""
 
 from __future__ import annotations
 
@@ -108,8 +108,11 @@ def test_the_quantization_benchmark_reads_every_engine_batched_and_alone(tiny_mo
     result = json.loads((tmp_path / "q.json").read_text())
     rows = {r["engine"]: r for r in result["rows"]}
     smoothed = "int8, smoothed feed-forward outputs (alpha 0.5)"
-    assert set(rows) == {"int8", "int8, fp32 feed-forward outputs", smoothed, "fp32"}
+    calibrated, dynamic = "int8, calibrated activation scales", "int8, dynamic activation scales"
+    assert set(rows) == {"int8 as served", dynamic, "int8, fp32 feed-forward outputs", smoothed, calibrated, "fp32"}
     assert rows["fp32"]["sentences_changed"] == 0.0  # fp32 answers never depend on their batch
+    assert rows[calibrated]["sentences_changed"] == 0.0  # nor int8's with its scales fixed
+    assert rows["int8 as served"]["sentences_changed"] == 0.0  # which the export now does by default
     for row in rows.values():
         assert row["batched"]["micro_f1_fitted"] >= row["batched"]["micro_f1_unbiased"]
         assert set(row["speed"]) == {"one_text_per_call", "batched"} and min(row["speed"].values()) > 0

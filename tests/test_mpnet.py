@@ -102,6 +102,16 @@ def test_the_int8_recipe_finds_one_feed_forward_output_per_mpnet_layer(mpnet_mod
     assert len(nodes) == 2 and all("output/dense" in name for name in nodes)  # the tiny MPNet has 2 layers
 
 
+def test_the_mpnet_int8_model_has_calibrated_activation_scales(mpnet_model_dir):
+    import onnx
+
+    from sciner.model_dir import read_metadata
+
+    ops = [n.op_type for n in onnx.load(str(mpnet_model_dir / "onnx" / "int8" / "model.onnx")).graph.node]
+    assert "DynamicQuantizeLinear" not in ops and "MatMulIntegerToFloat" in ops
+    assert read_metadata(mpnet_model_dir).extra["int8"]["activation_scales"] == "calibrated"
+
+
 def test_padding_with_id_1_does_not_change_a_sentences_logits(mpnet_model_dir, seed_dev):
     """A short sentence batched with a long one (padded with <pad>=1) gets the logits it gets alone."""
     predictor = Predictor.from_model_dir(mpnet_model_dir, Settings(), "fp32")

@@ -177,8 +177,9 @@ def export(
         typer.Option("--dev", help="Gold dev data: re-fit the decoding bias on the new int8 model and re-score it."),
     ] = None,
 ) -> None:
-    """(Re-)export ONNX fp32 (fused) and int8 (dynamic, per-channel; SCINER_INT8_FP32_FFN_OUTPUT keeps the
-    feed-forward output projections fp32, SCINER_INT8_SMOOTH_ALPHA smooths them) from the HF checkpoint.
+    """(Re-)export ONNX fp32 (fused) and int8 (per-channel weights; SCINER_INT8_FP32_FFN_OUTPUT keeps the
+    feed-forward output projections fp32, SCINER_INT8_SMOOTH_ALPHA smooths them, SCINER_INT8_ACTIVATION_SCALES
+    calibrated fixes the activation scales) from the HF checkpoint.
     The decoding bias was fitted on the int8 model it replaces: pass --dev to fit it again, as training does."""
     from training.export import export_onnx
     from training.pipeline import export_and_score

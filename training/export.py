@@ -14,6 +14,8 @@
    layer's feed-forward output projection reads the widest activations (a GELU's output), the ones that one
    dynamic scale per batch fits worst: ``fp32_ffn_output`` keeps them fp32, ``smoothing`` rescales them first
    (SmoothQuant; :mod:`training.int8_recipe`, docs/benchmarks.md "int8 and the feed-forward outputs").
+   ``scales`` then fixes every activation scale from calibration text, so that an answer does not depend on
+   the batch it was read in (:mod:`training.int8_scales`).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from pathlib import Path
 
 from sciner.model_dir import HF_DIR, ONNX_DIR, onnx_path
 from training.int8_recipe import Smoothing, ffn_output_nodes, smooth_ffn_output
+from training.int8_scales import ScaleCalibration, calibrate_activation_scales
 
 log = logging.getLogger(__name__)
 
@@ -35,11 +38,13 @@ def export_onnx(
     fuse_skip_layer_norm: bool = False,
     fp32_ffn_output: bool = False,
     smoothing: Smoothing | None = None,
+    scales: ScaleCalibration | None = None,
 ) -> dict[str, float]:
     """Write ``onnx/fp32/model.onnx`` and ``onnx/int8/model.onnx``; returns seconds per step.
     ``fuse_skip_layer_norm`` restores the former graph (bench/onnx_graph.py compares the two);
     ``fp32_ffn_output`` keeps the feed-forward output projections fp32 in the int8 model, else ``smoothing``
-    smooths them before quantization."""
+    smooths them before quantization; ``scales`` fixes the int8 model's activation scales on calibration text
+    (:mod:`training.int8_scales`) instead of computing them per batch."""
     from optimum.exporters.onnx import main_export
     from optimum.onnxruntime import ORTOptimizer
     from optimum.onnxruntime.configuration import OptimizationConfig
@@ -76,6 +81,8 @@ def export_onnx(
             source = staging / "smoothed" / "model.onnx"
             smooth_ffn_output(fp32_dir / "model.onnx", source, model_dir, smoothing)
         quantize_fused(source, int8_dir / "model.onnx", fp32_ffn_output)
+        if scales is not None:
+            calibrate_activation_scales(int8_dir / "model.onnx", model_dir, scales)
         timings["quantize_s"] = time.perf_counter() - t0
     shutil.rmtree(raw_dir)
     shutil.rmtree(staging / "smoothed", ignore_errors=True)

@@ -12,7 +12,8 @@ unchanged, and ``s_j = max|x_j|^alpha / max|w_j|^(1 - alpha)`` evens out what in
 The maxima ``max|x_j|`` come from running the fp32 graph over calibration sentences.
 
 :func:`ffn_output_nodes`, :func:`smoothing_scales` and :func:`smooth_graph` are pure (numpy and ONNX protos);
-:func:`activation_maxima` and :func:`smooth_ffn_output` run ONNX Runtime and read and write files.
+:func:`activation_maxima` and :func:`smooth_ffn_output` run ONNX Runtime (through :mod:`training.onnx_probe`) and
+read and write files.
 """
 
 from __future__ import annotations
@@ -92,55 +93,26 @@ def smooth_graph(model: onnx.ModelProto, maxima: dict[str, np.ndarray], alpha: f
     return smoothed
 
 
-class ActivationProbe:
-    """A predictor backend over an fp32 graph that also returns the inputs of the named MatMuls and keeps
-    their per-channel ``max|x|`` over real (unpadded) word pieces: the predictor then reads calibration
-    sentences exactly as it serves (case markers, windows, batches)."""
-
-    def __init__(self, model: onnx.ModelProto, nodes: Sequence[str]) -> None:
-        import onnx
-        import onnxruntime as ort
-        from onnx import helper
-
-        probe = onnx.ModelProto()
-        probe.CopyFrom(model)
-        by_name = {n.name: n for n in probe.graph.node}
-        self.nodes = list(nodes)
-        self._tensors = [by_name[name].input[0] for name in self.nodes]
-        for tensor in self._tensors:
-            probe.graph.output.append(helper.make_tensor_value_info(tensor, onnx.TensorProto.FLOAT, None))
-        self.session = ort.InferenceSession(probe.SerializeToString(), providers=["CPUExecutionProvider"])
-        self._inputs = {i.name for i in self.session.get_inputs()}
-        self._logits = self.session.get_outputs()[0].name
-        self.name = "onnxruntime:activation-probe"
-        self.provider = "CPUExecutionProvider"
-        self.maxima: dict[str, np.ndarray] = {}
-
-    def logits(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
-        feed = {"input_ids": input_ids, "attention_mask": attention_mask}
-        if "token_type_ids" in self._inputs:
-            feed["token_type_ids"] = np.zeros_like(input_ids)
-        logits, *inputs = self.session.run([self._logits, *self._tensors], feed)
-        real = attention_mask.astype(bool)
-        for name, values in zip(self.nodes, inputs, strict=True):
-            channel_max = np.abs(values[real]).max(axis=0)
-            self.maxima[name] = np.maximum(self.maxima[name], channel_max) if name in self.maxima else channel_max
-        return logits
-
-
 def activation_maxima(
     model: onnx.ModelProto, nodes: Sequence[str], model_dir: Path, sentences: Sequence[Sentence], settings: Settings
 ) -> dict[str, np.ndarray]:
-    """Per-channel ``max|x|`` of each named MatMul's input over ``sentences``, read through the fp32 ``model``
-    by a predictor with ``model_dir``'s tokenizer and metadata: as the service reads them."""
-    from sciner.encoding import load_tokenizer
-    from sciner.model_dir import TOKENIZER_FILE, read_metadata
-    from sciner.predictor import Predictor
+    """Per-channel ``max|x|`` of each named MatMul's input over ``sentences`` (real word pieces), read through the
+    fp32 ``model`` by a predictor with ``model_dir``'s tokenizer and metadata: as the service reads them."""
+    from training.onnx_probe import probe_tensors
 
-    probe = ActivationProbe(model, nodes)
-    tokenizer = load_tokenizer(str(model_dir / TOKENIZER_FILE))
-    Predictor(probe, tokenizer, read_metadata(model_dir), settings).record_logits(sentences)
-    return probe.maxima
+    by_name = {n.name: n for n in model.graph.node}
+    readers: dict[str, list[str]] = {}
+    for name in nodes:
+        readers.setdefault(by_name[name].input[0], []).append(name)
+    maxima: dict[str, np.ndarray] = {}
+
+    def observe(tensor: str, values: np.ndarray) -> None:
+        channel_max = np.abs(values).max(axis=0)
+        for name in readers[tensor]:
+            maxima[name] = np.maximum(maxima[name], channel_max) if name in maxima else channel_max
+
+    probe_tensors(model, list(readers), model_dir, sentences, settings, observe)
+    return maxima
 
 
 def smooth_ffn_output(src: Path, dst: Path, model_dir: Path, smoothing: Smoothing) -> list[str]:
@@ -164,18 +136,25 @@ def evenly_spaced(sentences: Sequence[Sentence], count: int) -> list[Sentence]:
     return [sentences[int(i * step)] for i in range(count)]
 
 
-def smoothing_for(settings: Settings) -> Smoothing | None:
-    """The settings' smoothing (None: off, or the projections kept fp32), calibrated on an even sample of the
-    gold train file's text (``SCINER_GOLD_TRAIN_PATH``; no labels are read into it). Without that file the
-    export quantizes unsmoothed, with a warning (the model folder records which it did)."""
+def calibration_text(settings: Settings, purpose: str) -> list[Sentence] | None:
+    """``SCINER_INT8_CALIBRATION_SENTENCES`` sentences evenly spaced over the gold train file's text
+    (``SCINER_GOLD_TRAIN_PATH``; no labels are used), or None with a warning naming ``purpose`` when it cannot be
+    read (the model folder records what the export did)."""
     from sciner.io import DataError
     from sciner.io.formats import read_sentences
 
-    if settings.int8_smooth_alpha == 0 or settings.int8_fp32_ffn_output:
-        return None
     try:
         text = read_sentences(settings.gold_train_path)
     except DataError as exc:
-        log.warning("int8 without smoothing: no calibration text (%s)", exc)
+        log.warning("int8 %s: no calibration text (%s)", purpose, exc)
         return None
-    return Smoothing(settings.int8_smooth_alpha, evenly_spaced(text, settings.int8_calibration_sentences), settings)
+    return evenly_spaced(text, settings.int8_calibration_sentences)
+
+
+def smoothing_for(settings: Settings) -> Smoothing | None:
+    """The settings' smoothing (None: off, or the projections kept fp32), calibrated on :func:`calibration_text`.
+    Without that text the export quantizes unsmoothed, with a warning."""
+    if settings.int8_smooth_alpha == 0 or settings.int8_fp32_ffn_output:
+        return None
+    text = calibration_text(settings, "without smoothing")
+    return None if text is None else Smoothing(settings.int8_smooth_alpha, text, settings)

@@ -18,6 +18,7 @@ from training.evaluate import evaluate_logits
 from training.export import export_onnx
 from training.held_out import HELD_OUT_KEY, TEACHERS_KEY, held_out_record
 from training.int8_recipe import smoothing_for
+from training.int8_scales import scale_calibration_for
 from training.trainer import train_model
 
 log = logging.getLogger(__name__)
@@ -81,14 +82,18 @@ def export_and_score(out: Path, dev: list[Sentence] | None, settings: Settings, 
     record both in ``sciner.json``. The steps after training that every new model folder goes through."""
     summary: dict = {}
     if export:
-        smoothing = smoothing_for(settings)
-        summary["export"] = export_onnx(out, fp32_ffn_output=settings.int8_fp32_ffn_output, smoothing=smoothing)
+        smoothing, scales = smoothing_for(settings), scale_calibration_for(settings)
+        summary["export"] = export_onnx(
+            out, fp32_ffn_output=settings.int8_fp32_ffn_output, smoothing=smoothing, scales=scales
+        )
+        calibrated = smoothing.sentences if smoothing else scales.sentences if scales else None
         meta = read_metadata(out)
         meta.extra["int8"] = {  # how onnx/int8 was quantized
             "fp32_ffn_output": settings.int8_fp32_ffn_output,
             "smooth_alpha": smoothing.alpha if smoothing else 0.0,
-            "calibration": {"source": str(settings.gold_train_path), "sentences": len(smoothing.sentences)}
-            if smoothing
+            "activation_scales": "calibrated" if scales else "dynamic",
+            "calibration": {"source": str(settings.gold_train_path), "sentences": len(calibrated)}
+            if calibrated is not None
             else None,
         }
         write_metadata(out, meta)

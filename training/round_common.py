@@ -131,6 +131,7 @@ def round_params(settings: Settings, round_id: int | str, parent: str | None, ne
         "onnx_variant",
         "int8_fp32_ffn_output",
         "int8_smooth_alpha",
+        "int8_activation_scales",
         "int8_calibration_sentences",
         "papers_per_round",
         "reannotate_used_papers",
