@@ -215,7 +215,8 @@ def main() -> None:
             copy_model(args.rescore, out)
         else:
             make_soup(args.soup, out)
-        trained = Trained({"model_dir": str(out), **export_and_score(out, dev, settings)}, settings, train)
+        exported = export_and_score(out, dev, settings, train=train)
+        trained = Trained({"model_dir": str(out), **exported}, settings, train)
     else:
         trained = train_variant(args, settings, out, train, dev)
     summary, settings, train, targets = trained.summary, trained.settings, trained.train, trained.targets

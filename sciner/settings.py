@@ -83,8 +83,9 @@ class Settings(BaseSettings):
     int8_calibration_sentences: int = Field(
         512,
         ge=1,
-        description="Export with smoothing or calibrated activation scales: sentences of the gold train file "
-        "(SCINER_GOLD_TRAIN_PATH, evenly spaced; text only) whose activation ranges are read.",
+        description="Export with smoothing or calibrated activation scales: sentences whose activation ranges "
+        "are read, evenly spaced over the text the model was trained on (training, rounds) or the gold train "
+        "file (SCINER_GOLD_TRAIN_PATH; `sciner export` of a folder); text only.",
     )
     device: Literal["auto", "cpu", "cuda"] = "auto"
     require_gpu: bool = Field(False, description="Fail readiness if CUDA was asked for but is not used.")

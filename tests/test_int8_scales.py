@@ -73,6 +73,7 @@ def test_the_export_calibrates_the_activation_scales_by_default(tiny_model_dir):
 
     recipe = read_metadata(tiny_model_dir).extra["int8"]
     assert recipe["activation_scales"] == "calibrated" and recipe["calibration"]["sentences"] > 0
+    assert recipe["calibration"]["source"] == "training data"  # the text it was trained on, not a settings file
     nodes = onnx.load(str(onnx_path(tiny_model_dir, "int8"))).graph.node
     assert not dynamic_quantizers(onnx.load(str(onnx_path(tiny_model_dir, "int8"))))
     assert any(n.op_type == "MatMulIntegerToFloat" for n in nodes) and any(n.op_type == "QAttention" for n in nodes)
@@ -160,6 +161,9 @@ def test_calibrated_int8_reads_a_sentence_alike_alone_and_in_a_batch(dynamic_mod
 
 
 def test_scales_are_calibrated_only_when_asked_and_only_with_text_to_read(tmp_path, caplog):
+    from dataclasses import replace
+
+    from sciner.io.jsonl import read_jsonl
     from sciner.settings import Settings
     from tests.conftest import SEED_TRAIN
     from training.int8_scales import scale_calibration_for
@@ -170,3 +174,9 @@ def test_scales_are_calibrated_only_when_asked_and_only_with_text_to_read(tmp_pa
     asked = Settings(int8_activation_scales="calibrated", gold_train_path=SEED_TRAIN, int8_calibration_sentences=8)
     calibration = scale_calibration_for(asked)
     assert calibration is not None and len(calibration.sentences) == 8
+
+    trained_on = [replace(s, doc_id=f"t{i}") for i, s in enumerate(read_jsonl(SEED_TRAIN)[:20])]
+    caplog.clear()
+    from_training = scale_calibration_for(missing.model_copy(update={"int8_calibration_sentences": 5}), trained_on)
+    assert from_training is not None and [s.doc_id for s in from_training.sentences] == ["t0", "t4", "t8", "t12", "t16"]
+    assert "no calibration text" not in caplog.text  # the training text, so the missing file is not read

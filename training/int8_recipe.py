@@ -136,13 +136,18 @@ def evenly_spaced(sentences: Sequence[Sentence], count: int) -> list[Sentence]:
     return [sentences[int(i * step)] for i in range(count)]
 
 
-def calibration_text(settings: Settings, purpose: str) -> list[Sentence] | None:
-    """``SCINER_INT8_CALIBRATION_SENTENCES`` sentences evenly spaced over the gold train file's text
-    (``SCINER_GOLD_TRAIN_PATH``; no labels are used), or None with a warning naming ``purpose`` when it cannot be
-    read (the model folder records what the export did)."""
+def calibration_text(
+    settings: Settings, purpose: str, train: Sequence[Sentence] | None = None
+) -> list[Sentence] | None:
+    """``SCINER_INT8_CALIBRATION_SENTENCES`` sentences evenly spaced over ``train`` (the text the model was trained
+    on, when the caller has it) or else over the gold train file (``SCINER_GOLD_TRAIN_PATH``); no labels are used.
+    None, with a warning naming ``purpose``, when neither can be read (the model folder records what the export
+    did)."""
     from sciner.io import DataError
     from sciner.io.formats import read_sentences
 
+    if train:
+        return evenly_spaced(train, settings.int8_calibration_sentences)
     try:
         text = read_sentences(settings.gold_train_path)
     except DataError as exc:
@@ -151,10 +156,10 @@ def calibration_text(settings: Settings, purpose: str) -> list[Sentence] | None:
     return evenly_spaced(text, settings.int8_calibration_sentences)
 
 
-def smoothing_for(settings: Settings) -> Smoothing | None:
+def smoothing_for(settings: Settings, train: Sequence[Sentence] | None = None) -> Smoothing | None:
     """The settings' smoothing (None: off, or the projections kept fp32), calibrated on :func:`calibration_text`.
     Without that text the export quantizes unsmoothed, with a warning."""
     if settings.int8_smooth_alpha == 0 or settings.int8_fp32_ffn_output:
         return None
-    text = calibration_text(settings, "without smoothing")
+    text = calibration_text(settings, "without smoothing", train)
     return None if text is None else Smoothing(settings.int8_smooth_alpha, text, settings)

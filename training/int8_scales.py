@@ -200,11 +200,12 @@ def calibrate_activation_scales(path: Path, model_dir: Path, calibration: ScaleC
     return len(ranges)
 
 
-def scale_calibration_for(settings: Settings) -> ScaleCalibration | None:
-    """The settings' activation-scale calibration (None: dynamic scales, or no calibration text, with a warning)."""
+def scale_calibration_for(settings: Settings, train: Sequence[Sentence] | None = None) -> ScaleCalibration | None:
+    """The settings' activation-scale calibration on :func:`training.int8_recipe.calibration_text` (of ``train``
+    when given). None: dynamic scales, or no calibration text (with a warning)."""
     from training.int8_recipe import calibration_text
 
     if settings.int8_activation_scales != "calibrated":
         return None
-    text = calibration_text(settings, "with dynamic activation scales")
+    text = calibration_text(settings, "with dynamic activation scales", train)
     return None if text is None else ScaleCalibration(text, settings)

@@ -66,7 +66,7 @@ def train_and_export(
     summary: dict = {"model_dir": str(out), "best_epoch": result.best_epoch, "train_seconds": result.seconds}
     if not finish:
         return summary
-    return {**summary, **export_and_score(out, dev, settings, export=export)}
+    return {**summary, **export_and_score(out, dev, settings, export=export, train=train)}
 
 
 def teacher_held_out(teacher: Path) -> dict | None:
@@ -77,12 +77,20 @@ def teacher_held_out(teacher: Path) -> dict | None:
         return None
 
 
-def export_and_score(out: Path, dev: list[Sentence] | None, settings: Settings, export: bool = True) -> dict:
+def export_and_score(
+    out: Path,
+    dev: list[Sentence] | None,
+    settings: Settings,
+    export: bool = True,
+    train: list[Sentence] | None = None,
+) -> dict:
     """Export ``out`` to ONNX, fit its O-logit decoding bias on dev (served variant) and evaluate it there;
-    record both in ``sciner.json``. The steps after training that every new model folder goes through."""
+    record both in ``sciner.json``. The steps after training that every new model folder goes through.
+    The int8 model's calibration reads the text of ``train`` (what the model was trained on) when given, else
+    the gold train file's."""
     summary: dict = {}
     if export:
-        smoothing, scales = smoothing_for(settings), scale_calibration_for(settings)
+        smoothing, scales = smoothing_for(settings, train), scale_calibration_for(settings, train)
         summary["export"] = export_onnx(
             out, fp32_ffn_output=settings.int8_fp32_ffn_output, smoothing=smoothing, scales=scales
         )
@@ -92,7 +100,10 @@ def export_and_score(out: Path, dev: list[Sentence] | None, settings: Settings, 
             "fp32_ffn_output": settings.int8_fp32_ffn_output,
             "smooth_alpha": smoothing.alpha if smoothing else 0.0,
             "activation_scales": "calibrated" if scales else "dynamic",
-            "calibration": {"source": str(settings.gold_train_path), "sentences": len(calibrated)}
+            "calibration": {
+                "source": "training data" if train else str(settings.gold_train_path),
+                "sentences": len(calibrated),
+            }
             if calibrated is not None
             else None,
         }

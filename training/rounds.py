@@ -213,9 +213,9 @@ def _round_body(
             settings, trained_dir, champ_dir, champion.version, checkpoint, round_dir / "candidate", round_id
         )
     with stage("export"):
-        alone = export_and_score(trained_dir, gold.dev, settings)
+        alone = export_and_score(trained_dir, gold.dev, settings, train=train_set)
         if soup.souped:  # greedy soup: the average stays only if it scores at least as well on gold dev
-            souped = export_and_score(soup.model_dir, gold.dev, settings)
+            souped = export_and_score(soup.model_dir, gold.dev, settings, train=train_set)
             soup = keep_if_not_worse_on_dev(soup, trained_dir, dev_f1(souped), dev_f1(alone))
         summary.update(souped if soup.souped else alone)
         candidate_dir = soup.model_dir
