@@ -5,14 +5,14 @@ computed at each call over the whole batch tensor (``DynamicQuantizeLinear``): a
 on the sentences batched beside it, and its entities can change with its neighbours in an adaptive batch
 (docs/quality.md, session 30: 3-6 % of dev sentences tagged differently read alone than batched). Calibrated
 scales fix each of those inputs' scale and zero point once, at export, from the range the input takes over
-calibration text (gold train, evenly spaced, read by the shared predictor): each ``DynamicQuantizeLinear``
-becomes a ``QuantizeLinear`` with constant scale and zero point, the int8 kernels after it stay the same, and
-a sentence's answer no longer depends on its batch.
+calibration text (the training text, evenly spaced, read by the shared predictor): each
+``DynamicQuantizeLinear`` becomes a ``QuantizeLinear`` with constant scale and zero point, the int8 kernels
+after it stay the same, and a sentence's answer no longer depends on its batch. Activations beyond the
+calibrated range saturate.
 
 :func:`quantization_params`, :func:`dynamic_quantizers`, :func:`fix_activation_scales` and
-:func:`fuse_integer_matmuls` are pure (numpy and
-ONNX protos); :func:`activation_ranges` and :func:`calibrate_activation_scales` run ONNX Runtime and read and
-write files.
+:func:`fuse_integer_matmuls` are pure (numpy and ONNX protos); :func:`activation_ranges` and
+:func:`calibrate_activation_scales` run ONNX Runtime and read and write files.
 """
 
 from __future__ import annotations
