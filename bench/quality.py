@@ -279,6 +279,7 @@ def main() -> None:
             if targets is not None
             else None,
             "soup": soup_info(out) if args.soup else None,
+            "int8": read_metadata(out).extra.get("int8"),  # how the served engine was quantized
             "rescored": str(args.rescore) if args.rescore else None,
             "rescored_training": trained_lineage(args.rescore) if args.rescore else None,
             "summary": summary,

@@ -117,7 +117,7 @@ def row(name: str, result: dict, unbiased: bool) -> str:
     label = f"{name} (no bias)" if unbiased else f"{name}"
     bias = 0.0 if unbiased else result["summary"].get("o_bias", 0.0)
     cross = "" if unbiased or not result.get("crossfit") else f"{result['crossfit']['micro_f1']:.3f}"
-    data = train_data(result) + decoding_note(result)
+    data = train_data(result) + decoding_note(result) + engine_note(result)
     cells = [
         label,
         data,
@@ -167,6 +167,13 @@ def decoding_note(result: dict) -> str:
     if not settings.get("name_propagation"):
         return ""
     return f"; decoded with names propagated in documents ({settings['propagation_min_mentions']}+ mentions)"
+
+
+def engine_note(result: dict) -> str:
+    """How the row's int8 engine quantizes activations, where the result records it (runs since session 32)."""
+    if (result.get("int8") or {}).get("activation_scales") != "calibrated":
+        return ""
+    return "; int8 activation scales calibrated"
 
 
 def train_data(result: dict) -> str:

@@ -135,6 +135,14 @@ def test_the_quality_table_says_when_a_runs_figures_were_decoded_with_names_prop
     assert "propagated" not in row("o", {**run, "settings": {"crowd_layer": True}}, unbiased=False), "older runs"
 
 
+def test_the_quality_table_says_when_a_runs_int8_engine_had_its_activation_scales_calibrated():
+    run = {**_full_gold_run(), "settings": {"crowd_layer": True}}
+    calibrated = {**run, "int8": {"activation_scales": "calibrated", "smooth_alpha": 0.0}}
+    assert "(crowd layer); int8 activation scales calibrated |" in row("c", calibrated, unbiased=False)
+    assert "calibrated" not in row("d", {**run, "int8": {"activation_scales": "dynamic"}}, unbiased=False)
+    assert "calibrated" not in row("o", run, unbiased=False), "older runs recorded no int8 recipe"
+
+
 def test_the_quality_table_names_the_models_a_soup_averages_instead_of_training_data():
     run = {**_full_gold_run(), "settings": {"case_markers": False}}
     members = ["var/bench/quality-student-3ep-case-ens", "var/bench/quality-student-3ep"]
@@ -350,6 +358,7 @@ def test_the_quality_benchmark_scores_a_trained_model_again_unbiased_fitted_and_
     crossfit = result["crossfit"]
     assert len(crossfit["biases"]) == 2 and 0.0 <= crossfit["micro_f1"] <= 1.0
     assert set(result["sentences_per_second"]) == {"int8", "fp32"}
+    assert result["int8"]["activation_scales"] == "calibrated"  # the engine's recipe, read from the model folder
 
 
 def test_the_batch_dependence_benchmark_finds_none_in_fp32_and_counts_what_changes(tiny_model_dir, seed_dev):
