@@ -53,6 +53,7 @@ ORDER = [
     "gold-3ep-crowd-s43-fgm03",
     "soup-gold-2ep-3ep-fgm03-fgm03x3",
     "soup-gold-fgm03-2ep-3ep",
+    "gold-2ep-crowd-s42-fgm03",
     "gold-1ep-crowd-s43-names",
     "gold-1ep-crowd-s43-lr1e-2",
     "gold-1ep-crowd-s43-lr3e-4",
