@@ -88,17 +88,16 @@ def smoothed_folder(model: Path, scratch: Path, smoothing: Smoothing) -> Path:
     return folder
 
 
-def dynamic_folder(model: Path, scratch: Path) -> Path:
+def dynamic_folder(model: Path, scratch: Path, name: str = "int8-dynamic") -> Path:
     """``model`` with a dynamic int8 graph (activation scales computed per batch)."""
-    folder = variant_folder(model, scratch, "int8-dynamic")
+    folder = variant_folder(model, scratch, name)
     quantize_fused(onnx_path(model, "fp32"), onnx_path(folder, "int8"))
     return folder
 
 
 def calibrated_folder(model: Path, scratch: Path, calibration: ScaleCalibration) -> Path:
-    """``model`` with an int8 graph whose activation scales are calibrated."""
-    folder = variant_folder(model, scratch, "int8-calibrated-scales")
-    quantize_fused(onnx_path(model, "fp32"), onnx_path(folder, "int8"))
+    """``model`` with an int8 graph whose activation scales are calibrated: the dynamic one, then calibrated."""
+    folder = dynamic_folder(model, scratch, "int8-calibrated-scales")
     calibrate_activation_scales(onnx_path(folder, "int8"), folder, calibration)
     return folder
 

@@ -55,15 +55,20 @@ def test_a_range_of_only_zero_gets_a_usable_scale():
     assert quantization_params(0.0, 0.0) == (1.0, 0)
 
 
+def _folder_like(model_dir, folder):
+    """An empty model folder with ``model_dir``'s tokenizer and metadata; its ``onnx/int8`` is the caller's."""
+    (folder / "onnx" / "int8").mkdir(parents=True)
+    for name in ("tokenizer.json", "sciner.json"):
+        (folder / name).write_bytes((model_dir / name).read_bytes())
+    return folder
+
+
 @pytest.fixture(scope="module")
 def dynamic_model_dir(tiny_model_dir, tmp_path_factory):
     """The tiny model with the int8 graph dynamic quantization makes (activation scales computed per call)."""
     from training.export import quantize_fused
 
-    folder = tmp_path_factory.mktemp("dynamic") / "model"
-    (folder / "onnx").mkdir(parents=True)
-    for name in ("tokenizer.json", "sciner.json"):
-        (folder / name).write_bytes((tiny_model_dir / name).read_bytes())
+    folder = _folder_like(tiny_model_dir, tmp_path_factory.mktemp("dynamic") / "model")
     quantize_fused(onnx_path(tiny_model_dir, "fp32"), onnx_path(folder, "int8"))
     return folder
 
@@ -135,10 +140,7 @@ def _logits(folder, sentences, max_windows: int):
 def test_calibrated_int8_reads_a_sentence_alike_alone_and_in_a_batch(dynamic_model_dir, tmp_path, seed_train, seed_dev):
     from sciner.settings import Settings
 
-    folder = tmp_path / "model"
-    (folder / "onnx" / "int8").mkdir(parents=True)
-    for name in ("tokenizer.json", "sciner.json"):
-        (folder / name).write_bytes((dynamic_model_dir / name).read_bytes())
+    folder = _folder_like(dynamic_model_dir, tmp_path / "model")
     int8 = onnx_path(folder, "int8")
     int8.write_bytes(onnx_path(dynamic_model_dir, "int8").read_bytes())
     fixed = calibrate_activation_scales(int8, folder, ScaleCalibration(seed_train[:64], Settings(intra_op_threads=1)))

@@ -101,7 +101,7 @@ def fuse_integer_matmuls(model: onnx.ModelProto, input_scales: Mapping[str, str]
 
     ONNX Runtime makes that fusion itself only while the scale product is computed at run time: once ``a_scale``
     is a constant, constant folding turns ``Mul(a_scale, b_scale)`` into an initializer first and the chain
-    runs as four kernels, about a fifth slower in batches (docs/benchmarks.md)."""
+    runs as four kernels (separate ``Cast`` and ``Mul`` passes over every product; docs/benchmarks.md)."""
     import onnx
     from onnx import helper
 
