@@ -54,6 +54,8 @@ ORDER = [
     "soup-gold-2ep-3ep-fgm03-fgm03x3",
     "soup-gold-fgm03-2ep-3ep",
     "gold-2ep-crowd-s42-fgm03",
+    "soup-5way-s42",
+    "soup-fgm03-s42-s43",
     "gold-1ep-crowd-s43-names",
     "gold-1ep-crowd-s43-lr1e-2",
     "gold-1ep-crowd-s43-lr3e-4",
@@ -109,6 +111,10 @@ ORDER = [
     "docs35-scierc",
     "docs35-scierc-headlr",
     "docs35-scierc-case",
+    "docs35-crowd",
+    "docs35-scierc-crowd",
+    "docs35-crowd-s43",
+    "docs35-scierc-crowd-s43",
 ]
 
 

@@ -27,6 +27,14 @@ class Backend(Protocol):
     def logits(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray: ...
 
 
+def onnx_feed(input_names: set[str], input_ids: np.ndarray, attention_mask: np.ndarray) -> dict[str, np.ndarray]:
+    """The inputs of an exported graph for one padded batch (BERT's graphs also take all-zero token types)."""
+    feed = {"input_ids": input_ids, "attention_mask": attention_mask}
+    if "token_type_ids" in input_names:
+        feed["token_type_ids"] = np.zeros_like(input_ids)
+    return feed
+
+
 def choose_providers(device: str, available: list[str]) -> list[str]:
     """Execution providers to ask ONNX Runtime for, best first."""
     if device in ("auto", "cuda") and CUDA in available:
@@ -65,10 +73,7 @@ class OnnxBackend:
         self._output = self.session.get_outputs()[0].name
 
     def logits(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
-        feed = {"input_ids": input_ids, "attention_mask": attention_mask}
-        if "token_type_ids" in self._inputs:
-            feed["token_type_ids"] = np.zeros_like(input_ids)
-        return self.session.run([self._output], feed)[0]
+        return self.session.run([self._output], onnx_feed(self._inputs, input_ids, attention_mask))[0]
 
 
 class TorchBackend:

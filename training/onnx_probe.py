@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from sciner.backends import onnx_feed
+
 if TYPE_CHECKING:
     import onnx
 
@@ -45,9 +47,7 @@ class TensorProbe:
         self.provider = "CPUExecutionProvider"
 
     def logits(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
-        feed = {"input_ids": input_ids, "attention_mask": attention_mask}
-        if "token_type_ids" in self._inputs:
-            feed["token_type_ids"] = np.zeros_like(input_ids)
+        feed = onnx_feed(self._inputs, input_ids, attention_mask)
         logits, *values = self.session.run([self._logits, *self.tensors], feed)
         real = attention_mask.astype(bool)
         for tensor, value in zip(self.tensors, values, strict=True):
