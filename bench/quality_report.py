@@ -115,6 +115,8 @@ ORDER = [
     "docs35-scierc-crowd",
     "docs35-crowd-s43",
     "docs35-scierc-crowd-s43",
+    "docs35-crowd-s44",
+    "docs35-scierc-crowd-s44",
 ]
 
 

@@ -82,10 +82,11 @@ def seed_conflict(members: Sequence[Member]) -> str | None:
     """Why averaging may hurt, or ``None``: two members fine-tuned from the same encoder with different seeds.
 
     Their classifier heads started from different random weights, so they need not lie in one basin: on
-    the real data such soups scored below both members (docs/quality.md, ``soup-gold-1ep`` and
-    ``soup-selfdistill-gen3-seeds``), while soups of one seed gained (``soup-3ep``). Members without a
-    recorded seed (soups, older models) are not compared; encoders compare by name, wherever their folder
-    lay (as a round compares its model with the champion's). Pure."""
+    the real data such soups scored below both members (docs/quality.md, ``soup-gold-1ep``,
+    ``soup-selfdistill-gen3-seeds`` and, at the full-gold recipe, ``soup-fgm03-s42-s43``; a fifth member of
+    another seed lowered the four-model soup, ``soup-5way-s42``), while soups of one seed gained
+    (``soup-3ep``). Members without a recorded seed (soups, older models) are not compared; encoders compare
+    by name, wherever their folder lay (as a round compares its model with the champion's). Pure."""
     first_seed: dict[str, tuple[str, object]] = {}
     for m in members:
         seed = m.meta.training.get("seed")
