@@ -2,7 +2,9 @@
 other data (SciERC: Task / Method / Metric / Material / ...), keep the encoder, drop the head.
 
 The result is an ordinary Hugging Face encoder folder; point ``SCINER_BASE_MODEL`` at it and every
-later fine-tune (bootstrap, rounds) starts from it at no extra cost per round.
+later fine-tune (bootstrap, rounds) starts from it at no extra cost per round. Measured with today's recipe:
+SciERC first adds +1.8 to +2.1 dev F1 (paired, cross-fitted, three seeds) on 35 gold documents, nothing
+measurable on all gold (docs/quality.md), so it is a bootstrap choice, not a default.
 """
 
 from __future__ import annotations
