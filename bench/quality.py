@@ -45,6 +45,7 @@ from training.distill import TEACHER_JOIN, SoftTargets, ensemble_soft_targets, p
 from training.domain_pretrain import adapt_encoder
 from training.evaluate import evaluate_predictor
 from training.gold import evaluation_split
+from training.head_transfer import parse_type_map
 from training.intermediate import pretrain_ner
 from training.pipeline import export_and_score, train_and_export
 from training.soup import make_soup
@@ -125,6 +126,7 @@ def train_variant(
             inter_settings,
             sources={"train": args.intermediate / "train.jsonl", "dev": args.intermediate / "dev.jsonl"},
             progress=sys.stderr.isatty(),
+            type_map=parse_type_map(args.intermediate_map) if args.intermediate_map else None,
         )
         settings = settings.model_copy(update={"base_model": intermediate["encoder_dir"]})
     targets, unlabeled = None, 0

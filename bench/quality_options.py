@@ -29,6 +29,11 @@ def quality_parser(doc: str | None) -> argparse.ArgumentParser:
     )
     ap.add_argument("--intermediate-epochs", type=int, default=4)
     ap.add_argument(
+        "--intermediate-map",
+        default=None,
+        help="keep the intermediate task's head, its types mapped onto SciNER's ('scierc' or SOURCE=TARGET,...)",
+    )
+    ap.add_argument(
         "--adapt-papers",
         type=int,
         default=None,

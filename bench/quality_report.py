@@ -237,6 +237,9 @@ def train_data(result: dict) -> str:
     intermediate = (result.get("args") or {}).get("intermediate")
     if result.get("intermediate") and intermediate:
         data += f"; encoder first trained on {Path(intermediate).name} NER"
+        head_map = result["intermediate"].get("head_type_map")
+        if head_map:
+            data += f", its head kept for {', '.join(head_map)}"
     adaptation = result.get("adaptation")
     if adaptation:
         data += (

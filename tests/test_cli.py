@@ -192,3 +192,5 @@ def test_exit_codes_say_bad_input_apart_from_failure(tmp_path):
     assert missing.exit_code == 2 and "file not found" in missing.output
     retrain = runner.invoke(app, ["retrain"])  # without --once: a usage error, not a failed round
     assert retrain.exit_code == 2 and "--once" in retrain.output
+    bad_map = runner.invoke(app, ["pretrain-ner", str(tmp_path / "any.jsonl"), "--map-types", "Task"])
+    assert bad_map.exit_code == 2 and "SOURCE=TARGET" in bad_map.output  # refused before any data is read

@@ -152,6 +152,73 @@ def test_intermediate_training_leaves_an_encoder_that_sciner_fine_tunes(seed_tra
     assert np.isfinite(tuned.history[0]["loss"])
 
 
+def test_a_type_map_pairs_outside_with_outside_and_each_mapped_types_b_and_i_rows():
+    from training.head_transfer import mapped_rows
+
+    source = ["O", "B-Task", "I-Task", "B-Method", "I-Method", "B-Generic", "I-Generic"]
+    target = ["O", "B-MethodName", "I-MethodName", "B-MetricValue", "I-MetricValue", "B-TaskName", "I-TaskName"]
+    rows = mapped_rows(source, target, {"Task": "TaskName", "Method": "MethodName"})
+    assert rows == {0: 0, 1: 3, 2: 4, 5: 1, 6: 2}  # MetricValue has no source: its rows start fresh
+
+
+def test_type_maps_are_read_from_a_preset_or_pairs_and_bad_ones_say_why():
+    from training.head_transfer import SCIERC_TYPE_MAP, parse_type_map
+
+    assert parse_type_map("scierc") == SCIERC_TYPE_MAP
+    assert parse_type_map(" Task=TaskName , Metric=MetricName") == {"Task": "TaskName", "Metric": "MetricName"}
+    for bad, why in [("Task", "SOURCE=TARGET"), ("Task=A,Task=B", "twice"), ("A=X,B=X", "same target"), (",", "empty")]:
+        with pytest.raises(ValueError, match=why):
+            parse_type_map(bad)
+
+
+def test_a_kept_intermediate_head_starts_the_mapped_rows_of_the_next_fine_tune(seed_train, tmp_path):
+    import torch
+    from safetensors.torch import load_file
+    from transformers import AutoModelForTokenClassification
+
+    from training.head_transfer import HEAD_FILE, HEAD_INFO_FILE, transfer_head
+    from training.intermediate import LINEAGE_FILE, pretrain_ner
+    from training.trainer import train_model
+
+    other_task = [
+        Sentence(s.id, s.tokens, [t.replace("MethodName", "Method") for t in s.tags or []]) for s in seed_train[:40]
+    ]
+    settings = Settings(home=tmp_path, epochs=1, batch_size=8, learning_rate=3e-4, intra_op_threads=1)
+    with pytest.raises(ValueError, match="Task"):  # the data has no "Task" type: refused before training
+        pretrain_ner(other_task, None, tmp_path / "bad", settings, progress=False, type_map={"Task": "TaskName"})
+    encoder = Path(
+        pretrain_ner(
+            other_task, None, tmp_path / "encoder", settings, progress=False, type_map={"Method": "MethodName"}
+        )["encoder_dir"]
+    )
+    assert (encoder / HEAD_FILE).is_file()
+    assert json.loads((encoder / LINEAGE_FILE).read_text())["head_type_map"] == {"Method": "MethodName"}
+    source = AutoModelForTokenClassification.from_pretrained(tmp_path / "encoder")  # encoder only: fresh head
+    assert transfer_head(source, tmp_path / "nowhere") is None
+
+    labels = ["O", "B-MethodName", "I-MethodName", "B-MetricValue", "I-MetricValue"]
+    fresh = AutoModelForTokenClassification.from_pretrained(
+        encoder, num_labels=len(labels), id2label=dict(enumerate(labels)), label2id={k: i for i, k in enumerate(labels)}
+    )
+    before = fresh.classifier.weight.detach().clone()
+    carried = transfer_head(fresh, encoder)
+    assert carried is not None and carried["rows"] == ["B-MethodName", "I-MethodName", "O"]
+    saved = load_file(str(encoder / HEAD_FILE))
+    saved_labels = json.loads((encoder / HEAD_INFO_FILE).read_text())["labels"]
+    assert torch.equal(fresh.classifier.weight[1], saved["weight"][saved_labels.index("B-Method")])
+    assert torch.equal(fresh.classifier.bias[0], saved["bias"][saved_labels.index("O")])
+    assert torch.equal(fresh.classifier.weight[3], before[3]), "an unmapped type keeps its fresh row"
+
+    tuned = train_model(
+        seed_train[:20],
+        None,
+        tmp_path / "tuned",
+        settings.model_copy(update={"base_model": str(encoder)}),
+        progress=False,
+    )
+    assert read_metadata(tuned.model_dir).training["head_start"]["type_map"] == {"Method": "MethodName"}
+
+
 def test_training_runs_on_cuda_only_when_asked_for_or_auto_and_present():
     from training.trainer import training_device
 

@@ -5,15 +5,24 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from sciner.model_dir import atomic_write_text
 
 
-def write_encoder_folder(model: Any, tokenizer: Any, out: Path, lineage_file: str, lineage: dict) -> None:
+def write_encoder_folder(
+    model: Any,
+    tokenizer: Any,
+    out: Path,
+    lineage_file: str,
+    lineage: dict,
+    extra: Callable[[Path], None] | None = None,
+) -> None:
     """Save ``model.base_model`` (the head dropped) and ``tokenizer`` with ``lineage`` as ``lineage_file``:
-    built in a staging folder beside ``out`` and renamed over it, so ``out`` is never half-written."""
+    built in a staging folder beside ``out`` and renamed over it, so ``out`` is never half-written. ``extra``
+    writes more files into the staging folder before the rename."""
     staging = out.with_name(f".{out.name}.partial")
     shutil.rmtree(staging, ignore_errors=True)
     encoder = model.base_model
@@ -22,5 +31,7 @@ def write_encoder_folder(model: Any, tokenizer: Any, out: Path, lineage_file: st
     encoder.save_pretrained(staging)
     tokenizer.save_pretrained(staging)
     atomic_write_text(staging / lineage_file, json.dumps(lineage, indent=2, sort_keys=True))
+    if extra is not None:
+        extra(staging)
     shutil.rmtree(out, ignore_errors=True)
     staging.rename(out)

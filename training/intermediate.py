@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import logging
 import shutil
+from functools import partial
 from pathlib import Path
 
+from sciner.labels import entity_types_in
 from sciner.model_dir import HF_DIR
 from sciner.records import Sentence
 from sciner.settings import Settings
 from training.encoder_folder import write_encoder_folder
+from training.head_transfer import save_head
 from training.pipeline import data_fingerprint
 from training.trainer import train_model
 
@@ -32,11 +35,18 @@ def pretrain_ner(
     settings: Settings,
     sources: dict[str, Path | None] | None = None,
     progress: bool = True,
+    type_map: dict[str, str] | None = None,
 ) -> dict:
-    """Train a token classifier on ``train`` (its own label set) and write only its encoder to ``out``."""
+    """Train a token classifier on ``train`` (its own label set) and write only its encoder to ``out``; with a
+    ``type_map`` (its types onto SciNER's) its head too, for later fine-tunes to start from
+    (:mod:`training.head_transfer`)."""
     from transformers import AutoModelForTokenClassification, AutoTokenizer
 
     sources = sources or {}
+    if type_map:
+        unknown = sorted(set(type_map) - set(entity_types_in(s.tags or [] for s in train)))
+        if unknown:
+            raise ValueError(f"the type map names types the training data does not have: {unknown}")
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     work = out.with_name(f".{out.name}.ner-task")
@@ -54,8 +64,10 @@ def pretrain_ner(
         "best_epoch": result.best_epoch,
         "dev_micro_f1": result.dev.micro_f1 if result.dev else None,
         "seconds": result.seconds,
+        "head_type_map": type_map,
     }
-    write_encoder_folder(model, tokenizer, out, LINEAGE_FILE, lineage)
+    keep_head = partial(save_head, model, type_map=type_map) if type_map else None
+    write_encoder_folder(model, tokenizer, out, LINEAGE_FILE, lineage, extra=keep_head)
     shutil.rmtree(work, ignore_errors=True)
     log.info("intermediate NER encoder in %s (dev micro-F1 %s)", out, lineage["dev_micro_f1"])
     return {"encoder_dir": str(out), **lineage}

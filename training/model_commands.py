@@ -30,19 +30,41 @@ def pretrain_ner_command(
     ),
     dev_file: Annotated[Path | None, typer.Option("--dev", help="Dev data of that task (early stopping).")] = None,
     epochs: Annotated[int | None, typer.Option(help="Override SCINER_EPOCHS.")] = None,
+    map_types: Annotated[
+        str | None,
+        typer.Option(
+            help="Keep the head too, its types mapped onto SciNER's: 'scierc' (Task=TaskName, Method=MethodName, "
+            "Metric=MetricName, Material=DatasetName) or SOURCE=TARGET pairs, comma-separated. Fine-tunes from "
+            "the encoder start those rows from it."
+        ),
+    ] = None,
     progress: ProgressFlag = None,
 ) -> None:
     """NER-specific intermediate training (NER-BERT): train on another NER task, keep the encoder.
 
     Worth it where gold is scarce: SciERC first added +2.0 dev F1 on 35 gold documents (three seeds), nothing
     measurable on all 148 (docs/quality.md)."""
+    from training.head_transfer import parse_type_map
     from training.intermediate import pretrain_ner
 
     settings = settings_with(epochs)
+    try:
+        type_map = parse_type_map(map_types) if map_types else None
+    except ValueError as exc:
+        fail(str(exc))
     train_set, dev_set = train_and_dev(train_file, dev_file)
-    result = pretrain_ner(
-        train_set, dev_set, out, settings, sources={"train": train_file, "dev": dev_file}, progress=bars(progress)
-    )
+    try:
+        result = pretrain_ner(
+            train_set,
+            dev_set,
+            out,
+            settings,
+            sources={"train": train_file, "dev": dev_file},
+            progress=bars(progress),
+            type_map=type_map,
+        )
+    except ValueError as exc:
+        fail(str(exc))
     typer.echo(json.dumps(result, indent=2))
 
 

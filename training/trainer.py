@@ -28,6 +28,7 @@ from training.crowd_layer import MIN_CROWD_TEAMS, NO_TEAM, crowd_layer_summary, 
 from training.distill import SoftTargets, distillation_loss
 from training.evaluate import evaluate_predictor
 from training.features import Example, build_examples
+from training.head_transfer import transfer_head
 from training.param_groups import parameter_groups
 from training.progress import progress_bar
 from training.weight_average import make_weight_average
@@ -218,6 +219,7 @@ def train_model(
         id2label=dict(enumerate(labels)),
         label2id=label2id,
     )
+    head_start = transfer_head(model, settings.base_model)
     device = training_device(settings.device, torch.cuda.is_available())
     model.to(device)
     max_positions = int(getattr(model.config, "max_position_embeddings", 512))
@@ -344,6 +346,7 @@ def train_model(
         if soft_targets is not None
         else None,
         "crowd_layer_teams": crowd_layer_summary(crowd, teams, labels) if crowd is not None else None,
+        "head_start": head_start,
         "history": history,
     }
     if best_eval is not None:
