@@ -117,6 +117,10 @@ ORDER = [
     "docs35-scierc-crowd-s43",
     "docs35-crowd-s44",
     "docs35-scierc-crowd-s44",
+    "docs35-scierc-all8-crowd",
+    "docs35-scierc-head-crowd",
+    "docs35-scierc-head-crowd-s43",
+    "docs35-scierc-head-crowd-s44",
 ]
 
 
