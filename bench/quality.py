@@ -124,9 +124,14 @@ def train_variant(
             read_jsonl(args.intermediate / "dev.jsonl"),
             out.with_name(out.name + "-encoder"),
             inter_settings,
-            sources={"train": args.intermediate / "train.jsonl", "dev": args.intermediate / "dev.jsonl"},
+            sources={
+                "train": args.intermediate / "train.jsonl",
+                "dev": args.intermediate / "dev.jsonl",
+                "unlabeled": args.papers,
+            },
             progress=sys.stderr.isatty(),
             type_map=parse_type_map(args.intermediate_map) if args.intermediate_map else None,
+            unlabeled=unlabeled_sentences(args.papers, args.intermediate_papers) if args.intermediate_papers else None,
         )
         settings = settings.model_copy(update={"base_model": intermediate["encoder_dir"]})
     targets, unlabeled = None, 0

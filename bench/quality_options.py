@@ -29,6 +29,13 @@ def quality_parser(doc: str | None) -> argparse.ArgumentParser:
     )
     ap.add_argument("--intermediate-epochs", type=int, default=4)
     ap.add_argument(
+        "--intermediate-papers",
+        type=int,
+        default=0,
+        help="NER-BERT's weak labels: the intermediate model labels this many abstracts of --papers and a second "
+        "one trains on its data plus them",
+    )
+    ap.add_argument(
         "--intermediate-map",
         default=None,
         help="keep the intermediate task's head, its types mapped onto SciNER's ('scierc' or SOURCE=TARGET,...)",

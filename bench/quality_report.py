@@ -241,6 +241,9 @@ def train_data(result: dict) -> str:
     intermediate = (result.get("args") or {}).get("intermediate")
     if result.get("intermediate") and intermediate:
         data += f"; encoder first trained on {Path(intermediate).name} NER"
+        silver = result["intermediate"].get("silver")
+        if silver:
+            data += f" widened by {silver['sentences']:,} abstract sent. it labelled"
         head_map = result["intermediate"].get("head_type_map")
         if head_map:
             data += f", its head kept for {', '.join(head_map)}"

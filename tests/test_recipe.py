@@ -219,6 +219,25 @@ def test_a_kept_intermediate_head_starts_the_mapped_rows_of_the_next_fine_tune(s
     assert read_metadata(tuned.model_dir).training["head_start"]["type_map"] == {"Method": "MethodName"}
 
 
+def test_intermediate_training_widened_by_abstracts_learns_from_what_its_first_model_labelled(
+    seed_train, seed_dev, tmp_path
+):
+    from training.intermediate import LINEAGE_FILE, pretrain_ner
+
+    other_task = [
+        Sentence(s.id, s.tokens, [t.replace("MethodName", "Method") for t in s.tags or []]) for s in seed_train[:30]
+    ]
+    abstracts = [Sentence(f"abs-{i}", s.tokens, None, doc_id=f"paper-{i // 3}") for i, s in enumerate(seed_dev[:12])]
+    settings = Settings(home=tmp_path, epochs=1, batch_size=8, learning_rate=3e-4, intra_op_threads=1)
+    info = pretrain_ner(other_task, None, tmp_path / "encoder", settings, progress=False, unlabeled=abstracts)
+
+    assert info["silver"] == {"sentences": 12, "labelled_by_dev_micro_f1": None}
+    lineage = json.loads((Path(info["encoder_dir"]) / LINEAGE_FILE).read_text())
+    assert lineage["data"]["unlabeled"]["sentences"] == 12 and lineage["data"]["unlabeled"]["sha256"]
+    assert list((tmp_path / "distill").glob("*.npz")), "the first model's distributions were computed and kept"
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name != "distill") == ["encoder"], "no work folder left"
+
+
 def test_training_runs_on_cuda_only_when_asked_for_or_auto_and_present():
     from training.trainer import training_device
 

@@ -15,13 +15,13 @@ from functools import partial
 from pathlib import Path
 
 from sciner.labels import entity_types_in
-from sciner.model_dir import HF_DIR
+from sciner.model_dir import HF_DIR, read_metadata
 from sciner.records import Sentence
 from sciner.settings import Settings
 from training.encoder_folder import write_encoder_folder
 from training.head_transfer import save_head
 from training.pipeline import data_fingerprint
-from training.trainer import train_model
+from training.trainer import TrainResult, train_model
 
 log = logging.getLogger(__name__)
 
@@ -36,10 +36,12 @@ def pretrain_ner(
     sources: dict[str, Path | None] | None = None,
     progress: bool = True,
     type_map: dict[str, str] | None = None,
+    unlabeled: list[Sentence] | None = None,
 ) -> dict:
     """Train a token classifier on ``train`` (its own label set) and write only its encoder to ``out``; with a
     ``type_map`` (its types onto SciNER's) its head too, for later fine-tunes to start from
-    (:mod:`training.head_transfer`)."""
+    (:mod:`training.head_transfer`). With ``unlabeled`` sentences (abstracts), NER-BERT's weak labels at scale:
+    that model labels them (soft, per word) and a second one trains on ``train`` plus them (:func:`widen`)."""
     from transformers import AutoModelForTokenClassification, AutoTokenizer
 
     sources = sources or {}
@@ -54,6 +56,12 @@ def pretrain_ner(
     if dev:
         data["dev"] = data_fingerprint(dev, sources.get("dev"))
     result = train_model(train, dev, work, settings, data_info=data, progress=progress)
+    silver = None
+    if unlabeled:
+        data["unlabeled"] = data_fingerprint(unlabeled, sources.get("unlabeled"))
+        first_dev = result.dev.micro_f1 if result.dev else None
+        result, work = widen(train, unlabeled, dev, work, settings, data, progress)
+        silver = {"sentences": len(unlabeled), "labelled_by_dev_micro_f1": first_dev}
     model = AutoModelForTokenClassification.from_pretrained(work / HF_DIR)
     tokenizer = AutoTokenizer.from_pretrained(work / HF_DIR)
     lineage = {
@@ -65,9 +73,43 @@ def pretrain_ner(
         "dev_micro_f1": result.dev.micro_f1 if result.dev else None,
         "seconds": result.seconds,
         "head_type_map": type_map,
+        "silver": silver,
     }
     keep_head = partial(save_head, model, type_map=type_map) if type_map else None
     write_encoder_folder(model, tokenizer, out, LINEAGE_FILE, lineage, extra=keep_head)
     shutil.rmtree(work, ignore_errors=True)
     log.info("intermediate NER encoder in %s (dev micro-F1 %s)", out, lineage["dev_micro_f1"])
     return {"encoder_dir": str(out), **lineage}
+
+
+def widen(
+    train: list[Sentence],
+    unlabeled: list[Sentence],
+    dev: list[Sentence] | None,
+    teacher_dir: Path,
+    settings: Settings,
+    data: dict,
+    progress: bool,
+) -> tuple[TrainResult, Path]:
+    """The model in ``teacher_dir`` labels ``train`` and ``unlabeled`` with its per-word distributions; a fresh
+    model trains on both (cross-entropy on ``train``'s tags, KL to the distributions everywhere: the
+    distillation loss of ``sciner distill``). The teacher folder is removed; returns the new one."""
+    from training.distill import paper_blocks, soft_targets_for_parts
+
+    labels = read_metadata(teacher_dir).labels
+    parts = [train, *paper_blocks(unlabeled, settings.distill_block_papers)]
+    targets = soft_targets_for_parts(teacher_dir, parts, labels, settings, progress=progress)
+    student = teacher_dir.with_name(teacher_dir.name + "-widened")
+    result = train_model(
+        [*train, *unlabeled],
+        dev,
+        student,
+        settings,
+        labels=labels,
+        data_info=data,
+        progress=progress,
+        soft_targets=targets,
+    )
+    shutil.rmtree(teacher_dir, ignore_errors=True)
+    log.info("intermediate model widened by %d unlabeled sentences -> %s", len(unlabeled), student)
+    return result, student

@@ -35,15 +35,25 @@ def pretrain_ner_command(
         typer.Option(
             help="Keep the head too, its types mapped onto SciNER's: 'scierc' (Task=TaskName, Method=MethodName, "
             "Metric=MetricName, Material=DatasetName) or SOURCE=TARGET pairs, comma-separated. Fine-tunes from "
-            "the encoder start those rows from it."
+            "the encoder start those rows from it: more precise before the O bias, no better after it "
+            "(docs/quality.md)."
         ),
     ] = None,
+    papers: Annotated[
+        Path | None,
+        typer.Option(
+            help="Papers JSONL (e.g. the anthology): the task's model labels their sentences and a second model "
+            "trains on the task's data plus them (NER-BERT's weak labels at scale)."
+        ),
+    ] = None,
+    limit_papers: Annotated[int | None, typer.Option(help="Use only the first N papers.")] = None,
     progress: ProgressFlag = None,
 ) -> None:
     """NER-specific intermediate training (NER-BERT): train on another NER task, keep the encoder.
 
     Worth it where gold is scarce: SciERC first added +2.0 dev F1 on 35 gold documents (three seeds), nothing
     measurable on all 148 (docs/quality.md)."""
+    from training.distill import unlabeled_sentences
     from training.head_transfer import parse_type_map
     from training.intermediate import pretrain_ner
 
@@ -54,14 +64,19 @@ def pretrain_ner_command(
         fail(str(exc))
     train_set, dev_set = train_and_dev(train_file, dev_file)
     try:
+        abstracts = unlabeled_sentences(papers, limit_papers) if papers else None
+    except (DataError, FileNotFoundError) as exc:
+        fail(str(exc))
+    try:
         result = pretrain_ner(
             train_set,
             dev_set,
             out,
             settings,
-            sources={"train": train_file, "dev": dev_file},
+            sources={"train": train_file, "dev": dev_file, "unlabeled": papers},
             progress=bars(progress),
             type_map=type_map,
+            unlabeled=abstracts,
         )
     except ValueError as exc:
         fail(str(exc))
