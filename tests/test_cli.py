@@ -1,6 +1,7 @@
 """The sciner CLI end to end on tiny real data."""
 
 import json
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
@@ -194,3 +195,6 @@ def test_exit_codes_say_bad_input_apart_from_failure(tmp_path):
     assert retrain.exit_code == 2 and "--once" in retrain.output
     bad_map = runner.invoke(app, ["pretrain-ner", str(tmp_path / "any.jsonl"), "--map-types", "Task"])
     assert bad_map.exit_code == 2 and "SOURCE=TARGET" in bad_map.output  # refused before any data is read
+    seed_train = Path(__file__).parents[1] / "data" / "seed" / "train.jsonl"
+    no_papers = runner.invoke(app, ["pretrain-ner", str(seed_train), "--papers", str(tmp_path / "none.jsonl")])
+    assert no_papers.exit_code == 2 and "none.jsonl" in no_papers.output  # before any training
