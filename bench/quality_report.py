@@ -121,6 +121,7 @@ ORDER = [
     "docs35-scierc-head-crowd",
     "docs35-scierc-head-crowd-s43",
     "docs35-scierc-head-crowd-s44",
+    "docs35-scierc-silver500-crowd",
 ]
 
 
