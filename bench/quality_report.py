@@ -122,6 +122,7 @@ ORDER = [
     "docs35-scierc-head-crowd-s43",
     "docs35-scierc-head-crowd-s44",
     "docs35-scierc-silver500-crowd",
+    "docs35-scierc-silver500-crowd-s43",
 ]
 
 

@@ -44,7 +44,7 @@ def pretrain_ner_command(
         typer.Option(
             help="Papers JSONL (e.g. the anthology): the task's model labels their sentences and a second model "
             "trains on the task's data plus them (NER-BERT's weak labels at scale; +0.2 over SciERC alone on 35 "
-            "gold documents, one seed: docs/quality.md)."
+            "gold documents, two seeds: docs/quality.md)."
         ),
     ] = None,
     limit_papers: Annotated[int | None, typer.Option(help="Use only the first N papers.")] = None,
