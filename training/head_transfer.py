@@ -72,6 +72,11 @@ def mapped_rows(source_labels: list[str], target_labels: list[str], type_map: di
     return rows
 
 
+def config_labels(model: Any) -> list[str]:
+    """A token classifier's labels in row order, from its config."""
+    return [model.config.id2label[i] for i in range(len(model.config.id2label))]
+
+
 def save_head(model: Any, out: Path, type_map: dict[str, str]) -> None:
     """Write ``model``'s classifier (weight, bias) and its labels with ``type_map`` into the folder ``out``."""
     from safetensors.torch import save_file
@@ -81,8 +86,8 @@ def save_head(model: Any, out: Path, type_map: dict[str, str]) -> None:
         {"weight": head.weight.detach().cpu().contiguous(), "bias": head.bias.detach().cpu().contiguous()},
         str(out / HEAD_FILE),
     )
-    labels = [model.config.id2label[i] for i in range(len(model.config.id2label))]
-    (out / HEAD_INFO_FILE).write_text(json.dumps({"labels": labels, "type_map": type_map}, indent=2))
+    info = {"labels": config_labels(model), "type_map": type_map}
+    (out / HEAD_INFO_FILE).write_text(json.dumps(info, indent=2))
 
 
 def transfer_head(model: Any, encoder_dir: str | Path) -> dict | None:
@@ -101,7 +106,7 @@ def transfer_head(model: Any, encoder_dir: str | Path) -> dict | None:
     if tuple(saved["weight"].shape[1:]) != tuple(head.weight.shape[1:]):
         log.warning("saved head in %s does not fit this encoder's width; the head starts fresh", folder)
         return None
-    target_labels = [model.config.id2label[i] for i in range(len(model.config.id2label))]
+    target_labels = config_labels(model)
     rows = mapped_rows(info["labels"], target_labels, info["type_map"])
     with torch.no_grad():
         for t_idx, s_idx in rows.items():
