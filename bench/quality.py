@@ -41,6 +41,8 @@ from sciner.model_dir import ONNX_DIR, read_metadata
 from sciner.predictor import Predictor
 from sciner.records import Sentence
 from sciner.settings import Settings
+from training.auxiliary import auxiliary_sentences
+from training.crowd_layer import team_of
 from training.distill import TEACHER_JOIN, SoftTargets, ensemble_soft_targets, paper_blocks, unlabeled_sentences
 from training.domain_pretrain import adapt_encoder
 from training.evaluate import evaluate_predictor
@@ -97,6 +99,7 @@ class Trained:
     adaptation: dict | None = None
     targets: SoftTargets | None = None
     unlabeled: int = 0
+    auxiliary: int = 0  # sentences of --auxiliary trained on with the gold
 
 
 def train_variant(
@@ -134,7 +137,13 @@ def train_variant(
             unlabeled=unlabeled_sentences(args.papers, args.intermediate_papers) if args.intermediate_papers else None,
         )
         settings = settings.model_copy(update={"base_model": intermediate["encoder_dir"]})
-    targets, unlabeled = None, 0
+    targets, unlabeled, auxiliary = None, 0, []
+    if args.auxiliary:
+        gold_teams = {t for t in (team_of(s) for s in train) if t is not None}
+        auxiliary = auxiliary_sentences(
+            read_jsonl(args.auxiliary), parse_type_map(args.auxiliary_map), args.auxiliary.stem, gold_teams
+        )
+        train = [*train, *auxiliary]
     if args.teacher:
         extra = unlabeled_sentences(args.papers, args.unlabeled_papers) if args.unlabeled_papers else []
         labels = labels_of(s.tags for s in train)
@@ -153,7 +162,7 @@ def train_variant(
         soft_targets=targets,
         held_out=held_out,
     )
-    return Trained(summary, settings, train, intermediate, adaptation, targets, unlabeled)
+    return Trained(summary, settings, train, intermediate, adaptation, targets, unlabeled, len(auxiliary))
 
 
 def copy_model(src: Path, out: Path) -> None:
@@ -208,11 +217,11 @@ def main() -> None:
     train = [s for s in read_jsonl(args.train) if s.doc_id in picked]
     dev = read_jsonl(args.dev)
 
-    soup_conflict = args.teacher or args.intermediate or args.docs or args.exclude_eval_split
+    soup_conflict = args.teacher or args.intermediate or args.auxiliary or args.docs or args.exclude_eval_split
     if (args.soup or args.rescore) and (soup_conflict or args.adapt_papers is not None):
         ap.error(
-            "--soup and --rescore score models already trained: no --teacher, --intermediate, --adapt-papers, "
-            "--docs or --exclude-eval-split with them (the model records what it left out)"
+            "--soup and --rescore score models already trained: no --teacher, --intermediate, --auxiliary, "
+            "--adapt-papers, --docs or --exclude-eval-split with them (the model records what it left out)"
         )
     if args.soup and args.rescore:
         ap.error("--soup or --rescore, not both")
@@ -241,7 +250,9 @@ def main() -> None:
     env = settings_env()
     head = [
         f"Run {now()} on {machine()}: `{env_prefix(env)}{' '.join(sys.argv)}`",
-        f"train: {len(train)} sentences of {len(doc_ids)} documents; dev: {len(dev)} sentences; "
+        f"train: {len(train) - trained.auxiliary} sentences of {len(doc_ids)} documents"
+        + (f" + {trained.auxiliary} of {args.auxiliary}" if trained.auxiliary else "")
+        + f"; dev: {len(dev)} sentences; "
         + (
             f"soup of {len(args.soup)} models ({', '.join(p.name for p in args.soup)}); "
             if args.soup
@@ -277,7 +288,10 @@ def main() -> None:
             "intermediate": trained.intermediate,
             "adaptation": trained.adaptation,
             "train_documents": len(doc_ids),
-            "train_sentences": len(train) - trained.unlabeled,
+            "train_sentences": len(train) - trained.unlabeled - trained.auxiliary,
+            "auxiliary": {"file": str(args.auxiliary), "type_map": args.auxiliary_map, "sentences": trained.auxiliary}
+            if trained.auxiliary
+            else None,
             "teacher": {
                 "folder": " + ".join(str(t) for t in args.teacher),
                 "soft_targets_sha256": targets.sha256,

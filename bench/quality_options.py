@@ -41,6 +41,14 @@ def quality_parser(doc: str | None) -> argparse.ArgumentParser:
         help="keep the intermediate task's head, its types mapped onto SciNER's ('scierc' or SOURCE=TARGET,...)",
     )
     ap.add_argument(
+        "--auxiliary",
+        type=Path,
+        default=None,
+        help="JSONL of another NER corpus trained on with the gold, its types mapped by --auxiliary-map, as one "
+        "more annotator team of the crowd layer (training/auxiliary.py)",
+    )
+    ap.add_argument("--auxiliary-map", default="scierc", help="type map of --auxiliary ('scierc' or SOURCE=TARGET,...)")
+    ap.add_argument(
         "--adapt-papers",
         type=int,
         default=None,

@@ -249,6 +249,12 @@ def train_data(result: dict) -> str:
         head_map = result["intermediate"].get("head_type_map")
         if head_map:
             data += f", its head kept for {', '.join(head_map)}"
+    auxiliary = result.get("auxiliary")
+    if auxiliary:
+        data += (
+            f"; + {auxiliary['sentences']:,} sent. of {Path(auxiliary['file']).parent.name} "
+            f"({auxiliary['type_map']} types) trained with them as one more team"
+        )
     adaptation = result.get("adaptation")
     if adaptation:
         data += (
