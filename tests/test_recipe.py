@@ -5,6 +5,7 @@ markers for an uncased encoder."""
 from __future__ import annotations
 
 import json
+import logging
 import random
 import shutil
 from pathlib import Path
@@ -220,7 +221,7 @@ def test_a_kept_intermediate_head_starts_the_mapped_rows_of_the_next_fine_tune(s
 
 
 def test_intermediate_training_widened_by_abstracts_learns_from_what_its_first_model_labelled(
-    seed_train, seed_dev, tmp_path
+    seed_train, seed_dev, tmp_path, caplog
 ):
     from training.intermediate import LINEAGE_FILE, pretrain_ner
 
@@ -229,12 +230,15 @@ def test_intermediate_training_widened_by_abstracts_learns_from_what_its_first_m
     ]
     abstracts = [Sentence(f"abs-{i}", s.tokens, None, doc_id=f"paper-{i // 3}") for i, s in enumerate(seed_dev[:12])]
     settings = Settings(home=tmp_path, epochs=1, batch_size=8, learning_rate=3e-4, intra_op_threads=1)
-    info = pretrain_ner(other_task, None, tmp_path / "encoder", settings, progress=False, unlabeled=abstracts)
+    with caplog.at_level(logging.INFO, logger="training.intermediate"):
+        info = pretrain_ner(other_task, None, tmp_path / "encoder", settings, progress=False, unlabeled=abstracts)
 
     assert info["silver"] == {"sentences": 12, "labelled_by_dev_micro_f1": None}
     lineage = json.loads((Path(info["encoder_dir"]) / LINEAGE_FILE).read_text())
     assert lineage["data"]["unlabeled"]["sentences"] == 12 and lineage["data"]["unlabeled"]["sha256"]
-    assert list((tmp_path / "distill").glob("*.npz")), "the first model's distributions were computed and kept"
+    removed = [r.args[0] for r in caplog.records if r.getMessage().startswith("removed ")]
+    assert removed and removed[0] >= 2, "the first model labelled the task's sentences and the abstracts"
+    assert not list((tmp_path / "distill").glob("*.np*")), "its distributions are not kept once the model is gone"
     assert sorted(p.name for p in tmp_path.iterdir() if p.name != "distill") == ["encoder"], "no work folder left"
 
 

@@ -28,6 +28,7 @@ from training.trainer import TrainResult, train_model
 log = logging.getLogger(__name__)
 
 LINEAGE_FILE = "sciner_intermediate.json"
+WIDEN_OWNER = "pretrain-ner"  # the owner of the soft targets the widening stage caches (removed once it trained)
 
 
 def pretrain_ner(
@@ -96,12 +97,13 @@ def widen(
 ) -> tuple[TrainResult, Path]:
     """The model in ``teacher_dir`` labels ``train`` and ``unlabeled`` with its per-word distributions; a fresh
     model trains on both (cross-entropy on ``train``'s tags, KL to the distributions everywhere: the
-    distillation loss of ``sciner distill``). The teacher folder is removed; returns the new one."""
-    from training.distill import paper_blocks, soft_targets_for_parts
+    distillation loss of ``sciner distill``). The teacher folder and its cached soft targets are removed; returns
+    the new folder."""
+    from training.distill import paper_blocks, prune_cache, soft_targets_for_parts
 
     labels = read_metadata(teacher_dir).labels
     parts = [train, *paper_blocks(unlabeled, settings.distill_block_papers)]
-    targets = soft_targets_for_parts(teacher_dir, parts, labels, settings, progress=progress)
+    targets = soft_targets_for_parts(teacher_dir, parts, labels, settings, progress=progress, owner=WIDEN_OWNER)
     student = teacher_dir.with_name(teacher_dir.name + "-widened")
     result = train_model(
         [*train, *unlabeled],
@@ -114,5 +116,8 @@ def widen(
         soft_targets=targets,
     )
     shutil.rmtree(teacher_dir, ignore_errors=True)
+    # the labelling model is gone, so its soft targets are never read again: leave no cache behind
+    removed = prune_cache(settings.home / "distill", WIDEN_OWNER, keep=set())
+    log.info("removed %d cached soft-target files of the widening stage", len(removed))
     log.info("intermediate model widened by %d unlabeled sentences -> %s", len(unlabeled), student)
     return result, student
