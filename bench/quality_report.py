@@ -123,6 +123,10 @@ ORDER = [
     "docs35-scierc-head-crowd-s44",
     "docs35-scierc-silver500-crowd",
     "docs35-scierc-silver500-crowd-s43",
+    "docs35-crowd-again",
+    "docs35-aux-scierc-crowd",
+    "docs35-crowd-5ep",
+    "docs35-scierc-crowd-5ep",
 ]
 
 
