@@ -141,7 +141,10 @@ def train_variant(
     if args.auxiliary:
         gold_teams = {t for t in (team_of(s) for s in train) if t is not None}
         auxiliary = auxiliary_sentences(
-            read_jsonl(args.auxiliary), parse_type_map(args.auxiliary_map), args.auxiliary.stem, gold_teams
+            read_jsonl(args.auxiliary),
+            parse_type_map(args.auxiliary_map),
+            f"{args.auxiliary.parent.name}/{args.auxiliary.stem}",  # scierc/train
+            gold_teams,
         )
         train = [*train, *auxiliary]
     if args.teacher:
@@ -225,6 +228,11 @@ def main() -> None:
         )
     if args.soup and args.rescore:
         ap.error("--soup or --rescore, not both")
+    if args.auxiliary:
+        try:
+            parse_type_map(args.auxiliary_map)
+        except ValueError as exc:
+            ap.error(f"--auxiliary-map: {exc}")
     t0 = time.perf_counter()
     if args.rescore or args.soup:
         if args.rescore:
