@@ -42,7 +42,7 @@ from sciner.predictor import Predictor
 from sciner.records import Sentence
 from sciner.settings import Settings
 from training.auxiliary import auxiliary_sentences
-from training.crowd_layer import team_of
+from training.crowd_layer import team_ids
 from training.distill import TEACHER_JOIN, SoftTargets, ensemble_soft_targets, paper_blocks, unlabeled_sentences
 from training.domain_pretrain import adapt_encoder
 from training.evaluate import evaluate_predictor
@@ -139,12 +139,12 @@ def train_variant(
         settings = settings.model_copy(update={"base_model": intermediate["encoder_dir"]})
     targets, unlabeled, auxiliary = None, 0, []
     if args.auxiliary:
-        gold_teams = {t for t in (team_of(s) for s in train) if t is not None}
+        gold_teams, _ = team_ids(train)
         auxiliary = auxiliary_sentences(
             read_jsonl(args.auxiliary),
             parse_type_map(args.auxiliary_map),
             f"{args.auxiliary.parent.name}/{args.auxiliary.stem}",  # scierc/train
-            gold_teams,
+            set(gold_teams),
         )
         train = [*train, *auxiliary]
     if args.teacher:

@@ -22,6 +22,7 @@ from collections.abc import Sequence
 
 from sciner.labels import OUTSIDE, split_tag
 from sciner.records import Sentence
+from training.crowd_layer import team_of
 
 AUXILIARY_META = "auxiliary"  # meta key naming the corpus an auxiliary sentence came from
 
@@ -49,8 +50,6 @@ def auxiliary_sentences(
     in ``meta`` and in the sentence ids (``aux:<corpus>:<id>``) so that nothing collides with gold ids.
     Raises ``ValueError`` when a row has no labels or no source (the crowd layer could not keep it apart),
     or when its source is one of the gold's teams."""
-    from training.crowd_layer import team_of
-
     out: list[Sentence] = []
     for row in rows:
         if row.tags is None:
