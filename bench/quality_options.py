@@ -56,6 +56,9 @@ def quality_parser(doc: str | None) -> argparse.ArgumentParser:
         "and this many abstracts of --papers (0: the train text alone)",
     )
     ap.add_argument("--adapt-steps", type=int, default=None, help="SCINER_ADAPT_MAX_STEPS (0: one full pass)")
+    ap.add_argument(
+        "--adapt-head-steps", type=int, default=None, help="SCINER_ADAPT_HEAD_WARMUP_STEPS (masked-LM head alone first)"
+    )
     ap.add_argument("--head-lr-factor", type=float, default=None, help="SCINER_HEAD_LR_FACTOR")
     ap.add_argument("--layer-lr-decay", type=float, default=None, help="SCINER_LAYER_LR_DECAY")
     ap.add_argument(
@@ -143,6 +146,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
         "case_markers": args.case_markers,
         "crowd_layer": args.crowd_layer,
         "adapt_max_steps": args.adapt_steps,
+        "adapt_head_warmup_steps": args.adapt_head_steps,
     }
     settings = get_settings().model_copy(update={k: v for k, v in overrides.items() if v is not None})
     return settings.model_copy(update={"calibrate_o_bias": not args.no_calibrate})

@@ -154,6 +154,15 @@ class Settings(BaseSettings):
     adapt_epochs: int = Field(1, ge=1, description="Passes of masked-LM training over the adaptation text.")
     adapt_max_steps: int = Field(0, ge=0, description="Stop masked-LM training after this many steps (0: no cap).")
     adapt_mask_probability: float = Field(0.15, gt=0, lt=1, description="Share of word pieces masked.")
+    adapt_head_warmup_steps: int = Field(
+        0,
+        ge=0,
+        description="Masked-LM steps that train the new masked-LM head alone (encoder frozen) before the encoder "
+        "moves: a sentence encoder has no such head, and a random one sends noise into the encoder (0: off).",
+    )
+    adapt_head_learning_rate: float = Field(
+        1e-3, gt=0, description="Constant learning rate of the head-only warm-up steps."
+    )
     adapt_held_out_windows: int = Field(
         256, ge=0, description="Windows kept out of masked-LM training to measure its loss before and after."
     )

@@ -10,7 +10,16 @@ import torch
 from typer.testing import CliRunner
 
 from sciner.settings import Settings
-from training.domain_pretrain import LINEAGE_FILE, adapt_encoder, masked_lm_head, masked_lm_loss, pack_sentences
+from training.domain_pretrain import (
+    LINEAGE_FILE,
+    Chunk,
+    adapt_encoder,
+    head_only_parameters,
+    masked_lm_head,
+    masked_lm_loss,
+    pack_sentences,
+    warm_up_head,
+)
 
 CLS, SEP = 101, 102
 
@@ -66,6 +75,39 @@ def test_the_loss_at_the_masked_positions_alone_equals_the_models_own_masked_lm_
         ours = masked_lm_loss(model, masked_lm_head(model), batch)
         theirs = model(**batch).loss  # the vocabulary projection at every position, -100 ignored
     assert ours.item() == pytest.approx(theirs.item(), rel=1e-5)
+
+
+@pytest.mark.parametrize("kind", ["bert", "mpnet"])
+def test_the_heads_own_parameters_leave_out_the_projection_tied_to_the_word_embeddings(kind):
+    model = _tiny_masked_lm(kind)
+    head = masked_lm_head(model)
+    own = {id(p) for p in head_only_parameters(model, head)}
+    embeddings = model.base_model.embeddings.word_embeddings.weight
+    assert id(embeddings) not in own
+    assert own and own < {id(p) for p in head.parameters()}
+
+
+def test_the_head_warm_up_moves_the_head_alone_and_gives_the_encoder_its_gradients_back():
+    from tokenizers import Tokenizer, models
+    from transformers import DataCollatorForLanguageModeling, PreTrainedTokenizerFast
+
+    model = _tiny_masked_lm("bert")
+    head = masked_lm_head(model)
+    vocab = {"[PAD]": 0, "[UNK]": 1, "[CLS]": 2, "[SEP]": 3, "[MASK]": 4, **{f"w{i}": i for i in range(5, 50)}}
+    tok = PreTrainedTokenizerFast(
+        tokenizer_object=Tokenizer(models.WordLevel(vocab, unk_token="[UNK]")),
+        pad_token="[PAD]", unk_token="[UNK]", cls_token="[CLS]", sep_token="[SEP]", mask_token="[MASK]",
+    )  # fmt: skip
+    collate = DataCollatorForLanguageModeling(tok, mlm=True, mlm_probability=0.5, return_tensors="pt")
+    encoder_before = {n: p.detach().clone() for n, p in model.base_model.named_parameters()}
+    head_before = [p.detach().clone() for p in head_only_parameters(model, head)]
+    batches = [[Chunk([2, *range(5 + k, 25 + k), 3]) for k in range(4)]] * 5
+    torch.manual_seed(0)
+    losses = warm_up_head(model, head, collate, batches, learning_rate=1e-2, device="cpu")
+    assert len(losses) == 5
+    assert all(torch.equal(p, encoder_before[n]) for n, p in model.base_model.named_parameters())
+    assert any(not torch.equal(p, q) for p, q in zip(head_only_parameters(model, head), head_before, strict=True))
+    assert all(p.requires_grad for p in model.base_model.parameters())
 
 
 @pytest.fixture(scope="module")
@@ -135,3 +177,20 @@ def test_the_command_refuses_a_missing_papers_file_with_a_message(tmp_path):
     result = CliRunner().invoke(app, ["adapt-encoder", "data/seed/train.jsonl", "--papers", str(missing)])
     assert result.exit_code == 2
     assert "none.jsonl" in result.output
+
+
+def test_a_head_warm_up_is_recorded_with_the_held_out_loss_it_reached(tmp_path, seed_train):
+    settings = Settings(
+        home=tmp_path,
+        adapt_batch_size=4,
+        adapt_max_steps=2,
+        adapt_head_warmup_steps=3,
+        adapt_held_out_windows=4,
+        train_max_tokens=64,
+        intra_op_threads=1,
+    )
+    info = adapt_encoder([(s.tokens, s.doc_id) for s in seed_train], tmp_path / "adapted", settings, progress=False)
+    assert info["head_warmup_steps"] == 3 and info["head_learning_rate"] == settings.adapt_head_learning_rate
+    loss = info["held_out_mlm_loss"]
+    assert loss["after_head_warmup"] < loss["before"], "a random head learns from its first steps alone"
+    assert info["steps"] == 2, "the warm-up does not count against the encoder's steps"

@@ -101,6 +101,43 @@ def _batches(chunks: list[Chunk], size: int, rng: random.Random) -> list[list[Ch
     return [[chunks[i] for i in order[k : k + size]] for k in range(0, len(order), size)]
 
 
+def head_only_parameters(model: Any, head: Any) -> list[Any]:
+    """The masked-LM head's own parameters: those it does not share with the encoder (BERT's and MPNet's
+    vocabulary projection is tied to the word embeddings; the transform and the output bias are the head's)."""
+    shared = {id(p) for p in model.base_model.parameters()}
+    return [p for p in head.parameters() if id(p) not in shared]
+
+
+def warm_up_head(
+    model: Any, head: Any, collate: Any, batches: Sequence[list[Chunk]], learning_rate: float, device: Any
+) -> list[float]:
+    """Train the head alone on ``batches`` (the encoder frozen, its gradients not even computed), so that the
+    encoder's first masked-LM steps follow a head that predicts words rather than noise; returns the losses."""
+    import torch
+
+    encoder = list(model.base_model.parameters())
+    flags = [p.requires_grad for p in encoder]
+    for p in encoder:
+        p.requires_grad_(False)
+    own = head_only_parameters(model, head)
+    optimizer = torch.optim.AdamW(own, lr=learning_rate)
+    losses = []
+    try:
+        for group in batches:
+            batch = collate([{"input_ids": c.input_ids} for c in group])
+            batch = {k: v.to(device) for k, v in batch.items()}
+            loss = masked_lm_loss(model, head, batch)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(own, 1.0)
+            optimizer.step()
+            optimizer.zero_grad()
+            losses.append(loss.item())
+    finally:
+        for p, flag in zip(encoder, flags, strict=True):
+            p.requires_grad_(flag)
+    return losses
+
+
 def held_out_loss(model: Any, head: Any, collate: Any, chunks: list[Chunk], batch_size: int, seed: int) -> float:
     """Mean masked-LM loss on ``chunks`` with a fixed masking (the same before and after training)."""
     import torch
@@ -174,6 +211,20 @@ def adapt_encoder(
         hf_tok, mlm=True, mlm_probability=settings.adapt_mask_probability, return_tensors="pt"
     )
     loss_before = held_out_loss(model, head, collate, held, settings.batch_size, settings.seed)
+    held_out = {"before": loss_before}
+    if settings.adapt_head_warmup_steps:
+        warm: list[list[Chunk]] = []
+        while len(warm) < settings.adapt_head_warmup_steps:  # more passes than one only on tiny text
+            warm.extend(_batches(chunks, settings.adapt_batch_size, rng))
+        del warm[settings.adapt_head_warmup_steps :]
+        head_losses = warm_up_head(model, head, collate, warm, settings.adapt_head_learning_rate, device)
+        held_out["after_head_warmup"] = held_out_loss(model, head, collate, held, settings.batch_size, settings.seed)
+        log.info(
+            "masked-LM head warmed up alone for %d steps: held-out loss %.3f -> %.3f",
+            len(head_losses),
+            loss_before,
+            held_out["after_head_warmup"],
+        )
 
     steps_per_epoch = math.ceil(len(chunks) / settings.adapt_batch_size)
     total_steps = steps_per_epoch * settings.adapt_epochs
@@ -218,7 +269,9 @@ def adapt_encoder(
         "batch_size": settings.adapt_batch_size,
         "learning_rate": settings.adapt_learning_rate,
         "mask_probability": settings.adapt_mask_probability,
-        "held_out_mlm_loss": {"before": loss_before, "after": loss_after},
+        "head_warmup_steps": settings.adapt_head_warmup_steps,
+        "head_learning_rate": settings.adapt_head_learning_rate if settings.adapt_head_warmup_steps else None,
+        "held_out_mlm_loss": {**held_out, "after": loss_after},
         "train_mlm_loss_last_100": sum(running[-100:]) / max(1, len(running[-100:])),
         "seconds": round(time.perf_counter() - started, 1),
     }
