@@ -127,6 +127,9 @@ ORDER = [
     "docs35-aux-scierc-crowd",
     "docs35-crowd-5ep",
     "docs35-scierc-crowd-5ep",
+    "docs35-scierc-crowd-again",
+    "docs35-dapt-scierc-crowd",
+    "docs35-dapt-crowd",
 ]
 
 
@@ -244,6 +247,14 @@ def train_data(result: dict) -> str:
         data += f", batch {settings['batch_size']}"
     if settings.get("layer_lr_decay", 1.0) != 1.0:
         data += f", layer-wise lr decay {settings['layer_lr_decay']:g}"
+    adaptation = result.get("adaptation")
+    if adaptation:  # the first stage: SciERC, if any, trains the adapted encoder
+        warm = adaptation.get("head_warmup_steps")
+        data += (
+            f"; encoder first adapted by masked-LM ({f'{warm} steps of its head alone, then ' if warm else ''}"
+            f"{adaptation['steps']} steps of {adaptation['batch_size']} "
+            f"windows over {adaptation['sentences']:,} train + abstract sent.)"
+        )
     intermediate = (result.get("args") or {}).get("intermediate")
     if result.get("intermediate") and intermediate:
         data += f"; encoder first trained on {Path(intermediate).name} NER"
@@ -259,15 +270,11 @@ def train_data(result: dict) -> str:
             f"; + {auxiliary['sentences']:,} sent. of {Path(auxiliary['file']).parent.name} "
             f"({auxiliary['type_map']} types) trained with them as one more team"
         )
-    adaptation = result.get("adaptation")
-    if adaptation:
-        data += (
-            f"; encoder first adapted by masked-LM ({adaptation['steps']} steps of {adaptation['batch_size']} "
-            f"windows over {adaptation['sentences']:,} train + abstract sent.)"
-        )
     base = Path(settings.get("base_model", ""))
     if base.name == "hf" and base.parent.name.startswith("quality-"):
         data += f"; one more epoch of {base.parent.name.removeprefix('quality-')}"
+    if base.name.startswith("quality-") and base.name.endswith("-adapted"):
+        data += f"; from the masked-LM encoder of {base.name.removeprefix('quality-').removesuffix('-adapted')}"
     return data
 
 

@@ -124,6 +124,19 @@ def test_the_quality_table_says_when_the_encoder_was_trained_on_other_ner_or_ada
     assert said in row("a", adapted, unbiased=False)
     plain = row("p", {**run, "args": {"intermediate": "None"}, "intermediate": None, "adaptation": None}, False)
     assert "encoder first" not in plain
+    both = {**scierc, "adaptation": {"steps": 500, "batch_size": 32, "sentences": 120688, "head_warmup_steps": 100}}
+    said = (
+        "; encoder first adapted by masked-LM (100 steps of its head alone, then 500 steps of 32 windows over 120,688 "
+        "train + abstract sent.); encoder first trained on scierc NER |"
+    )
+    assert said in row("b", both, unbiased=False), "in the order the stages ran"
+
+
+def test_the_quality_table_says_when_a_run_started_from_another_runs_masked_lm_encoder():
+    run = _full_gold_run()
+    base = "/work/main/var/bench/quality-docs35-dapt-scierc-crowd-adapted"
+    said = "; from the masked-LM encoder of docs35-dapt-scierc-crowd |"
+    assert said in row("d", {**run, "settings": {"base_model": base}}, unbiased=False)
 
 
 def test_the_quality_table_says_when_a_runs_figures_were_decoded_with_names_propagated():
