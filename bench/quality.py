@@ -6,6 +6,8 @@
         --intermediate ../shared/data/scierc
     .venv/bin/python bench/quality.py --name docs35 --docs 35 --epochs 3         # the low-resource regime
     .venv/bin/python bench/quality.py --name dapt --epochs 1 --adapt-papers 11390 --adapt-steps 500  # masked-LM first
+    .venv/bin/python bench/quality.py --name docs35-dapt --docs 35 --epochs 3 --adapt-papers 11390 --adapt-steps 500 \
+        --adapt-head-steps 100 --intermediate ../shared/data/scierc        # masked-LM, then SciERC, then the gold
     .venv/bin/python bench/quality.py --name soup --soup var/bench/quality-a --soup var/bench/quality-b
     .venv/bin/python bench/quality.py --name a-again --rescore var/bench/quality-a   # today's decoding, no training
 

@@ -94,6 +94,10 @@ def adapt_encoder_command(
     ] = None,
     limit_papers: Annotated[int | None, typer.Option(help="Use only the first N papers.")] = None,
     steps: Annotated[int | None, typer.Option(help="Override SCINER_ADAPT_MAX_STEPS (0: full passes).")] = None,
+    head_steps: Annotated[
+        int | None,
+        typer.Option(min=0, help="Override SCINER_ADAPT_HEAD_WARMUP_STEPS (the masked-LM head alone first)."),
+    ] = None,
     progress: ProgressFlag = None,
 ) -> None:
     """Domain-adaptive pre-training: masked-LM training of the base encoder on the domain's text, keep the encoder."""
@@ -101,8 +105,8 @@ def adapt_encoder_command(
     from training.domain_pretrain import adapt_encoder
 
     settings = get_settings()
-    if steps is not None:
-        settings = settings.model_copy(update={"adapt_max_steps": steps})
+    overrides = {"adapt_max_steps": steps, "adapt_head_warmup_steps": head_steps}
+    settings = settings.model_copy(update={k: v for k, v in overrides.items() if v is not None})
     try:
         gold = read_sentences(train_file)
         abstracts = unlabeled_sentences(papers, limit_papers) if papers else []
