@@ -130,6 +130,8 @@ ORDER = [
     "docs35-scierc-crowd-again",
     "docs35-dapt-scierc-crowd",
     "docs35-dapt-crowd",
+    "docs35-crowd-s43-again",
+    "docs35-dapt-crowd-s43",
 ]
 
 
