@@ -110,18 +110,16 @@ def test_the_head_warm_up_moves_the_head_alone_and_gives_the_encoder_its_gradien
     assert all(p.requires_grad for p in model.base_model.parameters())
 
 
+def _small_settings(home, **overrides) -> Settings:
+    """Masked-LM training small enough for a test: batches of 4 windows of 64 pieces, 4 held out, one thread."""
+    small = {"adapt_batch_size": 4, "adapt_held_out_windows": 4, "train_max_tokens": 64, "intra_op_threads": 1}
+    return Settings(home=home, **{**small, **overrides})
+
+
 @pytest.fixture(scope="module")
 def adapted(tmp_path_factory, seed_train):
     """The embedded MiniLM, a few masked-LM steps on the seed set's text."""
-    settings = Settings(
-        home=tmp_path_factory.mktemp("home"),
-        adapt_batch_size=4,
-        adapt_max_steps=6,
-        adapt_learning_rate=1e-3,
-        adapt_held_out_windows=4,
-        train_max_tokens=64,
-        intra_op_threads=1,
-    )
+    settings = _small_settings(tmp_path_factory.mktemp("home"), adapt_max_steps=6, adapt_learning_rate=1e-3)
     out = tmp_path_factory.mktemp("encoders") / "adapted"
     texts = [(s.tokens, s.doc_id) for s in seed_train]
     info = adapt_encoder(texts, out, settings, {"train": "seed"}, progress=False)
@@ -180,15 +178,7 @@ def test_the_command_refuses_a_missing_papers_file_with_a_message(tmp_path):
 
 
 def test_a_head_warm_up_is_recorded_with_the_held_out_loss_it_reached(tmp_path, seed_train):
-    settings = Settings(
-        home=tmp_path,
-        adapt_batch_size=4,
-        adapt_max_steps=2,
-        adapt_head_warmup_steps=3,
-        adapt_held_out_windows=4,
-        train_max_tokens=64,
-        intra_op_threads=1,
-    )
+    settings = _small_settings(tmp_path, adapt_max_steps=2, adapt_head_warmup_steps=3)
     info = adapt_encoder([(s.tokens, s.doc_id) for s in seed_train], tmp_path / "adapted", settings, progress=False)
     assert info["head_warmup_steps"] == 3 and info["head_learning_rate"] == settings.adapt_head_learning_rate
     loss = info["held_out_mlm_loss"]

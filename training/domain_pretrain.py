@@ -121,21 +121,28 @@ def warm_up_head(
         p.requires_grad_(False)
     own = head_only_parameters(model, head)
     optimizer = torch.optim.AdamW(own, lr=learning_rate)
-    losses = []
     try:
-        for group in batches:
-            batch = collate([{"input_ids": c.input_ids} for c in group])
-            batch = {k: v.to(device) for k, v in batch.items()}
-            loss = masked_lm_loss(model, head, batch)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(own, 1.0)
-            optimizer.step()
-            optimizer.zero_grad()
-            losses.append(loss.item())
+        return [masked_lm_step(model, head, collate, group, device, optimizer, own) for group in batches]
     finally:
         for p, flag in zip(encoder, flags, strict=True):
             p.requires_grad_(flag)
-    return losses
+
+
+def masked_lm_step(
+    model: Any, head: Any, collate: Any, group: list[Chunk], device: Any, optimizer: Any, clipped: Any
+) -> float:
+    """One optimizer step on ``group`` (masked anew by ``collate``), gradients of ``clipped`` clipped to norm 1;
+    returns the batch's loss."""
+    import torch
+
+    batch = collate([{"input_ids": c.input_ids} for c in group])
+    batch = {k: v.to(device) for k, v in batch.items()}
+    loss = masked_lm_loss(model, head, batch)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(clipped, 1.0)
+    optimizer.step()
+    optimizer.zero_grad()
+    return loss.item()
 
 
 def held_out_loss(model: Any, head: Any, collate: Any, chunks: list[Chunk], batch_size: int, seed: int) -> float:
@@ -241,16 +248,9 @@ def adapt_encoder(
             for group in _batches(chunks, settings.adapt_batch_size, rng):
                 if step >= total_steps:
                     break
-                batch = collate([{"input_ids": c.input_ids} for c in group])
-                batch = {k: v.to(device) for k, v in batch.items()}
-                loss = masked_lm_loss(model, head, batch)
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-                optimizer.step()
+                running.append(masked_lm_step(model, head, collate, group, device, optimizer, model.parameters()))
                 scheduler.step()
-                optimizer.zero_grad()
                 step += 1
-                running.append(loss.item())
                 bar.update(1)
                 if step % 50 == 0:
                     bar.set_postfix(loss=f"{sum(running[-50:]) / len(running[-50:]):.3f}")
