@@ -132,6 +132,9 @@ ORDER = [
     "docs35-dapt-crowd",
     "docs35-crowd-s43-again",
     "docs35-dapt-crowd-s43",
+    "docs35-dapt1000-crowd",
+    "docs35-crowd-s44-again",
+    "docs35-dapt-crowd-s44",
 ]
 
 
@@ -275,7 +278,8 @@ def train_data(result: dict) -> str:
     base = Path(settings.get("base_model", ""))
     if base.name == "hf" and base.parent.name.startswith("quality-"):
         data += f"; one more epoch of {base.parent.name.removeprefix('quality-')}"
-    if base.name.startswith("quality-") and base.name.endswith("-adapted"):
+    adapted_elsewhere = not result.get("adaptation")  # a run that adapted its own encoder says so above
+    if adapted_elsewhere and base.name.startswith("quality-") and base.name.endswith("-adapted"):
         data += f"; from the masked-LM encoder of {base.name.removeprefix('quality-').removesuffix('-adapted')}"
     return data
 

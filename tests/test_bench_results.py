@@ -137,6 +137,8 @@ def test_the_quality_table_says_when_a_run_started_from_another_runs_masked_lm_e
     base = "/work/main/var/bench/quality-docs35-dapt-scierc-crowd-adapted"
     said = "; from the masked-LM encoder of docs35-dapt-scierc-crowd |"
     assert said in row("d", {**run, "settings": {"base_model": base}}, unbiased=False)
+    own = {**run, "settings": {"base_model": base}, "adaptation": {"steps": 932, "batch_size": 32, "sentences": 89110}}
+    assert "from the masked-LM encoder" not in row("o", own, unbiased=False), "its own adaptation is named once"
 
 
 def test_the_quality_table_says_when_a_runs_figures_were_decoded_with_names_propagated():
