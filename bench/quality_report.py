@@ -135,6 +135,7 @@ ORDER = [
     "docs35-dapt1000-crowd",
     "docs35-crowd-s44-again",
     "docs35-dapt-crowd-s44",
+    "docs35-dapt1000-crowd-s43",
 ]
 
 
