@@ -26,7 +26,8 @@ import logging
 import shutil
 import sys
 import time
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -104,6 +105,13 @@ class Trained:
     auxiliary: int = 0  # sentences of --auxiliary trained on with the gold
 
 
+def unpicked_sentences(every: Sequence[Sentence], picked: Sequence[Sentence]) -> list[Sentence]:
+    """The sentences of ``every`` from documents with no sentence in ``picked``, in order, their tags dropped:
+    the unlabelled rest of the papers when ``--docs`` labels only some. Pure."""
+    kept = {s.doc_id for s in picked}
+    return [replace(s, tags=None) for s in every if s.doc_id not in kept]
+
+
 def train_variant(
     args: argparse.Namespace, settings: Settings, out: Path, train: list[Sentence], dev: list[Sentence]
 ) -> Trained:
@@ -114,11 +122,17 @@ def train_variant(
         train = held_out.train
     if args.adapt_papers is not None:
         abstracts = unlabeled_sentences(args.papers, args.adapt_papers) if args.adapt_papers else []
+        others = unpicked_sentences(read_jsonl(args.train), train) if args.adapt_other_docs else []
         adaptation = adapt_encoder(
-            [(s.tokens, s.doc_id) for s in [*train, *abstracts]],
+            [(s.tokens, s.doc_id) for s in [*train, *others, *abstracts]],
             out.with_name(out.name + "-adapted"),
             settings,
-            sources={"train": str(args.train), "papers": str(args.papers), "abstract_sentences": len(abstracts)},
+            sources={
+                "train": str(args.train),
+                "papers": str(args.papers),
+                "abstract_sentences": len(abstracts),
+                "other_train_sentences_unlabeled": len(others),
+            },
             progress=sys.stderr.isatty(),
         )
         settings = settings.model_copy(update={"base_model": adaptation["encoder_dir"]})
@@ -228,6 +242,8 @@ def main() -> None:
             "--soup and --rescore score models already trained: no --teacher, --intermediate, --auxiliary, "
             "--adapt-papers, --docs or --exclude-eval-split with them (the model records what it left out)"
         )
+    if args.adapt_other_docs and (args.adapt_papers is None or args.docs is None):
+        ap.error("--adapt-other-docs adapts on the documents --docs leaves out: it needs --docs and --adapt-papers")
     if args.soup and args.rescore:
         ap.error("--soup or --rescore, not both")
     if args.auxiliary:

@@ -55,6 +55,12 @@ def quality_parser(doc: str | None) -> argparse.ArgumentParser:
         help="domain-adaptive pre-training first (`sciner adapt-encoder`): masked-LM on the train sentences' text "
         "and this many abstracts of --papers (0: the train text alone)",
     )
+    ap.add_argument(
+        "--adapt-other-docs",
+        action="store_true",
+        help="with --docs and --adapt-papers: the text of the train documents --docs left out joins the masked-LM "
+        "text, their labels unused (a deployment that labelled a few of the papers it holds)",
+    )
     ap.add_argument("--adapt-steps", type=int, default=None, help="SCINER_ADAPT_MAX_STEPS (0: one full pass)")
     ap.add_argument(
         "--adapt-head-steps", type=int, default=None, help="SCINER_ADAPT_HEAD_WARMUP_STEPS (masked-LM head alone first)"

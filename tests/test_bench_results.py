@@ -410,3 +410,19 @@ def test_a_soups_training_minutes_count_its_members_training(tmp_path, monkeypat
     assert report.train_minutes(outer) == "42 (with its members)"  # 1 + 31 + 10
     unknown = {"train_seconds": 60.0, "soup": {"members": ["var/bench/quality-a", "var/bench/elsewhere"]}}
     assert report.train_minutes(unknown) == "1 + members'"
+
+
+def test_masked_lm_text_of_the_unpicked_documents_keeps_their_words_and_drops_their_labels():
+    from bench.quality import unpicked_sentences
+    from sciner.records import Sentence
+
+    every = [
+        Sentence("a1", ["BERT", "wins"], ["B-MethodName", "O"], doc_id="a"),
+        Sentence("b1", ["on", "SQuAD"], ["O", "B-DatasetName"], doc_id="b"),
+        Sentence("a2", ["again"], ["O"], doc_id="a"),
+        Sentence("c1", ["F1"], ["B-MetricName"], doc_id="c"),
+    ]
+    others = unpicked_sentences(every, [every[0]])  # document a labelled, b and c in hand unlabelled
+
+    assert [(s.id, s.tokens, s.tags) for s in others] == [("b1", ["on", "SQuAD"], None), ("c1", ["F1"], None)]
+    assert every[1].tags == ["O", "B-DatasetName"]  # the gold itself is untouched
