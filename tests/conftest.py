@@ -39,6 +39,25 @@ def shared_data() -> Path:
     return SHARED_DATA
 
 
+@pytest.fixture
+def sciner_env(monkeypatch):
+    """Set ``SCINER_`` variables for one test, as a deployment would: ``sciner_env(BATCH_SIZE=16)``; ``None``
+    unsets one. The cached settings are dropped after each change and after the test, so the next
+    ``get_settings()`` reads the environment as it is then."""
+    from sciner.settings import get_settings
+
+    def apply(**values: object) -> None:
+        for name, value in values.items():
+            if value is None:
+                monkeypatch.delenv(f"SCINER_{name}", raising=False)
+            else:
+                monkeypatch.setenv(f"SCINER_{name}", str(value))
+        get_settings.cache_clear()
+
+    yield apply
+    get_settings.cache_clear()
+
+
 @pytest.fixture(scope="session")
 def tiny_settings(tmp_path_factory):
     from sciner.settings import Settings

@@ -46,22 +46,18 @@ def test_train_reports_the_file_line_of_invalid_data(tmp_path):
     assert result.exit_code == 2 and "t.jsonl:1" in result.output
 
 
-def test_train_then_export_writes_a_model_folder(tmp_path, monkeypatch):
+def test_train_then_export_writes_a_model_folder(tmp_path, sciner_env):
     import onnx
 
     from sciner.model_dir import read_metadata
     from tests.conftest import SEED_DEV, SEED_TRAIN
     from training.int8_recipe import ffn_output_nodes
 
-    monkeypatch.setenv("SCINER_BATCH_SIZE", "16")
-    from sciner.settings import get_settings
-
-    get_settings.cache_clear()
+    sciner_env(BATCH_SIZE=16)
     out = tmp_path / "m"
     result = runner.invoke(
         app, ["train", str(SEED_TRAIN), "--dev", str(SEED_DEV), "--out", str(out), "--epochs", "1", "--limit", "40"]
     )
-    get_settings.cache_clear()
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout)
     assert summary["best_epoch"] == 1 and "dev" in summary
@@ -69,10 +65,8 @@ def test_train_then_export_writes_a_model_folder(tmp_path, monkeypatch):
     assert read_metadata(out).extra["int8"]["fp32_ffn_output"] is False
     assert read_metadata(out).extra["int8"]["activation_scales"] == "calibrated"  # the default
 
-    monkeypatch.setenv("SCINER_INT8_FP32_FFN_OUTPUT", "true")
-    get_settings.cache_clear()
+    sciner_env(INT8_FP32_FFN_OUTPUT="true")
     result = runner.invoke(app, ["export", str(out), "--dev", str(SEED_DEV)])
-    get_settings.cache_clear()
     assert result.exit_code == 0, result.output
     reexported = json.loads(result.stdout)
     assert "o_bias" in reexported and "micro_f1" in reexported["dev"]  # the bias is fitted again on the new int8
@@ -82,12 +76,8 @@ def test_train_then_export_writes_a_model_folder(tmp_path, monkeypatch):
         "MatMul"
     ] * 6
 
-    monkeypatch.delenv("SCINER_INT8_FP32_FFN_OUTPUT")
-    monkeypatch.setenv("SCINER_INT8_SMOOTH_ALPHA", "0.5")
-    monkeypatch.setenv("SCINER_GOLD_TRAIN_PATH", str(SEED_TRAIN))
-    get_settings.cache_clear()
+    sciner_env(INT8_FP32_FFN_OUTPUT=None, INT8_SMOOTH_ALPHA=0.5, GOLD_TRAIN_PATH=SEED_TRAIN)
     result = runner.invoke(app, ["export", str(out), "--dev", str(SEED_DEV)])
-    get_settings.cache_clear()
     assert result.exit_code == 0, result.output
     recipe = read_metadata(out).extra["int8"]
     assert recipe["smooth_alpha"] == 0.5 and recipe["calibration"]["sentences"] > 0
@@ -96,17 +86,15 @@ def test_train_then_export_writes_a_model_folder(tmp_path, monkeypatch):
     assert recipe["activation_scales"] == "calibrated"  # smoothing and calibrated scales together
     assert not any(n.op_type == "DynamicQuantizeLinear" for n in int8_nodes)
 
-    monkeypatch.setenv("SCINER_INT8_ACTIVATION_SCALES", "dynamic")
-    get_settings.cache_clear()
+    sciner_env(INT8_ACTIVATION_SCALES="dynamic")
     result = runner.invoke(app, ["export", str(out), "--dev", str(SEED_DEV)])
-    get_settings.cache_clear()
     assert result.exit_code == 0, result.output
     recipe = read_metadata(out).extra["int8"]
     assert recipe["activation_scales"] == "dynamic" and recipe["smooth_alpha"] == 0.5
     int8_nodes = onnx.load(str(out / "onnx" / "int8" / "model.onnx")).graph.node
     assert any(n.op_type == "DynamicQuantizeLinear" for n in int8_nodes)
     assert sum(n.op_type == "Mul" and n.name.endswith("_smooth") for n in int8_nodes) == 6
-    monkeypatch.delenv("SCINER_INT8_ACTIVATION_SCALES")
+    sciner_env(INT8_ACTIVATION_SCALES=None)
 
     result = runner.invoke(app, ["export", str(out), "--no-quantize", "--dev", str(SEED_DEV)])
     assert result.exit_code == 2 and "--no-quantize" in result.output
@@ -117,10 +105,10 @@ def test_train_then_export_writes_a_model_folder(tmp_path, monkeypatch):
 
 @pytest.mark.slow
 @pytest.mark.timeout(600)
-def test_distill_labels_gold_and_abstracts_apart_and_writes_a_student(tiny_model_dir, tmp_path, monkeypatch):
+def test_distill_labels_gold_and_abstracts_apart_and_writes_a_student(tiny_model_dir, tmp_path, sciner_env):
     from sciner.io.jsonl import read_jsonl
     from sciner.model_dir import read_metadata
-    from sciner.settings import Settings, get_settings
+    from sciner.settings import Settings
     from tests.conftest import SEED_DEV, SEED_TRAIN
     from training.distill import unlabeled_sentences
     from training.gold import evaluation_split
@@ -133,13 +121,10 @@ def test_distill_labels_gold_and_abstracts_apart_and_writes_a_student(tiny_model
         ),
         encoding="utf-8",
     )
-    monkeypatch.setenv("SCINER_HOME", str(tmp_path / "home"))
-    monkeypatch.setenv("SCINER_BATCH_SIZE", "16")
-    get_settings.cache_clear()
+    sciner_env(HOME=tmp_path / "home", BATCH_SIZE=16)
     out = tmp_path / "student"
     args = ["distill", str(tiny_model_dir), str(SEED_TRAIN), "--dev", str(SEED_DEV), "--unlabeled", str(papers)]
     result = runner.invoke(app, [*args, "--out", str(out), "--epochs", "1", "--exclude-eval-split"])
-    get_settings.cache_clear()
     assert result.exit_code == 0, result.output
     split = evaluation_split(read_jsonl(SEED_TRAIN), Settings())
     n_gold, n_abstract_sentences = len(split.train), len(unlabeled_sentences(papers))
@@ -155,22 +140,20 @@ def test_distill_labels_gold_and_abstracts_apart_and_writes_a_student(tiny_model
 
 @pytest.mark.slow
 @pytest.mark.timeout(600)
-def test_train_can_leave_out_the_gates_evaluation_split_as_rounds_do(tmp_path, monkeypatch):
+def test_train_can_leave_out_the_gates_evaluation_split_as_rounds_do(tmp_path, sciner_env):
     """A teacher for rounds must not have seen the documents its students are judged on."""
     from sciner.io.jsonl import read_jsonl
     from sciner.model_dir import read_metadata
-    from sciner.settings import Settings, get_settings
+    from sciner.settings import Settings
     from tests.conftest import SEED_DEV, SEED_TRAIN
     from training.gold import evaluation_split
 
     split = evaluation_split(read_jsonl(SEED_TRAIN), Settings())
     assert 0 < len(split.eval) < len(read_jsonl(SEED_TRAIN))
-    monkeypatch.setenv("SCINER_HOME", str(tmp_path / "home"))
-    get_settings.cache_clear()
+    sciner_env(HOME=tmp_path / "home")
     out = tmp_path / "teacher"
     args = ["train", str(SEED_TRAIN), "--dev", str(SEED_DEV), "--out", str(out), "--epochs", "1", "--no-export"]
     result = runner.invoke(app, [*args, "--exclude-eval-split"])
-    get_settings.cache_clear()
     assert result.exit_code == 0, result.output
     assert f"left out the evaluation split ({split.source}): {len(split.eval)} of" in result.output
     data = read_metadata(out).data

@@ -186,19 +186,14 @@ def test_a_head_warm_up_is_recorded_with_the_held_out_loss_it_reached(tmp_path, 
     assert info["steps"] == 2, "the warm-up does not count against the encoder's steps"
 
 
-def test_the_command_takes_the_head_warm_up_and_step_count_as_options(tmp_path, monkeypatch):
-    from sciner.settings import get_settings
+def test_the_command_takes_the_head_warm_up_and_step_count_as_options(tmp_path, sciner_env):
     from training.cli import app
 
-    small = {"SCINER_ADAPT_BATCH_SIZE": "4", "SCINER_TRAIN_MAX_TOKENS": "64", "SCINER_INTRA_OP_THREADS": "1"}
-    for name, value in small.items():
-        monkeypatch.setenv(name, value)
-    get_settings.cache_clear()
+    sciner_env(ADAPT_BATCH_SIZE=4, TRAIN_MAX_TOKENS=64, INTRA_OP_THREADS=1)
     out = tmp_path / "adapted"
     result = CliRunner().invoke(
         app, ["adapt-encoder", "data/seed/train.jsonl", "--steps", "1", "--head-steps", "2", "--out", str(out)]
     )
-    get_settings.cache_clear()
     assert result.exit_code == 0, result.output
     lineage = json.loads((out / LINEAGE_FILE).read_text())
     assert lineage["steps"] == 1 and lineage["head_warmup_steps"] == 2

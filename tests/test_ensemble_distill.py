@@ -9,7 +9,6 @@ import pytest
 
 from bench.ensemble_distill import main
 from sciner.model_dir import read_metadata
-from sciner.settings import get_settings
 from tests.conftest import SEED_DEV, SEED_TRAIN
 
 ABSTRACTS = [
@@ -19,23 +18,18 @@ ABSTRACTS = [
 
 
 @pytest.mark.slow
-def test_teachers_side_by_side_label_once_and_one_student_learns_their_average(seed_train, tmp_path, monkeypatch):
+def test_teachers_side_by_side_label_once_and_one_student_learns_their_average(seed_train, tmp_path, sciner_env):
     papers = tmp_path / "papers.jsonl"
     papers.write_text("".join(json.dumps(p) + "\n" for p in ABSTRACTS))
     home, out = tmp_path / "home", tmp_path / "ensemble"
-    for name, value in {"HOME": home, "DEVICE": "cpu", "BATCH_SIZE": 8, "LEARNING_RATE": 2e-4}.items():
-        monkeypatch.setenv(f"SCINER_{name}", str(value))
-    get_settings.cache_clear()
-    try:
-        main(
-            [
-                *("--train", str(SEED_TRAIN), "--dev", str(SEED_DEV), "--papers", str(papers)),
-                *("--unlabeled-papers", "2", "--teachers", "2", "--teacher-epochs", "1", "--student-epochs", "1"),
-                *("--torch-threads", "1", "--out", str(out)),
-            ]
-        )
-    finally:
-        get_settings.cache_clear()
+    sciner_env(HOME=home, DEVICE="cpu", BATCH_SIZE=8, LEARNING_RATE=2e-4)
+    main(
+        [
+            *("--train", str(SEED_TRAIN), "--dev", str(SEED_DEV), "--papers", str(papers)),
+            *("--unlabeled-papers", "2", "--teachers", "2", "--teacher-epochs", "1", "--student-epochs", "1"),
+            *("--torch-threads", "1", "--out", str(out)),
+        ]
+    )
 
     run = json.loads((out / "run.json").read_text())
     assert [t["seed"] for t in run["teachers"]] == [43, 44]
@@ -67,20 +61,16 @@ def test_an_ensemble_reads_as_the_log_of_its_members_mean_probabilities():
     assert averaged.logits[1].argmax() == 2 and averaged.windows == 1
 
 
-def test_a_teacher_that_fails_fails_the_run_and_names_its_log(tmp_path, monkeypatch):
-    monkeypatch.setenv("SCINER_HOME", str(tmp_path / "home"))
-    get_settings.cache_clear()
+def test_a_teacher_that_fails_fails_the_run_and_names_its_log(tmp_path, sciner_env):
+    sciner_env(HOME=tmp_path / "home")
     out = tmp_path / "ensemble"
-    try:
-        with pytest.raises(SystemExit, match="teachers of seeds \\[43, 44\\] failed") as failure:
-            main(
-                [
-                    *("--train", str(tmp_path / "missing.jsonl"), "--dev", str(SEED_DEV)),
-                    *("--unlabeled-papers", "0", "--teachers", "2", "--out", str(out)),
-                ]
-            )
-    finally:
-        get_settings.cache_clear()
+    with pytest.raises(SystemExit, match="teachers of seeds \\[43, 44\\] failed") as failure:
+        main(
+            [
+                *("--train", str(tmp_path / "missing.jsonl"), "--dev", str(SEED_DEV)),
+                *("--unlabeled-papers", "0", "--teachers", "2", "--out", str(out)),
+            ]
+        )
 
     assert str(out / "teacher-s43.log") in str(failure.value)
     assert "missing.jsonl" in (out / "teacher-s43.log").read_text()
