@@ -90,7 +90,9 @@ def export_and_score(
     the gold train file's."""
     summary: dict = {}
     if export:
-        smoothing, scales = smoothing_for(settings, train), scale_calibration_for(settings, train)
+        smoothing = smoothing_for(settings, train)
+        # the same calibration text for both, read once (its evenly spaced sentences come back unchanged)
+        scales = scale_calibration_for(settings, train or (smoothing.sentences if smoothing else None))
         summary["export"] = export_onnx(
             out, fp32_ffn_output=settings.int8_fp32_ffn_output, smoothing=smoothing, scales=scales
         )
