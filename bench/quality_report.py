@@ -258,8 +258,7 @@ def train_data(result: dict) -> str:
         warm = adaptation.get("head_warmup_steps")
         data += (
             f"; encoder first adapted by masked-LM ({f'{warm} steps of its head alone, then ' if warm else ''}"
-            f"{adaptation['steps']} steps of {adaptation['batch_size']} "
-            f"windows over {adaptation['sentences']:,} train + abstract sent.)"
+            f"{adaptation['steps']} steps of {adaptation['batch_size']} windows over {adaptation_text(adaptation)})"
         )
     intermediate = (result.get("args") or {}).get("intermediate")
     if result.get("intermediate") and intermediate:
@@ -283,6 +282,20 @@ def train_data(result: dict) -> str:
     if adapted_elsewhere and base.name.startswith("quality-") and base.name.endswith("-adapted"):
         data += f"; from the masked-LM encoder of {base.name.removeprefix('quality-').removesuffix('-adapted')}"
     return data
+
+
+def adaptation_text(adaptation: dict) -> str:
+    """What a masked-LM stage read, from the sources its lineage records (older runs: train + abstracts)."""
+    sources = adaptation.get("data") or {}
+    others = sources.get("other_train_sentences_unlabeled", 0)
+    if not others:
+        return f"{adaptation['sentences']:,} train + abstract sent."
+    abstracts = sources.get("abstract_sentences", 0)
+    labelled = adaptation["sentences"] - others - abstracts
+    parts = [f"{labelled:,} of the train documents", f"{others:,} of the other train documents, unlabelled"]
+    if abstracts:
+        parts.append(f"{abstracts:,} abstract")
+    return f"{adaptation['sentences']:,} sent.: {', '.join(parts)}"
 
 
 def lineage_data(lineage: dict) -> str:

@@ -132,6 +132,17 @@ def test_the_quality_table_says_when_the_encoder_was_trained_on_other_ner_or_ada
     assert said in row("b", both, unbiased=False), "in the order the stages ran"
 
 
+def test_the_quality_table_says_when_the_masked_lm_stage_read_documents_left_unlabelled():
+    run = _full_gold_run()
+    data = {"abstract_sentences": 0, "other_train_sentences_unlabeled": 31578}
+    adapted = {**run, "adaptation": {"steps": 406, "batch_size": 32, "sentences": 39557, "data": data}}
+    said = (
+        "406 steps of 32 windows over 39,557 sent.: 7,979 of the train documents, "
+        "31,578 of the other train documents, unlabelled) |"
+    )
+    assert said in row("t", adapted, unbiased=False)
+
+
 def test_the_quality_table_says_when_a_run_started_from_another_runs_masked_lm_encoder():
     run = _full_gold_run()
     base = "/work/main/var/bench/quality-docs35-dapt-scierc-crowd-adapted"
