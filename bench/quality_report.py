@@ -136,6 +136,9 @@ ORDER = [
     "docs35-crowd-s44-again",
     "docs35-dapt-crowd-s44",
     "docs35-dapt1000-crowd-s43",
+    "docs35-tapt-crowd",
+    "docs35-tapt-crowd-s43",
+    "docs35-tapt-crowd-s44",
 ]
 
 
