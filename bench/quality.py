@@ -122,7 +122,9 @@ def train_variant(
         train = held_out.train
     if args.adapt_papers is not None:
         abstracts = unlabeled_sentences(args.papers, args.adapt_papers) if args.adapt_papers else []
-        others = unpicked_sentences(read_jsonl(args.train), train) if args.adapt_other_docs else []
+        # the documents --docs left out, never the evaluation split a run leaves out (the gate's, unseen)
+        seen = [*train, *held_out.eval] if held_out else train
+        others = unpicked_sentences(read_jsonl(args.train), seen) if args.adapt_other_docs else []
         adaptation = adapt_encoder(
             [(s.tokens, s.doc_id) for s in [*train, *others, *abstracts]],
             out.with_name(out.name + "-adapted"),
