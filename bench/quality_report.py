@@ -89,6 +89,8 @@ ORDER = [
     "gold-1ep-scierc",
     "mpnet-teacher",
     "mpnet-teacher-3ep",
+    "mpnet-teacher-today",
+    "mpnet-teacher-today-nocrowd",
     "student",
     "student-alpha02",
     "student-alpha08",
