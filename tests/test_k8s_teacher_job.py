@@ -27,6 +27,7 @@ def test_it_takes_one_gpu_as_a_limit_and_runs_as_the_sciner_user():
     env = {e["name"]: e["value"] for e in container["env"]}
     assert env["SCINER_DEVICE"] == "cuda"
     assert env["SCINER_HEAD_LR_FACTOR"] == "20"  # MPNet learns nothing in its first epochs without it
+    assert env["SCINER_CROWD_LAYER"] == "false"  # the crowd layer costs MPNet 1.5 points (docs/quality.md)
 
 
 def test_it_writes_to_the_retrainers_volume():
