@@ -92,7 +92,8 @@ def test_the_stack_is_sent_sigterm_when_its_parent_dies(tmp_path):
         parent.kill()  # SIGKILL: the parent gets no chance to pass anything on
         parent.wait()
         deadline = time.monotonic() + 10
-        while not got.exists() and time.monotonic() < deadline:
+        # the handler's open() creates the file before its write lands: wait for the text, not the file
+        while not (got.exists() and got.read_text()) and time.monotonic() < deadline:
             time.sleep(0.1)
         assert got.read_text() == "SIGTERM"
     finally:
