@@ -95,6 +95,8 @@ ORDER = [
     "gold-1ep-crowd-s42-dapt-head",
     "gold-1ep-crowd-s43-today",
     "gold-1ep-crowd-s43-dapt-head",
+    "soup-gold-1ep-dapt-s42",
+    "soup-gold-1ep-dapt-s43",
     "student",
     "student-alpha02",
     "student-alpha08",
