@@ -49,9 +49,15 @@ def settings_env() -> dict[str, str]:
     }
 
 
-def env_prefix(env: dict[str, str]) -> str:
-    """Settings variables as the shell prefix of a command: ``SCINER_SEED=43 `` (empty without any)."""
-    return "".join(f"{k}={v} " for k, v in env.items())
+def env_prefix(env: dict[str, str], root: Path = REPO) -> str:
+    """Settings variables as the shell prefix of a command: ``SCINER_SEED=43 `` (empty without any). A value that is
+    an absolute path inside ``root`` (the checkout) is written relative to it, so the command runs in any clone."""
+
+    def shown(value: str) -> str:
+        path = Path(value)
+        return path.relative_to(root).as_posix() if path.is_absolute() and path.is_relative_to(root) else value
+
+    return "".join(f"{k}={shown(v)} " for k, v in env.items())
 
 
 def now() -> str:

@@ -30,6 +30,11 @@ def test_settings_variables_become_the_shell_prefix_of_a_command():
     assert env_prefix({}) == ""
 
 
+def test_a_settings_path_inside_the_checkout_is_shown_relative_to_it_and_one_outside_as_recorded(tmp_path):
+    env = {"SCINER_BASE_MODEL": str(tmp_path / "var" / "bench" / "encoder"), "SCINER_GOLD_TRAIN_PATH": "/data/t.jsonl"}
+    assert env_prefix(env, root=tmp_path) == "SCINER_BASE_MODEL=var/bench/encoder SCINER_GOLD_TRAIN_PATH=/data/t.jsonl "
+
+
 def test_the_quality_table_shows_a_runs_command_after_its_settings_variables_and_older_runs_without():
     run = {"command": "bench/quality.py --name new", "at": "2026-12-02T00:00:00+00:00", "machine": "x86_64"}
 
