@@ -14,7 +14,9 @@ delta over resampled documents), so a difference is shown with its uncertainty, 
 trained with document context (what a client sending one sentence gets), documents whole for a
 sentence model. No bias is applied (``decode`` at 0): the models are compared, not their calibrations;
 ``--bias crossfit`` decodes each model with the O-logit bias fitted on the other half of the dev documents
-(what serving it with a calibrated bias gives, without fitting on what is scored). Names are propagated
+(what serving it with a calibrated bias gives, without fitting on what is scored); ``--bias stored`` with the bias
+its folder holds, fitted when it was trained (honest where ``--dev`` is data it was not fitted on: a team left out,
+``bench/team_holdout.py``). Names are propagated
 within documents as the settings say (``SCINER_NAME_PROPAGATION``; runs before it existed decoded without);
 ``--propagation both`` shows each model without it and then with it, that row's delta against the one above:
 
@@ -44,6 +46,13 @@ from sciner.records import Sentence
 from sciner.settings import get_settings
 from training.promotion import document_counts, micro_f1, paired_bootstrap, sentence_counts
 
+BIASES = ("none", "crossfit", "stored")  # how --bias decodes: at 0, fitted on the other dev half, the folder's own
+BIAS_WORDS = {
+    "none": "no bias",
+    "crossfit": "O-logit bias cross-fitted on dev halves",
+    "stored": "each folder's own O-logit bias",
+}
+
 
 def read_logits(predictor: Predictor, dev: list[Sentence], context: str) -> list[WordLogits]:
     """``predictor``'s word logits over ``dev``, read with ``context`` (``sentence`` or ``document``)."""
@@ -54,15 +63,18 @@ def read_logits(predictor: Predictor, dev: list[Sentence], context: str) -> list
 
 
 def counts_of(
-    predictor: Predictor, dev: list[Sentence], logits: list[WordLogits], crossfit: bool = False, propagate: bool = True
+    predictor: Predictor, dev: list[Sentence], logits: list[WordLogits], bias: str = "none", propagate: bool = True
 ) -> np.ndarray:
-    """Per-document strict entity counts of ``logits`` decoded by ``predictor`` without a bias, or
-    (``crossfit``) with the O-logit bias fitted on the other half of the dev documents; names propagated
-    within documents as the settings say unless ``propagate`` is false."""
-    if crossfit:
+    """Per-document strict entity counts of ``logits`` decoded by ``predictor`` without a bias (``none``), with the
+    O-logit bias fitted on the other half of the dev documents (``crossfit``) or with the one its folder holds
+    (``stored``); names propagated within documents as the settings say unless ``propagate`` is false."""
+    if bias not in BIASES:
+        raise ValueError(f"bias {bias!r}: one of {', '.join(BIASES)}")
+    if bias == "crossfit":
         tags = crossfit_decode(predictor, dev, logits, propagate).tags
     else:
-        tags = [p.tags for p in predictor.decode_records(logits, dev, 0.0, propagate)]
+        at = None if bias == "stored" else 0.0
+        tags = [p.tags for p in predictor.decode_records(logits, dev, at, propagate)]
     counts, _ = document_counts(sentence_counts([s.tags or [] for s in dev], tags), [s.doc_id for s in dev])
     return counts
 
@@ -103,10 +115,11 @@ def main() -> None:
     ap.add_argument("--readings", action="store_true", help="also read each model the other way")
     ap.add_argument(
         "--bias",
-        choices=("none", "crossfit"),
+        choices=BIASES,
         default="none",
         help="none: decode at 0 (the models compared, not their calibrations); crossfit: each model with the "
-        "O-logit bias fitted on the other half of the dev documents (a soup's calibration differs from its members')",
+        "O-logit bias fitted on the other half of the dev documents (a soup's calibration differs from its members'); "
+        "stored: the bias each folder holds (fitted on the dev it was trained with)",
     )
     ap.add_argument(
         "--propagation",
@@ -130,13 +143,12 @@ def main() -> None:
         logits = read_logits(predictor, dev, trained)
         predictors.append(predictor)
         as_trained.append(logits)
-        crossfit = args.bias == "crossfit"
         label = f"`{folder.name}` {variant}, read as trained ({trained}s)"
         if args.propagation == "both":
-            rows.append((f"{label}, no name propagation", counts_of(predictor, dev, logits, crossfit, False)))
+            rows.append((f"{label}, no name propagation", counts_of(predictor, dev, logits, args.bias, False)))
             own_reference[len(rows)] = len(rows) - 1
             label += ", names propagated (delta vs the row above)"
-        rows.append((label, counts_of(predictor, dev, logits, crossfit)))
+        rows.append((label, counts_of(predictor, dev, logits, args.bias)))
         if args.readings:
             other = "sentence" if trained == "document" else "document"
             rows.append((f"`{folder.name}` {variant}, read as {other}s", read_counts(predictor, dev, other)))
@@ -147,7 +159,7 @@ def main() -> None:
     lines = [
         f"Run {now()} on {machine()}: `{env_prefix(settings_env())}{' '.join(sys.argv)}`",
         f"{len(dev)} dev sentences of {len({s.doc_id for s in dev})} documents, ONNX, "
-        f"{'O-logit bias cross-fitted on dev halves' if args.bias == 'crossfit' else 'no bias'}; "
+        f"{BIAS_WORDS[args.bias]}; "
         f"delta vs {reference_name}, 95% interval over {args.samples} document resamples.",
         "",
         "| model, reading | micro-F1 | delta (points) | 95% interval |",

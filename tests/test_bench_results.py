@@ -442,3 +442,11 @@ def test_masked_lm_text_of_the_unpicked_documents_keeps_their_words_and_drops_th
 
     assert [(s.id, s.tokens, s.tags) for s in others] == [("b1", ["on", "SQuAD"], None), ("c1", ["F1"], None)]
     assert every[1].tags == ["O", "B-DatasetName"]  # the gold itself is untouched
+
+
+def test_the_quality_table_holds_only_runs_scored_on_the_whole_gold_dev_split():
+    from bench.quality_report import scored_on_gold_dev
+
+    assert scored_on_gold_dev({"args": {"dev": "/work/shared/data/sciner/dev.jsonl"}})
+    assert scored_on_gold_dev({"args": {}}), "runs that predate --dev were all scored on gold dev"
+    assert not scored_on_gold_dev({"args": {"dev": "var/data/holdout-divyanshusheth/dev.jsonl"}})
