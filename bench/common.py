@@ -86,6 +86,18 @@ def halves_by_document(dev: Sequence[Sentence]) -> list[list[int]]:
     return [[i for i, s in enumerate(dev) if docs[s.doc_id] % 2 == half] for half in (0, 1)]
 
 
+def folds_by_team(dev: Sequence[Sentence]) -> list[list[int]]:
+    """Sentence indices of each annotator team (``training.crowd_layer.team_of``; sentences without one form a fold
+    of their own), teams in sorted order, in dev order: the folds a bias is fitted across when each team is decoded
+    with the bias fitted on all the others, as the served model meets a team its dev did not hold. Pure."""
+    from training.crowd_layer import team_of
+
+    teams: dict[str, list[int]] = {}
+    for i, s in enumerate(dev):
+        teams.setdefault(team_of(s) or "", []).append(i)
+    return [teams[t] for t in sorted(teams)]
+
+
 def save_result(name: str, payload: dict, markdown: str) -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / f"{name}.json").write_text(json.dumps(payload, indent=2))

@@ -4,6 +4,7 @@ other half (the bias a model is served with, fitted where it is not scored). ``b
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from bench.common import halves_by_document
@@ -15,20 +16,27 @@ from training.calibrate import bias_grid, fit_o_bias
 @dataclass(frozen=True)
 class CrossFit:
     tags: list[list[str]]  # in dev order
-    biases: list[float]  # fitted on the even documents (decoding the odd), then on the odd
+    biases: list[float]  # one per fold, fitted on the others: the even documents (decoding the odd), then the odd
 
 
 def crossfit_decode(
-    predictor: Predictor, dev: list[Sentence], logits: list[WordLogits], propagate: bool = True
+    predictor: Predictor,
+    dev: list[Sentence],
+    logits: list[WordLogits],
+    propagate: bool = True,
+    folds: Sequence[Sequence[int]] | None = None,
 ) -> CrossFit:
-    """Decode ``logits`` (the model's over ``dev``) half by half with the bias fitted on the other half, on the
-    settings' bias grid. Without ``propagate`` the bias is fitted and applied with name propagation off."""
+    """Decode ``logits`` (the model's over ``dev``) fold by fold with the bias fitted on the other folds, on the
+    settings' bias grid; the folds are the two halves of the dev documents unless given (``folds_by_team``: each
+    team with the bias of the others). Without ``propagate`` the bias is fitted and applied with name propagation
+    off."""
     settings = predictor.settings
     grid = bias_grid(settings.o_bias_min, settings.o_bias_max, settings.o_bias_step)
     tags: list[list[str]] = [[] for _ in dev]
     biases = []
-    halves = halves_by_document(dev)
-    for fit, held in ((halves[0], halves[1]), (halves[1], halves[0])):
+    folds = folds if folds is not None else halves_by_document(dev)
+    for k, held in enumerate(folds):
+        fit = [i for j, fold in enumerate(folds) if j != k for i in fold]
         bias = fit_o_bias(predictor, [logits[i] for i in fit], [dev[i] for i in fit], grid, propagate).o_bias
         biases.append(bias)
         decoded = predictor.decode_records([logits[i] for i in held], [dev[i] for i in held], bias, propagate)

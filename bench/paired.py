@@ -16,7 +16,8 @@ sentence model. No bias is applied (``decode`` at 0): the models are compared, n
 ``--bias crossfit`` decodes each model with the O-logit bias fitted on the other half of the dev documents
 (what serving it with a calibrated bias gives, without fitting on what is scored); ``--bias stored`` with the bias
 its folder holds, fitted when it was trained (honest where ``--dev`` is data it was not fitted on: a team left out,
-``bench/team_holdout.py``). Names are propagated
+``bench/team_holdout.py``); ``--bias teams`` decodes each annotator team's sentences with the bias fitted on the
+other teams'. Names are propagated
 within documents as the settings say (``SCINER_NAME_PROPAGATION``; runs before it existed decoded without);
 ``--propagation both`` shows each model without it and then with it, that row's delta against the one above:
 
@@ -37,7 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np
 
-from bench.common import SHARED, env_prefix, machine, now, save_result, settings_env
+from bench.common import SHARED, env_prefix, folds_by_team, machine, now, save_result, settings_env
 from bench.crossfit import crossfit_decode
 from sciner.decoding import softmax
 from sciner.io.jsonl import read_jsonl
@@ -46,11 +47,13 @@ from sciner.records import Sentence
 from sciner.settings import get_settings
 from training.promotion import document_counts, micro_f1, paired_bootstrap, sentence_counts
 
-BIASES = ("none", "crossfit", "stored")  # how --bias decodes: at 0, fitted on the other dev half, the folder's own
+# how --bias decodes: at 0, fitted on the other dev half, the folder's own, fitted on the other annotator teams
+BIASES = ("none", "crossfit", "stored", "teams")
 BIAS_WORDS = {
     "none": "no bias",
     "crossfit": "O-logit bias cross-fitted on dev halves",
     "stored": "each folder's own O-logit bias",
+    "teams": "O-logit bias of each team fitted on the other teams",
 }
 
 
@@ -66,12 +69,14 @@ def counts_of(
     predictor: Predictor, dev: list[Sentence], logits: list[WordLogits], bias: str = "none", propagate: bool = True
 ) -> np.ndarray:
     """Per-document strict entity counts of ``logits`` decoded by ``predictor`` without a bias (``none``), with the
-    O-logit bias fitted on the other half of the dev documents (``crossfit``) or with the one its folder holds
-    (``stored``); names propagated within documents as the settings say unless ``propagate`` is false."""
+    O-logit bias fitted on the other half of the dev documents (``crossfit``), with the one its folder holds
+    (``stored``) or each team's sentences with the bias fitted on the other teams' (``teams``); names propagated
+    within documents as the settings say unless ``propagate`` is false."""
     if bias not in BIASES:
         raise ValueError(f"bias {bias!r}: one of {', '.join(BIASES)}")
-    if bias == "crossfit":
-        tags = crossfit_decode(predictor, dev, logits, propagate).tags
+    if bias in ("crossfit", "teams"):
+        folds = folds_by_team(dev) if bias == "teams" else None
+        tags = crossfit_decode(predictor, dev, logits, propagate, folds).tags
     else:
         at = None if bias == "stored" else 0.0
         tags = [p.tags for p in predictor.decode_records(logits, dev, at, propagate)]
@@ -119,7 +124,8 @@ def main() -> None:
         default="none",
         help="none: decode at 0 (the models compared, not their calibrations); crossfit: each model with the "
         "O-logit bias fitted on the other half of the dev documents (a soup's calibration differs from its members'); "
-        "stored: the bias each folder holds (fitted on the dev it was trained with)",
+        "stored: the bias each folder holds (fitted on the dev it was trained with); teams: each annotator team's "
+        "sentences with the bias fitted on the other teams' (how the bias carries to a team it was not fitted on)",
     )
     ap.add_argument(
         "--propagation",

@@ -278,6 +278,9 @@ def test_cross_fitted_decoding_keeps_dev_order_and_with_no_bias_to_choose_is_the
     assert tags == [p.tags for p in predictor.decode_records(logits, seed_dev, 0.0)]
     assert [len(t) for t in tags] == [len(s.tokens) for s in seed_dev]
     assert crossfit.biases == [0.0, 0.0]
+    three = crossfit_decode(predictor, seed_dev, logits, folds=[[0], [1], list(range(2, len(seed_dev)))])
+    assert three.biases == [0.0, 0.0, 0.0], "one bias per fold, each fitted on the others"
+    assert three.tags == tags
 
 
 def test_the_team_benchmark_scores_each_annotator_team_on_its_own_sentences():

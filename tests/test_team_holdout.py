@@ -7,6 +7,7 @@ import dataclasses
 
 import pytest
 
+from bench.common import folds_by_team
 from bench.paired import counts_of
 from bench.team_holdout import folder_name, hold_out_team
 from sciner.metrics import evaluate_tags
@@ -38,6 +39,11 @@ def test_a_team_that_labelled_nothing_is_refused_with_the_teams_there_are():
 
 def test_a_teams_split_folder_is_named_after_its_owner():
     assert folder_name("DivyanshuSheth/scientific-entity-recognition-anlp") == "holdout-divyanshusheth"
+
+
+def test_a_bias_carried_across_teams_is_fitted_on_every_team_but_the_one_it_decodes():
+    dev = [_sentence("d1", B, "b1"), _sentence("d2", A, "a1"), _sentence("d3", None, "x"), _sentence("d4", B, "b2")]
+    assert folds_by_team(dev) == [[2], [1], [0, 3]], "sentences of no team together, then the teams sorted"
 
 
 def test_the_stored_bias_decodes_as_the_served_model_does(tiny_model_dir, tiny_settings, seed_dev):
