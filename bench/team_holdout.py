@@ -11,10 +11,11 @@ not on a new team. This writes, under ``--out`` (default ``var/data/holdout-<tea
 * ``team.jsonl``: every sentence the team labelled, train and dev (what it is scored on, like the hidden test).
 
     .venv/bin/python bench/team_holdout.py --team DivyanshuSheth/scientific-entity-recognition-anlp
-    .venv/bin/python bench/quality.py --name holdout-divyanshu-crowd --epochs 1 \\
+    .venv/bin/python bench/quality.py --name holdout-divyanshusheth-crowd --epochs 1 \\
         --train var/data/holdout-divyanshusheth/train.jsonl --dev var/data/holdout-divyanshusheth/dev.jsonl
-    .venv/bin/python bench/paired.py --name paired-holdout-divyanshu --bias stored \\
-        --dev var/data/holdout-divyanshusheth/team.jsonl var/bench/quality-holdout-divyanshu-crowd ...
+    .venv/bin/python bench/paired.py --name paired-holdout-divyanshusheth-team-stored --bias stored \\
+        --dev var/data/holdout-divyanshusheth/team.jsonl var/bench/quality-holdout-divyanshusheth-nocrowd \\
+        var/bench/quality-holdout-divyanshusheth-crowd
 
 Teams as the crowd layer counts them (``training.crowd_layer.team_of``).
 """
