@@ -7,12 +7,14 @@ import json
 import os
 import platform
 import random
+from collections import defaultdict
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
 from sciner.labels import OUTSIDE
 from sciner.records import Sentence
+from training.crowd_layer import team_of
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared" / "data"
@@ -86,15 +88,19 @@ def halves_by_document(dev: Sequence[Sentence]) -> list[list[int]]:
     return [[i for i, s in enumerate(dev) if docs[s.doc_id] % 2 == half] for half in (0, 1)]
 
 
-def folds_by_team(dev: Sequence[Sentence]) -> list[list[int]]:
-    """Sentence indices of each annotator team (``training.crowd_layer.team_of``; sentences without one form a fold
-    of their own), teams in sorted order, in dev order: the folds a bias is fitted across when each team is decoded
-    with the bias fitted on all the others, as the served model meets a team its dev did not hold. Pure."""
-    from training.crowd_layer import team_of
-
-    teams: dict[str, list[int]] = {}
+def sentences_by_team(dev: Sequence[Sentence]) -> dict[str, list[int]]:
+    """Dev sentence indices per annotator team (``training.crowd_layer.team_of``), teams with the most sentences
+    first (``?`` for no team). Pure."""
+    by: dict[str, list[int]] = defaultdict(list)
     for i, s in enumerate(dev):
-        teams.setdefault(team_of(s) or "", []).append(i)
+        by[team_of(s) or "?"].append(i)
+    return dict(sorted(by.items(), key=lambda kv: (-len(kv[1]), kv[0])))
+
+
+def folds_by_team(dev: Sequence[Sentence]) -> list[list[int]]:
+    """:func:`sentences_by_team`'s groups, teams in sorted order: the folds a bias is fitted across when each team is
+    decoded with the bias fitted on all the others, as the served model meets a team its dev did not hold. Pure."""
+    teams = sentences_by_team(dev)
     return [teams[t] for t in sorted(teams)]
 
 

@@ -17,9 +17,9 @@ sentence model. No bias is applied (``decode`` at 0): the models are compared, n
 (what serving it with a calibrated bias gives, without fitting on what is scored); ``--bias stored`` with the bias
 its folder holds, fitted when it was trained (honest where ``--dev`` is data it was not fitted on: a team left out,
 ``bench/team_holdout.py``); ``--bias teams`` decodes each annotator team's sentences with the bias fitted on the
-other teams'. Names are propagated
-within documents as the settings say (``SCINER_NAME_PROPAGATION``; runs before it existed decoded without);
-``--propagation both`` shows each model without it and then with it, that row's delta against the one above:
+other teams'. Names are propagated within documents as the settings say (``SCINER_NAME_PROPAGATION``; runs
+before it existed decoded without); ``--propagation both`` shows each model without it and then with it, that
+row's delta against the one above:
 
     .venv/bin/python bench/paired.py --name paired-propagation --bias crossfit --propagation both \
         var/bench/quality-gold-1ep-crowd-s43 var/bench/quality-gold-1ep-crowd-s43-er05

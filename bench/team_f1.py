@@ -14,28 +14,17 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections import defaultdict
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import SHARED, machine, now, save_result
+from bench.common import SHARED, machine, now, save_result, sentences_by_team
 from bench.paired import model_arg, read_logits
 from sciner.io.jsonl import read_jsonl
 from sciner.labels import ENTITY_TYPES, OUTSIDE
 from sciner.metrics import evaluate_tags
 from sciner.predictor import Predictor
-from sciner.records import Sentence
 from sciner.settings import get_settings
-from training.crowd_layer import team_of
-
-
-def sentences_by_team(dev: list[Sentence]) -> dict[str, list[int]]:
-    """Dev sentence indices per team, teams with the most sentences first (``?`` for no team)."""
-    by: dict[str, list[int]] = defaultdict(list)
-    for i, s in enumerate(dev):
-        by[team_of(s) or "?"].append(i)
-    return dict(sorted(by.items(), key=lambda kv: (-len(kv[1]), kv[0])))
 
 
 def team_scores(gold: list[list[str]], pred: list[list[str]], teams: dict[str, list[int]], classes: list[str]) -> dict:
