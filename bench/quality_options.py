@@ -71,6 +71,9 @@ def quality_parser(doc: str | None) -> argparse.ArgumentParser:
         "--adversarial-epsilon", type=float, default=None, help="SCINER_ADVERSARIAL_EPSILON (FGM on the embeddings)"
     )
     ap.add_argument(
+        "--rdrop-weight", type=float, default=None, help="SCINER_RDROP_WEIGHT (two dropout readings held together)"
+    )
+    ap.add_argument(
         "--case-markers",
         action=argparse.BooleanOptionalAction,
         default=None,
@@ -147,6 +150,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
         "head_lr_factor": args.head_lr_factor,
         "layer_lr_decay": args.layer_lr_decay,
         "adversarial_epsilon": args.adversarial_epsilon,
+        "rdrop_weight": args.rdrop_weight,
         "distill_teacher_variant": args.teacher_variant,
         "document_context": args.document_context,
         "case_markers": args.case_markers,

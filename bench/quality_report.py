@@ -262,6 +262,8 @@ def train_data(result: dict) -> str:
         data += f", weights averaged while training (EMA {settings['weight_ema']:g})"
     if settings.get("adversarial_epsilon"):
         data += f", adversarial embeddings (FGM, epsilon {settings['adversarial_epsilon']:g})"
+    if settings.get("rdrop_weight"):
+        data += f", two dropout readings held together (R-Drop, weight {settings['rdrop_weight']:g})"
     if settings.get("train_empty_ratio", DEFAULT_EMPTY_RATIO) != DEFAULT_EMPTY_RATIO:
         data += f", {settings['train_empty_ratio']:.0%} of entity-free windows per epoch"
     if settings.get("batch_size", DEFAULT_BATCH_SIZE) != DEFAULT_BATCH_SIZE:

@@ -148,6 +148,13 @@ class Settings(BaseSettings):
         "loss gradient (0: off; 0.3 measured best on all gold, 1.0 no better than off); each step runs a second "
         "forward and backward pass, ~1.5x the training time (training/adversarial.py).",
     )
+    rdrop_weight: float = Field(
+        0.0,
+        ge=0,
+        description="R-Drop: each batch is read twice with different dropout and the two readings' label "
+        "distributions are held together by this weight times their symmetric KL (0: off); each step computes "
+        "twice the activations, ~2x the training time (training/consistency.py).",
+    )
     # --- domain-adaptive pre-training (`sciner adapt-encoder`, training/domain_pretrain.py) ----
     adapt_learning_rate: float = Field(1e-4, gt=0, description="Masked-LM learning rate of `sciner adapt-encoder`.")
     adapt_batch_size: int = Field(32, ge=1, description="Packed windows per masked-LM step.")

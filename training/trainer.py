@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -24,6 +25,7 @@ from sciner.records import Sentence
 from sciner.settings import Settings
 from training.adversarial import adversarial_backward
 from training.batching import bucketed_batches
+from training.consistency import rdrop_loss
 from training.crowd_layer import MIN_CROWD_TEAMS, NO_TEAM, crowd_layer_summary, make_crowd_layer, team_ids
 from training.distill import SoftTargets, distillation_loss
 from training.evaluate import evaluate_predictor
@@ -141,20 +143,30 @@ def _collate(batch: list[Example], pad_id: int) -> dict:
 def batch_loss(model: object, batch: dict, settings: Settings, crowd_layer: object | None = None) -> object:
     """The model's cross-entropy, or with teacher distributions in the batch the distillation loss. With a
     ``crowd_layer`` the gold labels are scored through each sentence's team map (the teacher, if any,
-    still scores the shared logits)."""
+    still scores the shared logits). With ``settings.rdrop_weight`` the batch is read twice and the two
+    readings are held to agree (training/consistency.py)."""
+    task_loss = partial(loss_of_logits, batch=batch, settings=settings, crowd_layer=crowd_layer)
+    if settings.rdrop_weight > 0:
+        return rdrop_loss(model, batch, settings.rdrop_weight, task_loss)
+    mapped = crowd_layer is not None and batch.get("teams") is not None
+    if "soft" not in batch and not mapped and not settings.label_smoothing:
+        return model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], labels=batch["labels"]).loss  # type: ignore[operator]
+    return task_loss(model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits)  # type: ignore[operator]
+
+
+def loss_of_logits(logits: Any, batch: dict, settings: Settings, crowd_layer: object | None = None) -> object:
+    """The task loss of one reading of ``batch``: cross-entropy on the gold labels (through the sentence's
+    team map where there is a crowd layer), or the distillation loss where the batch carries a teacher's."""
     import torch.nn.functional as F
 
     teams = batch.get("teams")
     mapped = crowd_layer is not None and teams is not None
-    if "soft" not in batch and not mapped and not settings.label_smoothing:
-        return model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], labels=batch["labels"]).loss  # type: ignore[operator]
-    logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits  # type: ignore[operator]
     label_logits = crowd_layer(logits, teams) if mapped else logits  # type: ignore[operator]
     if "soft" not in batch:
         return F.cross_entropy(
             label_logits.reshape(-1, label_logits.shape[-1]),
             batch["labels"].reshape(-1),
-            ignore_index=-100,
+            ignore_index=IGNORE_INDEX,
             label_smoothing=settings.label_smoothing,
         )
     return distillation_loss(
@@ -381,6 +393,7 @@ TRAINING_KEYS = (
     "label_smoothing",
     "weight_ema",
     "adversarial_epsilon",
+    "rdrop_weight",
 )
 
 
