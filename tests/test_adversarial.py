@@ -1,12 +1,11 @@
 """Adversarial training on the embeddings (FGM): the perturbation's size and direction, the accumulated
-gradient, the exact restore, and a model folder that says it was trained so."""
+gradient and the exact restore (tests/test_regularisers.py: the model folder says it was trained so)."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from sciner.model_dir import read_metadata
 from sciner.settings import Settings
 from training.adversarial import adversarial_backward, embedding_perturbation
 
@@ -48,26 +47,6 @@ def test_without_a_gradient_nothing_runs():
     calls = []
     assert adversarial_backward(weight, 1.0, lambda: calls.append(1) or weight.sum()) is None
     assert calls == []
-
-
-def test_a_model_trained_adversarially_differs_and_says_so(seed_train, tmp_path):
-    from transformers import AutoModelForTokenClassification
-
-    from training.trainer import train_model
-
-    plain = Settings(home=tmp_path, epochs=1, batch_size=8, intra_op_threads=1)
-    adversarial = plain.model_copy(update={"adversarial_epsilon": 1.0})
-    folders = {}
-    for name, settings in (("plain", plain), ("adversarial", adversarial)):
-        folders[name] = train_model(seed_train[:24], None, tmp_path / name, settings, progress=False).model_dir
-    assert read_metadata(folders["plain"]).training["adversarial_epsilon"] == 0.0
-    assert read_metadata(folders["adversarial"]).training["adversarial_epsilon"] == 1.0
-
-    def classifier(folder):
-        return AutoModelForTokenClassification.from_pretrained(folder / "hf").classifier.weight.detach()
-
-    # same seed, same batches: only the adversarial gradients tell the two folders apart
-    assert not torch.allclose(classifier(folders["plain"]), classifier(folders["adversarial"]))
 
 
 def test_epsilon_cannot_be_negative():
