@@ -100,6 +100,7 @@ ORDER = [
     "gold-1ep-crowd-s43-dapt-head",
     "gold-1ep-crowd-s43-rerun",
     "gold-1ep-crowd-s43-rdrop1",
+    "soup-rdrop-s43",
     "gold-1ep-crowd-s44-today",
     "gold-1ep-crowd-s44-dapt-head",
     "soup-gold-1ep-dapt-s42",
