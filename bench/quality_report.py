@@ -148,6 +148,7 @@ ORDER = [
     "docs35-dapt-scierc-crowd",
     "docs35-dapt-crowd",
     "docs35-crowd-s43-again",
+    "docs35-crowd-s43-rdrop1",
     "docs35-dapt-crowd-s43",
     "docs35-dapt1000-crowd",
     "docs35-crowd-s44-again",
