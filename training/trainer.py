@@ -148,9 +148,6 @@ def batch_loss(model: object, batch: dict, settings: Settings, crowd_layer: obje
     task_loss = partial(loss_of_logits, batch=batch, settings=settings, crowd_layer=crowd_layer)
     if settings.rdrop_weight > 0:
         return rdrop_loss(model, batch, settings.rdrop_weight, task_loss)
-    mapped = crowd_layer is not None and batch.get("teams") is not None
-    if "soft" not in batch and not mapped and not settings.label_smoothing:
-        return model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], labels=batch["labels"]).loss  # type: ignore[operator]
     return task_loss(model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits)  # type: ignore[operator]
 
 
