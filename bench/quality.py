@@ -36,7 +36,7 @@ from bench.common import REPO, env_prefix, gold_tags, machine, now, save_result,
 from bench.crossfit import crossfit_decode
 from bench.gpu_transfer import RUN_DIR as GPU_RUN_DIR
 from bench.quality_options import quality_parser, settings_from
-from bench.reproduce import pick_documents
+from bench.reproduce import pick_ids
 from sciner.io.jsonl import read_jsonl
 from sciner.labels import labels_of
 from sciner.metrics import Evaluation, evaluate_tags
@@ -113,9 +113,15 @@ def unpicked_sentences(every: Sequence[Sentence], picked: Sequence[Sentence]) ->
 
 
 def train_variant(
-    args: argparse.Namespace, settings: Settings, out: Path, train: list[Sentence], dev: list[Sentence]
+    args: argparse.Namespace,
+    settings: Settings,
+    out: Path,
+    train: list[Sentence],
+    dev: list[Sentence],
+    every_train: Sequence[Sentence] = (),
 ) -> Trained:
-    """Train the variant the options describe."""
+    """Train the variant the options describe; ``every_train`` is all of gold train, ``train`` the documents
+    picked from it."""
     intermediate, adaptation, held_out = None, None, None
     if args.exclude_eval_split:
         held_out = evaluation_split(train, settings)
@@ -124,7 +130,7 @@ def train_variant(
         abstracts = unlabeled_sentences(args.papers, args.adapt_papers) if args.adapt_papers else []
         # the documents --docs left out, never the evaluation split a run leaves out (the gate's, unseen)
         seen = [*train, *held_out.eval] if held_out else train
-        others = unpicked_sentences(read_jsonl(args.train), seen) if args.adapt_other_docs else []
+        others = unpicked_sentences(every_train, seen) if args.adapt_other_docs else []
         adaptation = adapt_encoder(
             [(s.tokens, s.doc_id) for s in [*train, *others, *abstracts]],
             out.with_name(out.name + "-adapted"),
@@ -233,9 +239,10 @@ def main() -> None:
 
     settings = settings_from(args)
     out = args.out or REPO / "var" / "bench" / f"quality-{args.name}"
-    _, doc_ids = pick_documents(args.train, args.docs, args.seed)
+    every_train = read_jsonl(args.train)
+    doc_ids = pick_ids((s.doc_id for s in every_train), args.docs, args.seed)
     picked = set(doc_ids)
-    train = [s for s in read_jsonl(args.train) if s.doc_id in picked]
+    train = [s for s in every_train if s.doc_id in picked]
     dev = read_jsonl(args.dev)
 
     soup_conflict = args.teacher or args.intermediate or args.auxiliary or args.docs or args.exclude_eval_split
@@ -262,7 +269,7 @@ def main() -> None:
         exported = export_and_score(out, dev, settings, train=train)
         trained = Trained({"model_dir": str(out), **exported}, settings, train)
     else:
-        trained = train_variant(args, settings, out, train, dev)
+        trained = train_variant(args, settings, out, train, dev, every_train)
     summary, settings, train, targets = trained.summary, trained.settings, trained.train, trained.targets
     train_seconds = time.perf_counter() - t0
 

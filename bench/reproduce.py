@@ -46,6 +46,7 @@ import random
 import shutil
 import sys
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -81,10 +82,14 @@ def pick_documents(path: Path, count: int | None, seed: int) -> tuple[list[str],
         for line in fh:
             if line.strip():
                 docs.setdefault(json.loads(line)["doc_id"], []).append(line)
-    ids = sorted(docs)
-    if count is not None:
-        ids = sorted(random.Random(seed).sample(ids, count))
+    ids = pick_ids(docs, count, seed)
     return [line for d in ids for line in docs[d]], ids
+
+
+def pick_ids(doc_ids: Iterable[str], count: int | None, seed: int) -> list[str]:
+    """``count`` of ``doc_ids`` picked with ``seed``, sorted (all of them when None). Pure."""
+    ids = sorted(set(doc_ids))
+    return ids if count is None else sorted(random.Random(seed).sample(ids, count))
 
 
 def carve_eval(train: Path, work: Path) -> dict:

@@ -12,6 +12,7 @@ from bench.reproduce import (
     REGIMES,
     control_epochs,
     pick_documents,
+    pick_ids,
     resumable_rows,
     run_config,
     save_checkpoint,
@@ -37,6 +38,8 @@ def test_documents_are_picked_whole_and_reproducibly(tmp_path):
     for d in ids:  # every sentence of a picked document, none of the others
         assert docs.count(d) == int(d[1:]) + 1
     assert len(pick_documents(path, None, seed=13)[1]) == 6
+    every_id = [json.loads(x)["doc_id"] for x in path.read_text().splitlines()]  # one id per sentence
+    assert pick_ids(every_id, 3, seed=13) == ids, "the pick from ids alone (bench/quality.py's) is the same"
     assert REGIMES["docs35"].documents == 35 and REGIMES["all"].documents is None
 
 
