@@ -101,6 +101,7 @@ ORDER = [
     "gold-1ep-crowd-s43-rerun",
     "gold-1ep-crowd-s43-rdrop1",
     "soup-rdrop-s43",
+    "gold-2ep-crowd-s43-rdrop1",
     "gold-1ep-crowd-s44-today",
     "gold-1ep-crowd-s44-dapt-head",
     "soup-gold-1ep-dapt-s42",

@@ -154,7 +154,8 @@ class Settings(BaseSettings):
         description="R-Drop: each batch is read twice with different dropout and the two readings' label "
         "distributions are held together by this weight times their symmetric KL (0: off); each step computes "
         "twice the activations, 1.7x the training time; 1.0 at one epoch: +1.0 and +1.9 cross-fitted at seeds 42 / "
-        "43, no more than a second epoch buys (docs/quality.md, session 42; training/consistency.py).",
+        "43, no more than a second epoch buys (docs/quality.md, session 42; training/consistency.py); over two epochs "
+        "dev F1 fell during the second (0.533 to 0.501, seed 43, session 43): for one-epoch training only.",
     )
     # --- domain-adaptive pre-training (`sciner adapt-encoder`, training/domain_pretrain.py) ----
     adapt_learning_rate: float = Field(1e-4, gt=0, description="Masked-LM learning rate of `sciner adapt-encoder`.")
