@@ -118,7 +118,7 @@ def train_variant(
     out: Path,
     train: list[Sentence],
     dev: list[Sentence],
-    every_train: Sequence[Sentence] = (),
+    every_train: Sequence[Sentence],
 ) -> Trained:
     """Train the variant the options describe; ``every_train`` is all of gold train, ``train`` the documents
     picked from it."""
