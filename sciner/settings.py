@@ -207,6 +207,12 @@ class Settings(BaseSettings):
     )
     propagation_max_words: int = Field(4, ge=1, description="Longest name (in words) name propagation copies.")
     propagation_min_chars: int = Field(2, ge=1, description="Shortest name (in characters) name propagation copies.")
+    o_bias_rule: Literal["best", "within_noise", "team_median"] = Field(
+        "best",
+        description="How calibration picks the O-logit bias from the grid's dev scores (training/calibrate.py): "
+        "best dev F1; within_noise, the smallest |bias| within one bootstrap standard error of the best; "
+        "team_median, the median of the dev teams' own best biases.",
+    )
     o_bias_min: float = Field(-1.0, le=0, description="Smallest O-logit bias the calibration tries.")
     o_bias_max: float = Field(3.0, ge=0, description="Largest O-logit bias the calibration tries.")
     o_bias_step: float = Field(0.25, gt=0, description="Grid step of the O-logit bias calibration.")

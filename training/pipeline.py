@@ -116,7 +116,7 @@ def export_and_score(
         logits = predictor.record_logits(dev)  # one pass over dev: the calibration and the evaluation share it
         if settings.calibrate_o_bias:
             grid = bias_grid(settings.o_bias_min, settings.o_bias_max, settings.o_bias_step)
-            calibration = calibrate_o_bias(predictor, dev, grid, logits)
+            calibration = calibrate_o_bias(predictor, dev, grid, logits, settings.o_bias_rule)
             meta.decoding = calibration.as_metadata()
             predictor.o_bias = calibration.o_bias
             summary["o_bias"] = calibration.o_bias
