@@ -51,6 +51,7 @@ class GridCounts:
     biases: list[float]
     counts: list[np.ndarray]  # one [documents, 3] array per bias
     teams: list[list[int]]  # document rows of each annotator team
+    documents: list[str]  # the rows' document ids
 
     def at(self, bias: float, rows: list[int] | None = None) -> np.ndarray:
         c = self.counts[self.biases.index(bias)]
@@ -70,12 +71,14 @@ class GridCounts:
 def grid_counts(predictor: Predictor, sentences: list[Sentence], biases: list[float]) -> GridCounts:
     logits = predictor.record_logits(sentences)
     counts = [bias_counts(predictor, logits, sentences, b)[1] for b in biases]
-    return GridCounts(biases, counts, document_teams(sentences))
+    return GridCounts(biases, counts, document_teams(sentences), list(dict.fromkeys(s.doc_id for s in sentences)))
 
 
-def document_halves(n_documents: int) -> list[list[int]]:
-    """Even and odd document rows. Pure."""
-    return [list(range(half, n_documents, 2)) for half in (0, 1)]
+def document_halves(documents: list[str]) -> list[list[int]]:
+    """Rows of the even and the odd documents sorted by id: ``bench.common.halves_by_document``'s halves, the
+    ones ``bench/quality.py``'s cross-fitted column uses. Pure."""
+    rank = {d: k for k, d in enumerate(sorted(documents))}
+    return [[r for r, d in enumerate(documents) if rank[d] % 2 == half] for half in (0, 1)]
 
 
 def crossfitted(grid: GridCounts, rule: str, folds: list[list[int]]) -> tuple[np.ndarray, list[float]]:
@@ -146,7 +149,7 @@ def main() -> None:
             )
             for rule in RULES:
                 pooled[rule].append(team.at(picked[rule]))
-        folds = {"dev halves, cross-fitted": document_halves(len(seen.counts[0]))}
+        folds = {"dev halves, cross-fitted": document_halves(seen.documents)}
         if not data:
             folds["each team with the others' bias"] = seen.teams
         for what, rows in folds.items():

@@ -86,9 +86,12 @@ def test_calibration_records_the_rule_it_picked_with(tiny_model_dir, seed_dev):
 # --- the bench ---------------------------------------------------------------------------------
 def test_cross_fitting_decodes_each_half_with_the_bias_picked_on_the_other():
     # even documents want -0.5, odd ones +0.5
-    grid = GridCounts(BIASES, [_docs([8, 2] * 3), _docs([5] * 6), _docs([2, 8] * 3)], [list(range(6))])
-    halves = document_halves(6)
-    assert halves == [[0, 2, 4], [1, 3, 5]]
+    documents = ["d0", "d1", "d2", "d3", "d5", "d4"]  # rows as first seen; halves by sorted id, as quality.py's
+    grid = GridCounts(
+        BIASES, [_docs([8, 2, 8, 2, 2, 8]), _docs([5] * 6), _docs([2, 8, 2, 8, 8, 2])], [[*range(6)]], documents
+    )
+    halves = document_halves(documents)
+    assert halves == [[0, 2, 5], [1, 3, 4]]
     counts, biases = crossfitted(grid, "best", halves)
     assert biases == [0.5, -0.5], "the even half takes the odd half's bias, and the other way round"
     assert counts[:, 0].tolist() == [2, 2, 2, 2, 2, 2]
