@@ -77,15 +77,14 @@ def bias_grid(minimum: float, maximum: float, step: float) -> list[float]:
     return [round(i * step, 6) for i in range(lo, hi + 1)]
 
 
-def choose_bias(points: list[BiasPoint]) -> float:
-    """Best micro-F1; on ties the smallest |bias| (the less the decoding departs from the model)."""
-    best = max(points, key=lambda p: (round(p.micro_f1, 6), -abs(p.o_bias)))
-    return best.o_bias
-
-
 def _best(biases: Sequence[float], f1: Sequence[float]) -> int:
     """Index of the best F1; on ties the smallest |bias|."""
     return max(range(len(biases)), key=lambda i: (round(f1[i], 6), -abs(biases[i])))
+
+
+def choose_bias(points: list[BiasPoint]) -> float:
+    """Best micro-F1; on ties the smallest |bias| (the less the decoding departs from the model)."""
+    return points[_best([p.o_bias for p in points], [p.micro_f1 for p in points])].o_bias
 
 
 def within_noise_bias(biases: Sequence[float], counts: Sequence[np.ndarray], samples: int = 1000) -> float:
@@ -160,19 +159,26 @@ def fit_o_bias(
     if rule == "best":  # seqeval's F1 of each point, as before the rules
         return BiasCalibration(choose_bias(points), points, len(logits), rule)
     return BiasCalibration(
-        pick_bias(rule, grid, [c for _, c in scored], document_teams(gold)), points, len(logits), rule
+        pick_bias(rule, grid, [c for _, c in scored], document_teams(gold), predictor.settings.bootstrap_samples),
+        points,
+        len(logits),
+        rule,
     )
 
 
 def pick_bias(
-    rule: str, biases: Sequence[float], counts: Sequence[np.ndarray], teams: Sequence[Sequence[int]]
+    rule: str,
+    biases: Sequence[float],
+    counts: Sequence[np.ndarray],
+    teams: Sequence[Sequence[int]],
+    samples: int = 1000,
 ) -> float:
     """The bias ``rule`` picks from the per-document strict entity counts of each bias (``teams``: the rows of
-    each annotator team, for ``team_median``). Pure."""
+    each annotator team, for ``team_median``; ``samples``: bootstrap resamples, for ``within_noise``). Pure."""
     if rule not in BIAS_RULES:
         raise ValueError(f"bias rule {rule!r}: one of {', '.join(BIAS_RULES)}")
     if rule == "within_noise":
-        return within_noise_bias(biases, counts)
+        return within_noise_bias(biases, counts, samples)
     if rule == "team_median":
         return team_median_bias(biases, counts, teams)
     return biases[_best(biases, [micro_f1(c) for c in counts])]
