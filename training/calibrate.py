@@ -12,9 +12,9 @@ How the bias is chosen from the grid's dev scores is a rule (``SCINER_O_BIAS_RUL
 * ``team_median``: the median over the annotator teams of dev of each team's own best bias: every team counts
   once, whatever its size, as a team the model has not seen would be one more of them.
 
-On five annotator teams left out in turn neither alternative read measurably better on the new team than ``best``,
-and each cost somewhere on the teams the model was trained on (docs/quality.md, session 44), so ``best`` is the
-default.
+On six annotator teams left out in turn neither alternative read robustly better on the new team than ``best``
+(``team_median``'s pooled gain is one team of six), and each cost somewhere on the teams the model was trained on
+(docs/quality.md, session 44), so ``best`` is the default.
 """
 
 from __future__ import annotations
