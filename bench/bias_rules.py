@@ -61,8 +61,7 @@ class GridCounts:
         """The bias ``rule`` picks on the documents ``rows`` (all when ``None``). Pure."""
         if rule == "none":
             return 0.0
-        if rows is None:
-            return pick_bias(rule, self.biases, self.counts, self.teams)
+        rows = rows if rows is not None else list(range(len(self.documents)))
         position = {r: k for k, r in enumerate(rows)}
         teams = [[position[r] for r in team if r in position] for team in self.teams]
         return pick_bias(rule, self.biases, [c[rows] for c in self.counts], [t for t in teams if t])
@@ -70,7 +69,7 @@ class GridCounts:
 
 def grid_counts(predictor: Predictor, sentences: list[Sentence], biases: list[float]) -> GridCounts:
     logits = predictor.record_logits(sentences)
-    counts = [bias_counts(predictor, logits, sentences, b)[1] for b in biases]
+    counts = [bias_counts(predictor, logits, sentences, b) for b in biases]
     return GridCounts(biases, counts, document_teams(sentences), list(dict.fromkeys(s.doc_id for s in sentences)))
 
 

@@ -121,18 +121,32 @@ def team_median_bias(biases: Sequence[float], counts: Sequence[np.ndarray], team
     return min(middle, key=abs)
 
 
-def bias_counts(
-    predictor: Predictor, logits: list[WordLogits], gold: Sequence[Sentence], o_bias: float, propagate: bool = True
-) -> tuple[BiasPoint, np.ndarray]:
-    """``gold`` decoded under ``o_bias`` as the predictor decodes (names propagated within each document as the
-    settings say, unless ``propagate`` is false): its micro P/R/F1, and its strict entity counts per document
-    (documents in first-seen order of ``gold``), which the rules resample."""
+def _decoded(
+    predictor: Predictor, logits: list[WordLogits], gold: Sequence[Sentence], o_bias: float, propagate: bool
+) -> tuple[list[list[str]], list[list[str]]]:
+    """(gold tags, predicted tags) of ``gold`` decoded under ``o_bias`` as the predictor decodes (names propagated
+    within each document as the settings say, unless ``propagate`` is false)."""
     pred = [p.tags for p in predictor.decode_records(logits, gold, o_bias, propagate)]
-    gold_tags = [[t or OUTSIDE for t in (s.tags or [])] for s in gold]
+    return [[t or OUTSIDE for t in (s.tags or [])] for s in gold], pred
+
+
+def _point(predictor: Predictor, o_bias: float, gold_tags: list[list[str]], pred: list[list[str]]) -> BiasPoint:
     classes = [t for t in ENTITY_TYPES if f"B-{t}" in predictor.labels]
     ev = evaluate_tags(gold_tags, pred, classes)
+    return BiasPoint(o_bias, ev.micro_precision, ev.micro_recall, ev.micro_f1)
+
+
+def _per_document(gold: Sequence[Sentence], gold_tags: list[list[str]], pred: list[list[str]]) -> np.ndarray:
     counts, _ = document_counts(sentence_counts(gold_tags, pred), [s.doc_id for s in gold])
-    return BiasPoint(o_bias, ev.micro_precision, ev.micro_recall, ev.micro_f1), counts
+    return counts
+
+
+def bias_counts(
+    predictor: Predictor, logits: list[WordLogits], gold: Sequence[Sentence], o_bias: float, propagate: bool = True
+) -> np.ndarray:
+    """``gold`` decoded under ``o_bias`` (:func:`_decoded`): its strict entity counts per document (documents in
+    first-seen order of ``gold``), which the rules resample."""
+    return _per_document(gold, *_decoded(predictor, logits, gold, o_bias, propagate))
 
 
 def document_teams(gold: Sequence[Sentence]) -> list[list[int]]:
@@ -156,18 +170,15 @@ def fit_o_bias(
 ) -> BiasCalibration:
     """Re-decode logits the model already produced for ``gold`` under every bias of ``grid``; keep the one
     ``rule`` picks (:data:`BIAS_RULES`)."""
-    if rule not in BIAS_RULES:
+    if rule not in BIAS_RULES:  # before decoding the whole grid
         raise ValueError(f"bias rule {rule!r}: one of {', '.join(BIAS_RULES)}")
-    scored = [bias_counts(predictor, logits, gold, b, propagate) for b in grid]
-    points = [p for p, _ in scored]
-    if rule == "best":  # seqeval's F1 of each point, as before the rules
+    decoded = [_decoded(predictor, logits, gold, b, propagate) for b in grid]
+    points = [_point(predictor, b, *tags) for b, tags in zip(grid, decoded, strict=True)]
+    if rule == "best":  # seqeval's F1 of each point, as before the rules; no document counts needed
         return BiasCalibration(choose_bias(points), points, len(logits), rule)
-    return BiasCalibration(
-        pick_bias(rule, grid, [c for _, c in scored], document_teams(gold), predictor.settings.bootstrap_samples),
-        points,
-        len(logits),
-        rule,
-    )
+    counts = [_per_document(gold, *tags) for tags in decoded]
+    samples = predictor.settings.bootstrap_samples
+    return BiasCalibration(pick_bias(rule, grid, counts, document_teams(gold), samples), points, len(logits), rule)
 
 
 def pick_bias(
