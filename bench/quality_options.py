@@ -74,6 +74,9 @@ def quality_parser(doc: str | None) -> argparse.ArgumentParser:
         "--rdrop-weight", type=float, default=None, help="SCINER_RDROP_WEIGHT (two dropout readings held together)"
     )
     ap.add_argument(
+        "--mention-swap", type=float, default=None, help="SCINER_MENTION_SWAP (mentions swapped within their type)"
+    )
+    ap.add_argument(
         "--case-markers",
         action=argparse.BooleanOptionalAction,
         default=None,
@@ -151,6 +154,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
         "layer_lr_decay": args.layer_lr_decay,
         "adversarial_epsilon": args.adversarial_epsilon,
         "rdrop_weight": args.rdrop_weight,
+        "mention_swap": args.mention_swap,
         "distill_teacher_variant": args.teacher_variant,
         "document_context": args.document_context,
         "case_markers": args.case_markers,

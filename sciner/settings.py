@@ -157,6 +157,14 @@ class Settings(BaseSettings):
         "43, no more than a second epoch buys (docs/quality.md, session 42; training/consistency.py); over two epochs "
         "dev F1 fell during the second (0.533 to 0.501, seed 43, session 43): for one-epoch training only.",
     )
+    mention_swap: float = Field(
+        0.0,
+        ge=0,
+        le=1,
+        description="Mention replacement (Dai & Adel 2020): each epoch, each gold mention of a training sentence is "
+        "swapped with this probability for another distinct mention of its type from the training set (0: off); "
+        "the model has to read contexts rather than memorise names (training/mention_swap.py).",
+    )
     # --- domain-adaptive pre-training (`sciner adapt-encoder`, training/domain_pretrain.py) ----
     adapt_learning_rate: float = Field(1e-4, gt=0, description="Masked-LM learning rate of `sciner adapt-encoder`.")
     adapt_batch_size: int = Field(32, ge=1, description="Packed windows per masked-LM step.")

@@ -19,11 +19,11 @@ from sciner.predictor import Predictor
 from sciner.records import Sentence
 from sciner.settings import Settings
 from service.process import quiet_env, ready_service
+from training.batching import epoch_examples, split_by_entity
 from training.calibrate import BiasPoint, bias_grid, calibrate_o_bias, choose_bias
 from training.evaluate import evaluate_predictor
 from training.features import Example
 from training.param_groups import parameter_groups
-from training.trainer import epoch_examples, split_by_entity
 
 TEXT = "We fine-tune BERT on SQuAD and reach 91.2 F1 with a learning rate of 3e-5 . GloVe embeddings help NER ."
 

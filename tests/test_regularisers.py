@@ -1,4 +1,5 @@
-"""The training-time regularisers (FGM, R-Drop) change what is learnt, and the model folder says which ran."""
+"""The training-time regularisers (FGM, R-Drop, mention swapping) change what is learnt, and the model folder
+says which ran."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import torch
 from sciner.model_dir import read_metadata
 from sciner.settings import Settings
 
-REGULARISERS = {"adversarial_epsilon": 1.0, "rdrop_weight": 1.0}
+REGULARISERS = {"adversarial_epsilon": 1.0, "rdrop_weight": 1.0, "mention_swap": 1.0}
 
 
 def test_each_regulariser_changes_the_weights_and_is_recorded(seed_train, tmp_path):

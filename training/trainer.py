@@ -24,13 +24,14 @@ from sciner.predictor import Predictor
 from sciner.records import Sentence
 from sciner.settings import Settings
 from training.adversarial import adversarial_backward
-from training.batching import bucketed_batches
+from training.batching import bucketed_batches, epoch_examples, split_by_entity
 from training.consistency import rdrop_loss
 from training.crowd_layer import MIN_CROWD_TEAMS, NO_TEAM, crowd_layer_summary, make_crowd_layer, team_ids
 from training.distill import SoftTargets, distillation_loss
 from training.evaluate import evaluate_predictor
 from training.features import Example, build_examples
 from training.head_transfer import transfer_head
+from training.mention_swap import MentionPool, swap_mentions
 from training.param_groups import parameter_groups
 from training.progress import progress_bar
 from training.weight_average import make_weight_average
@@ -97,21 +98,6 @@ def training_device(setting: str, cuda_available: bool) -> str:
     if setting == "cuda" and not cuda_available:
         log.warning("SCINER_DEVICE=cuda but CUDA is not available: training on CPU")
     return "cuda" if setting in ("auto", "cuda") and cuda_available else "cpu"
-
-
-def split_by_entity(examples: list[Example], outside_id: int) -> tuple[list[int], list[int]]:
-    """Indices of the examples with at least one entity label, and of the entity-free ones."""
-    with_entity, entity_free = [], []
-    for i, e in enumerate(examples):
-        (with_entity if e.has_entity(outside_id) else entity_free).append(i)
-    return with_entity, entity_free
-
-
-def epoch_examples(with_entity: list[int], entity_free: list[int], n_free: int, rng: random.Random) -> list[int]:
-    """Every example with an entity plus ``n_free`` entity-free ones drawn afresh for this epoch."""
-    if n_free >= len(entity_free):
-        return [*with_entity, *entity_free]
-    return [*with_entity, *sorted(rng.sample(entity_free, n_free))]
 
 
 def _collate(batch: list[Example], pad_id: int) -> dict:
@@ -238,20 +224,30 @@ def train_model(
     if settings.crowd_layer and len(teams) < MIN_CROWD_TEAMS:
         log.info("crowd layer off: the gold comes from %d annotator team(s), nothing to tell apart", len(teams))
         teams, team_of_sentence = [], None
-    examples = build_examples(
-        train,
-        rust_tok,
-        label2id,
-        cls_id,
-        sep_id,
-        max_tokens,
-        settings.window_stride,
-        unk_id,
-        soft_by_id=soft_targets.by_id if soft_targets is not None else None,
+    soft_by_id = soft_targets.by_id if soft_targets is not None else None
+    build = partial(
+        build_examples,
+        tokenizer=rust_tok,
+        label2id=label2id,
+        cls_id=cls_id,
+        sep_id=sep_id,
+        max_tokens=max_tokens,
+        overlap=settings.window_stride,
+        unk_id=unk_id,
+        soft_by_id=soft_by_id,
         document_context=settings.document_context,
         case_markers=markers,
         teams=team_of_sentence,
     )
+    pool = MentionPool.of(train) if settings.mention_swap > 0 else None
+    swap_rng = random.Random(settings.seed + 1)  # its own stream: the batch order's draws stay as without swapping
+
+    def epoch_train() -> list[Sentence]:
+        if pool is None:
+            return train
+        return swap_mentions(train, pool, settings.mention_swap, swap_rng, keep=soft_by_id or ())
+
+    examples = build(epoch_train())
     if not examples:
         raise ValueError("no training example carries a label")
     meta = ModelMetadata(
@@ -293,6 +289,10 @@ def train_model(
     epochs_run = 0
     for epoch in range(1, settings.epochs + 1):
         epochs_run = epoch
+        if pool is not None and epoch > 1:
+            examples = build(epoch_train())
+            lengths = [len(e.input_ids) for e in examples]
+            with_entity, entity_free = split_by_entity(examples, label2id[OUTSIDE])
         model.train()
         losses = []
         chosen = epoch_examples(with_entity, entity_free, empty_per_epoch, rng)
@@ -356,6 +356,7 @@ def train_model(
         else None,
         "crowd_layer_teams": crowd_layer_summary(crowd, teams, labels) if crowd is not None else None,
         "head_start": head_start,
+        "mention_pool": len(pool) if pool is not None else None,
         "history": history,
     }
     if best_eval is not None:
@@ -391,6 +392,7 @@ TRAINING_KEYS = (
     "weight_ema",
     "adversarial_epsilon",
     "rdrop_weight",
+    "mention_swap",
 )
 
 
