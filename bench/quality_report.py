@@ -96,10 +96,12 @@ ORDER = [
     "gold-1ep-crowd-s42-dapt-head",
     "gold-1ep-crowd-s42-rerun",
     "gold-1ep-crowd-s42-rdrop1",
+    "gold-1ep-crowd-s42-swap03",
     "gold-1ep-crowd-s43-today",
     "gold-1ep-crowd-s43-dapt-head",
     "gold-1ep-crowd-s43-rerun",
     "gold-1ep-crowd-s43-rdrop1",
+    "gold-1ep-crowd-s43-swap03",
     "soup-rdrop-s43",
     "gold-2ep-crowd-s43-rdrop1",
     "gold-1ep-crowd-s44-today",
@@ -271,6 +273,8 @@ def train_data(result: dict) -> str:
         data += f", adversarial embeddings (FGM, epsilon {settings['adversarial_epsilon']:g})"
     if settings.get("rdrop_weight"):
         data += f", two dropout readings held together (R-Drop, weight {settings['rdrop_weight']:g})"
+    if settings.get("mention_swap"):
+        data += f", mentions swapped within their type ({settings['mention_swap']:.0%} each epoch)"
     if settings.get("train_empty_ratio", DEFAULT_EMPTY_RATIO) != DEFAULT_EMPTY_RATIO:
         data += f", {settings['train_empty_ratio']:.0%} of entity-free windows per epoch"
     if settings.get("batch_size", DEFAULT_BATCH_SIZE) != DEFAULT_BATCH_SIZE:
