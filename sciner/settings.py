@@ -164,8 +164,8 @@ class Settings(BaseSettings):
         description="Mention replacement (Dai & Adel 2020): each epoch, each gold mention of a training sentence is "
         "swapped with this probability for another distinct mention of its type from the training set (0: off); "
         "the model has to read contexts rather than memorise names (training/mention_swap.py). 0.3 at one epoch: "
-        "-0.9 and -0.4 cross-fitted at seeds 42 / 43, +1.4 on a team never seen (no bias), -2.3 on the teams it "
-        "was trained on; TaskName falls (docs/quality.md, session 45): off.",
+        "-0.9 and -0.4 cross-fitted at seeds 42 / 43; on two teams never seen +1.4 and -0.2 (no bias), -2.3 and -3.2 "
+        "on the teams trained on; TaskName falls (docs/quality.md, session 45): off.",
     )
     # --- domain-adaptive pre-training (`sciner adapt-encoder`, training/domain_pretrain.py) ----
     adapt_learning_rate: float = Field(1e-4, gt=0, description="Masked-LM learning rate of `sciner adapt-encoder`.")
