@@ -112,7 +112,8 @@ def main() -> None:
             predicted = mentions([p.tags for p in predictor.decode_records(logits, dev, o_bias=bias)])
             rows[f"{folder.name} {variant}, {reading}"] = split_scores(words, gold, predicted, seen)
     env = settings_env()
-    novel_share = sum(1 for m in gold if name_key(words[m[0]][m[1] : m[2]]) not in seen) / max(len(gold), 1)
+    gold_split = split_scores(words, gold, set(), seen)
+    novel_share = gold_split["novel"]["gold"] / max(gold_split["all"]["gold"], 1)
     text = "\n".join(
         [
             f"Run {now()} on {machine()}: `{env_prefix(env)}{' '.join(sys.argv)}`",

@@ -12,10 +12,9 @@ Sentences with teacher distributions (distillation) keep their words, as those d
 
 from __future__ import annotations
 
-import dataclasses
 import random
 from collections.abc import Collection, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from sciner.decoding import tags_to_spans
 from sciner.labels import label_words
@@ -50,13 +49,12 @@ def mentions_of(sentence: Sentence) -> list[tuple[int, int, str]]:
 def swap_sentence(sentence: Sentence, pool: MentionPool, probability: float, rng: random.Random) -> Sentence:
     """The sentence with each mention swapped, with ``probability``, for a different mention of its type
     from ``pool``; the sentence itself when nothing was swapped."""
-    mentions = mentions_of(sentence)
-    if not mentions or sentence.tags is None:
+    if not sentence.tags:
         return sentence
     tokens: list[str] = []
     tags: list[str | None] = []
     cursor = 0
-    for start, end, label in mentions:
+    for start, end, label in mentions_of(sentence):
         if rng.random() >= probability:
             continue
         names = pool.by_type.get(label, ())
@@ -74,7 +72,7 @@ def swap_sentence(sentence: Sentence, pool: MentionPool, probability: float, rng
         return sentence
     tokens += sentence.tokens[cursor:]
     tags += sentence.tags[cursor:]
-    return dataclasses.replace(sentence, tokens=tokens, tags=tags)
+    return replace(sentence, tokens=tokens, tags=tags)
 
 
 def swap_mentions(
