@@ -77,6 +77,12 @@ def quality_parser(doc: str | None) -> argparse.ArgumentParser:
         "--mention-swap", type=float, default=None, help="SCINER_MENTION_SWAP (mentions swapped within their type)"
     )
     ap.add_argument(
+        "--mention-swap-kept-types",
+        type=lambda value: [t.strip() for t in value.split(",") if t.strip()],
+        default=None,
+        help="SCINER_MENTION_SWAP_KEPT_TYPES (comma-separated types whose mentions stay, e.g. TaskName)",
+    )
+    ap.add_argument(
         "--case-markers",
         action=argparse.BooleanOptionalAction,
         default=None,
@@ -155,6 +161,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
         "adversarial_epsilon": args.adversarial_epsilon,
         "rdrop_weight": args.rdrop_weight,
         "mention_swap": args.mention_swap,
+        "mention_swap_kept_types": args.mention_swap_kept_types,
         "distill_teacher_variant": args.teacher_variant,
         "document_context": args.document_context,
         "case_markers": args.case_markers,

@@ -274,7 +274,9 @@ def train_data(result: dict) -> str:
     if settings.get("rdrop_weight"):
         data += f", two dropout readings held together (R-Drop, weight {settings['rdrop_weight']:g})"
     if settings.get("mention_swap"):
-        data += f", mentions swapped within their type ({settings['mention_swap']:.0%} each epoch)"
+        data += f", mentions swapped within their type ({settings['mention_swap']:.0%} each epoch"
+        kept = settings.get("mention_swap_kept_types")
+        data += f"; {', '.join(kept)} kept)" if kept else ")"
     if settings.get("train_empty_ratio", DEFAULT_EMPTY_RATIO) != DEFAULT_EMPTY_RATIO:
         data += f", {settings['train_empty_ratio']:.0%} of entity-free windows per epoch"
     if settings.get("batch_size", DEFAULT_BATCH_SIZE) != DEFAULT_BATCH_SIZE:

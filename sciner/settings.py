@@ -167,6 +167,11 @@ class Settings(BaseSettings):
         "-0.9 and -0.4 cross-fitted at seeds 42 / 43; on two teams never seen +1.4 and -0.2 (no bias), -2.3 and -3.2 "
         "on the teams trained on; TaskName falls (docs/quality.md, session 45): off.",
     )
+    mention_swap_kept_types: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Comma-separated entity types whose mentions mention swapping leaves in place (none: every "
+        "type is swapped); e.g. TaskName, whose phrases often read as nonsense in another sentence.",
+    )
     # --- domain-adaptive pre-training (`sciner adapt-encoder`, training/domain_pretrain.py) ----
     adapt_learning_rate: float = Field(1e-4, gt=0, description="Masked-LM learning rate of `sciner adapt-encoder`.")
     adapt_batch_size: int = Field(32, ge=1, description="Packed windows per masked-LM step.")
@@ -318,7 +323,13 @@ class Settings(BaseSettings):
     )
 
     @field_validator(
-        "api_read_tokens", "api_write_tokens", "allowed_hosts", "allowed_origins", "propagation_types", mode="before"
+        "api_read_tokens",
+        "api_write_tokens",
+        "allowed_hosts",
+        "allowed_origins",
+        "propagation_types",
+        "mention_swap_kept_types",
+        mode="before",
     )
     @classmethod
     def _comma_separated(cls, value: object) -> object:

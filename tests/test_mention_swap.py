@@ -38,6 +38,35 @@ def test_the_pool_holds_each_types_distinct_mentions_once_in_first_seen_order():
     assert len(pool) == 4
 
 
+def test_a_kept_type_has_no_names_in_the_pool_so_its_mentions_stay_where_they_are():
+    pool = MentionPool.of(TRAIN, kept_types={"DatasetName"})
+
+    swapped = swap_sentence(TRAIN[0], pool, 1.0, random.Random(0))
+
+    assert set(pool.by_type) == {"MethodName"}
+    assert swapped.tokens == ["We", "fine-tune", "Graph", "Attention", "Networks", "on", "SQuAD", "."]
+    assert swapped.tags[-2:] == ["B-DatasetName", "O"]
+
+
+def test_kept_types_are_read_comma_separated_from_the_environment(monkeypatch):
+    from sciner.settings import Settings
+
+    monkeypatch.setenv("SCINER_MENTION_SWAP_KEPT_TYPES", "TaskName, MetricName")
+
+    assert Settings().mention_swap_kept_types == ["TaskName", "MetricName"]
+    assert Settings(_env_file=None, mention_swap_kept_types=[]).mention_swap_kept_types == []
+
+
+def test_training_refuses_a_kept_type_the_labels_do_not_have(tmp_path):
+    from sciner.settings import Settings
+    from training.trainer import train_model
+
+    settings = Settings(home=tmp_path, mention_swap=0.3, mention_swap_kept_types=["TaskNmae"])
+
+    with pytest.raises(ValueError, match="TaskNmae"):
+        train_model(TRAIN, None, tmp_path / "model", settings, progress=False)
+
+
 OTHER_NAMES = MentionPool({"MethodName": (("Graph", "Attention", "Networks"),), "DatasetName": (("SQuAD",),)})
 
 

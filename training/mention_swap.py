@@ -6,6 +6,8 @@ so rare names are read as often as ``BERT``). The sentence's words and IOB2 tags
 mention. A model that meets a name in many contexts, and a context with many names, has to read the context;
 one that sees ``BERT`` labelled 1,030 times can get by memorising names, which a team never seen does not reward.
 
+Types in ``SCINER_MENTION_SWAP_KEPT_TYPES`` have no names in the pool, so their mentions stay where they are.
+
 Pure functions over :class:`sciner.records.Sentence`; the trainer calls :func:`swap_mentions` once per epoch.
 Sentences with teacher distributions (distillation) keep their words, as those distributions are per word.
 """
@@ -30,11 +32,13 @@ class MentionPool:
     by_type: dict[str, tuple[Mention, ...]]
 
     @classmethod
-    def of(cls, sentences: Iterable[Sentence]) -> MentionPool:
+    def of(cls, sentences: Iterable[Sentence], kept_types: Collection[str] = ()) -> MentionPool:
+        """The pool of ``sentences``' mentions; types in ``kept_types`` get none, so their mentions stay."""
         seen: dict[str, dict[Mention, None]] = {}
         for sentence in sentences:
             for start, end, label in mentions_of(sentence):
-                seen.setdefault(label, {})[tuple(sentence.tokens[start:end])] = None
+                if label not in kept_types:
+                    seen.setdefault(label, {})[tuple(sentence.tokens[start:end])] = None
         return cls({label: tuple(names) for label, names in seen.items()})
 
     def __len__(self) -> int:

@@ -17,7 +17,7 @@ import numpy as np
 
 from sciner.backends import TorchBackend
 from sciner.encoding import load_tokenizer, pad_batch
-from sciner.labels import IGNORE_INDEX, OUTSIDE, labels_of
+from sciner.labels import IGNORE_INDEX, OUTSIDE, labels_of, split_tag
 from sciner.metrics import Evaluation
 from sciner.model_dir import HF_DIR, TOKENIZER_FILE, ModelMetadata, write_metadata
 from sciner.predictor import Predictor
@@ -198,6 +198,9 @@ def train_model(
     unknown = {t for s in train for t in s.tags or [] if t and t not in label2id}
     if unknown:
         raise ValueError(f"training tags not in the label set: {sorted(unknown)}")
+    types = {split_tag(label)[1] for label in labels}
+    if unknown_kept := sorted(set(settings.mention_swap_kept_types) - types):
+        raise ValueError(f"SCINER_MENTION_SWAP_KEPT_TYPES names types not in the labels: {unknown_kept}")
 
     hf_tok = AutoTokenizer.from_pretrained(settings.base_model, use_fast=True)
     cls_id, sep_id, pad_id = _special_ids(hf_tok)
@@ -239,7 +242,7 @@ def train_model(
         case_markers=markers,
         teams=team_of_sentence,
     )
-    pool = MentionPool.of(train) if settings.mention_swap > 0 else None
+    pool = MentionPool.of(train, settings.mention_swap_kept_types) if settings.mention_swap > 0 else None
     swap_rng = random.Random(settings.seed + 1)  # its own stream: the batch order's draws stay as without swapping
 
     def epoch_train() -> list[Sentence]:
@@ -393,6 +396,7 @@ TRAINING_KEYS = (
     "adversarial_epsilon",
     "rdrop_weight",
     "mention_swap",
+    "mention_swap_kept_types",
 )
 
 
