@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.common import SHARED, env_prefix, machine, now, save_result, settings_env
 from bench.paired import model_arg
-from sciner.decoding import tags_to_spans
+from sciner.decoding import strict_entities, tags_to_spans
 from sciner.io.jsonl import read_jsonl
 from sciner.predictor import Predictor
 from sciner.records import Sentence
@@ -46,7 +46,7 @@ def labelled_names(sentences: Iterable[Sentence]) -> set[Name]:
 
 def mentions(tags: Sequence[Sequence[str | None]]) -> set[Mention]:
     """Strict entities of tag sequences as ``(sentence, start, end, type)``. Pure."""
-    return {(i, sp.start, sp.end, sp.label) for i, t in enumerate(tags) for sp in tags_to_spans(t)}
+    return {(i, *entity) for i, t in enumerate(tags) for entity in strict_entities(t)}
 
 
 def split_scores(

@@ -81,6 +81,13 @@ def tags_to_spans(tags: Sequence[str | None], word_scores: Sequence[float] | Non
     return spans
 
 
+def strict_entities(tags: Sequence[str | None]) -> set[tuple[int, int, str]]:
+    """The entities of a tag sequence as ``(start, end, type)`` over words, as seqeval's strict IOB2 counts them
+    after :func:`sciner.labels.repair_bio`: an unknown (``None``) tag is outside, an ``I-X`` that continues no
+    ``X`` starts one. Two sequences agree on an entity when both sets hold its tuple."""
+    return {(s.start, s.end, s.label) for s in tags_to_spans(tags)}
+
+
 def spans_to_entities(text: str, tokens: Sequence[Token], spans: Sequence[WordSpan]) -> list[Entity]:
     """Word spans -> character-offset entities of ``text`` (``text[start:end] == entity.text``)."""
     entities = []

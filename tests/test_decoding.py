@@ -1,7 +1,11 @@
-import numpy as np
+import random
 
-from sciner.decoding import allowed_transitions, softmax, spans_to_entities, tags_to_spans, viterbi
+import numpy as np
+import pytest
+
+from sciner.decoding import allowed_transitions, softmax, spans_to_entities, strict_entities, tags_to_spans, viterbi
 from sciner.labels import bio_labels
+from sciner.metrics import evaluate_tags
 from sciner.pretokenize import tokenize
 
 LABELS = bio_labels(["MethodName", "DatasetName"])  # O B-M I-M B-D I-D
@@ -34,6 +38,27 @@ def test_tags_to_spans_scores_are_means_of_word_scores():
 
 def test_unknown_tags_end_entities():
     assert [(s.start, s.end) for s in tags_to_spans(["B-M", None, "I-M"])] == [(0, 1), (2, 3)]
+
+
+def test_strict_entities_read_unknown_tags_as_outside_and_an_orphan_i_as_a_start():
+    assert strict_entities(["B-M", "I-M", None, "I-M", "I-D", "O"]) == {(0, 2, "M"), (3, 4, "M"), (4, 5, "D")}
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_strict_entities_count_what_seqeval_counts(seed):
+    rng = random.Random(seed)
+    tags = ["O", "B-M", "I-M", "B-D", "I-D", None]
+    gold = [[rng.choice(tags) for _ in range(rng.randint(1, 12))] for _ in range(40)]
+    pred = [[rng.choice(tags[:-1]) for _ in g] for g in gold]
+
+    matched = sum(len(strict_entities(g) & strict_entities(p)) for g, p in zip(gold, pred, strict=True))
+    predicted = sum(len(strict_entities(p)) for p in pred)
+    expected = sum(len(strict_entities(g)) for g in gold)
+    seqeval = evaluate_tags([[t or "O" for t in g] for g in gold], pred)
+
+    assert matched > 0
+    assert seqeval.micro_precision == pytest.approx(matched / predicted)
+    assert seqeval.micro_recall == pytest.approx(matched / expected)
 
 
 def test_entities_are_the_text_at_their_character_offsets():

@@ -34,8 +34,7 @@ from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
-from sciner.decoding import tags_to_spans
-from sciner.labels import OUTSIDE, repair_bio
+from sciner.decoding import strict_entities
 
 if TYPE_CHECKING:
     from sciner.metrics import Evaluation
@@ -113,8 +112,7 @@ def sentence_counts(gold: Sequence[Sequence[str | None]], pred: Sequence[Sequenc
     """``[n_sentences, 3]``: (exact-match entities, predicted entities, gold entities), strict IOB2."""
     out = np.zeros((len(gold), 3), dtype=np.int64)
     for i, (g, p) in enumerate(zip(gold, pred, strict=True)):
-        gs = {(s.start, s.end, s.label) for s in tags_to_spans(repair_bio([t or OUTSIDE for t in g]))}
-        ps = {(s.start, s.end, s.label) for s in tags_to_spans(repair_bio(list(p)))}
+        gs, ps = strict_entities(g), strict_entities(p)
         out[i] = (len(gs & ps), len(ps), len(gs))
     return out
 

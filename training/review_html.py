@@ -17,8 +17,8 @@ import html
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from sciner.decoding import tags_to_spans
-from sciner.labels import ENTITY_TYPES, OUTSIDE
+from sciner.decoding import strict_entities
+from sciner.labels import ENTITY_TYPES
 from sciner.metrics import Evaluation
 
 # Okabe-Ito-like pastels: distinguishable for most colour-blind readers, dark text stays readable.
@@ -63,7 +63,7 @@ class Span:
 
 def spans(tags: Sequence[str | None]) -> set[Span]:
     """Entity spans (word offsets) of a tag sequence; masked (``None``) words count as outside."""
-    return {Span(s.start, s.end, s.label) for s in tags_to_spans([t or OUTSIDE for t in tags])}
+    return {Span(*entity) for entity in strict_entities(tags)}
 
 
 def colours(labels: Sequence[str]) -> dict[str, str]:

@@ -11,8 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 
-from sciner.decoding import WordSpan, tags_to_spans
-from sciner.labels import OUTSIDE, repair_bio
+from sciner.decoding import WordSpan, strict_entities
 
 UNREACHABLE = 1.01  # above every probability: accept nothing
 
@@ -57,8 +56,7 @@ def scored_entities(
     """Per class, ``(score, exact match with a gold entity)`` of each predicted span."""
     out: dict[str, list[tuple[float, bool]]] = {}
     for gold_tags, spans in zip(gold, predicted, strict=True):
-        fixed = repair_bio([t or OUTSIDE for t in gold_tags])
-        gold_set = {(s.start, s.end, s.label) for s in tags_to_spans(fixed)}
+        gold_set = strict_entities(gold_tags)
         for span in spans:
             out.setdefault(span.label, []).append((span.score, (span.start, span.end, span.label) in gold_set))
     return out
