@@ -100,8 +100,9 @@ def test_window_seams_agree_with_a_single_window(tiny_model_dir, tiny_settings):
     assert a.windows == 1 and b.windows > 1
     agreement = np.mean([x == y for x, y in zip(a.tags, b.tags, strict=True)])
     # the tiny model's tags depend on context, and the model itself on the CPU it was trained on: 0.82 (fp32)
-    # to 0.84 (int8) on an AVX2 AMD EPYC, above 0.85 on AVX512 Intel; misplaced windows fall far lower
-    assert agreement > 0.8
+    # to 0.84 (int8) on an AVX2 AMD EPYC, above 0.85 on AVX512 Intel, 0.79 (int8) to 0.82 (fp32) on an AVX-512
+    # VNNI AMD EPYC; the same tags read five words off (what misplaced windows give) agree 0.20-0.26 there
+    assert agreement > 0.7
 
 
 def test_fp32_and_int8_agree_and_torch_matches_fp32(tiny_model_dir, tiny_settings, seed_dev):
