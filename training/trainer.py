@@ -199,7 +199,7 @@ def train_model(
     if unknown:
         raise ValueError(f"training tags not in the label set: {sorted(unknown)}")
     types = {split_tag(label)[1] for label in labels}
-    if unknown_kept := sorted(set(settings.mention_swap_kept_types) - types):
+    if settings.mention_swap > 0 and (unknown_kept := sorted(set(settings.mention_swap_kept_types) - types)):
         raise ValueError(f"SCINER_MENTION_SWAP_KEPT_TYPES names types not in the labels: {unknown_kept}")
 
     hf_tok = AutoTokenizer.from_pretrained(settings.base_model, use_fast=True)
