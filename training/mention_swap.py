@@ -18,7 +18,7 @@ import random
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, replace
 
-from sciner.decoding import strict_entities
+from sciner.decoding import tags_to_spans
 from sciner.labels import label_words
 from sciner.records import Sentence
 
@@ -47,7 +47,7 @@ class MentionPool:
 
 def mentions_of(sentence: Sentence) -> list[tuple[int, int, str]]:
     """``(start, end, type)`` of the sentence's gold mentions (an unknown ``None`` tag is in none of them)."""
-    return sorted(strict_entities(sentence.tags or []))
+    return [(s.start, s.end, s.label) for s in tags_to_spans(sentence.tags or [])]
 
 
 def swap_sentence(sentence: Sentence, pool: MentionPool, probability: float, rng: random.Random) -> Sentence:
