@@ -95,6 +95,13 @@ def quality_parser(doc: str | None) -> argparse.ArgumentParser:
         help="SCINER_DOCUMENT_CONTEXT: train and read each document's sentences together",
     )
     ap.add_argument(
+        "--document-context-share",
+        type=float,
+        default=None,
+        help="SCINER_DOCUMENT_CONTEXT_SHARE: with --document-context, the share of training documents read whole "
+        "each epoch (the rest sentence by sentence)",
+    )
+    ap.add_argument(
         "--crowd-layer",
         action=argparse.BooleanOptionalAction,
         default=None,
@@ -164,6 +171,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
         "mention_swap_kept_types": args.mention_swap_kept_types,
         "distill_teacher_variant": args.teacher_variant,
         "document_context": args.document_context,
+        "document_context_share": args.document_context_share,
         "case_markers": args.case_markers,
         "crowd_layer": args.crowd_layer,
         "adapt_max_steps": args.adapt_steps,

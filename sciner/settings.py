@@ -50,6 +50,14 @@ class Settings(BaseSettings):
         "boundaries, so each word sees its neighbouring sentences); the model folder records it and the "
         "predictor reads texts and documents the same way.",
     )
+    document_context_share: float = Field(
+        1.0,
+        gt=0,
+        le=1,
+        description="With document context: the share of training documents read whole, drawn afresh each epoch; "
+        "the others are read sentence by sentence, so the model also reads a sentence sent alone "
+        "(training/context_mix.py). 1: every document whole.",
+    )
 
     # --- inference ---------------------------------------------------------------------------
     onnx_variant: Literal["int8", "fp32"] = "int8"

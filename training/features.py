@@ -20,6 +20,7 @@ class Example:
     labels: list[int]
     soft: list[tuple[int, np.ndarray]] | None = None  # (piece position, teacher distribution) for distillation
     team: int = NO_TEAM  # the team that labelled it (training/crowd_layer.py)
+    whole: bool = False  # a window of a document read whole (document context), not of one sentence
 
     def has_entity(self, outside_id: int) -> bool:
         """A gold entity label, or (teacher-only windows) a word the teacher calls an entity."""
@@ -73,5 +74,5 @@ def build_examples(
         probs = soft[win.sentence][win.word_start : win.word_end]
         window_soft = [(pos, p) for pos, p in zip(win.first_piece, probs, strict=True) if pos < last and p is not None]
         if any(lab != IGNORE_INDEX for lab in labels) or window_soft:
-            examples.append(Example(win.input_ids, labels, window_soft or None, teams[win.sentence]))
+            examples.append(Example(win.input_ids, labels, window_soft or None, teams[win.sentence], document_context))
     return examples

@@ -24,8 +24,9 @@ from sciner.predictor import Predictor
 from sciner.records import Sentence
 from sciner.settings import Settings
 from training.adversarial import adversarial_backward
-from training.batching import bucketed_batches, epoch_examples, split_by_entity
+from training.batching import epoch_examples, split_by_entity
 from training.consistency import rdrop_loss
+from training.context_mix import documents_read_whole, epoch_batches, mixed_examples, steps_per_epoch
 from training.crowd_layer import MIN_CROWD_TEAMS, NO_TEAM, crowd_layer_summary, make_crowd_layer, team_ids
 from training.distill import SoftTargets, distillation_loss
 from training.evaluate import evaluate_predictor
@@ -250,7 +251,17 @@ def train_model(
             return train
         return swap_mentions(train, pool, settings.mention_swap, swap_rng, keep=soft_by_id or ())
 
-    examples = build(epoch_train())
+    mixing = settings.document_context and settings.document_context_share < 1
+    mix_rng = random.Random(settings.seed + 2)  # its own stream, like the swaps'
+
+    def build_epoch() -> list[Example]:
+        sentences = epoch_train()
+        if not mixing:
+            return build(sentences)
+        whole = documents_read_whole(sentences, settings.document_context_share, mix_rng)
+        return mixed_examples(build, sentences, team_of_sentence, whole)
+
+    examples = build_epoch()
     if not examples:
         raise ValueError("no training example carries a label")
     meta = ModelMetadata(
@@ -273,8 +284,8 @@ def train_model(
     lengths = [len(e.input_ids) for e in examples]
     with_entity, entity_free = split_by_entity(examples, label2id[OUTSIDE])
     empty_per_epoch = round(settings.train_empty_ratio * len(entity_free))
-    steps_per_epoch = -(-(len(with_entity) + empty_per_epoch) // settings.batch_size)
-    total_steps = steps_per_epoch * settings.epochs
+    total_steps = steps_per_epoch(examples, with_entity, entity_free, empty_per_epoch, settings.batch_size)
+    total_steps *= settings.epochs
     groups = parameter_groups(model.named_parameters(), settings, getattr(model.config, "num_hidden_layers", None))
     crowd = make_crowd_layer(len(teams), len(labels)) if teams else None
     if crowd is not None:
@@ -292,14 +303,15 @@ def train_model(
     epochs_run = 0
     for epoch in range(1, settings.epochs + 1):
         epochs_run = epoch
-        if pool is not None and epoch > 1:
-            examples = build(epoch_train())
+        if (pool is not None or mixing) and epoch > 1:
+            examples = build_epoch()
             lengths = [len(e.input_ids) for e in examples]
             with_entity, entity_free = split_by_entity(examples, label2id[OUTSIDE])
         model.train()
         losses = []
         chosen = epoch_examples(with_entity, entity_free, empty_per_epoch, rng)
-        for batch_idx in bucketed_batches([lengths[i] for i in chosen], settings.batch_size, rng):
+        read_whole = [examples[i].whole for i in chosen]
+        for batch_idx in epoch_batches([lengths[i] for i in chosen], read_whole, settings.batch_size, rng):
             batch = {k: v.to(device) for k, v in _collate([examples[chosen[i]] for i in batch_idx], pad_id).items()}
             loss = batch_loss(model, batch, settings, crowd)
             loss.backward()
@@ -388,6 +400,7 @@ TRAINING_KEYS = (
     "window_stride",
     "train_empty_ratio",
     "document_context",
+    "document_context_share",
     "case_markers",
     "crowd_layer",
     "crowd_layer_lr",
