@@ -14,10 +14,10 @@ from sciner.records import Sentence
 from sciner.settings import Settings
 from tests.conftest import SEED_TRAIN
 from tests.fixed_logits import FixedLogits
+from training.batch_loss import batch_loss
 from training.crowd_layer import MIN_CROWD_TEAMS, NO_TEAM, make_crowd_layer, team_ids, team_of
 from training.distill import distillation_loss
 from training.rounds import round_training_settings
-from training.trainer import batch_loss
 
 
 def _sentence(source: str, auto: bool = False) -> Sentence:

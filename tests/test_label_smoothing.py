@@ -9,8 +9,8 @@ import torch
 
 from sciner.settings import Settings
 from tests.fixed_logits import FixedLogits
+from training.batch_loss import batch_loss
 from training.distill import distillation_loss
-from training.trainer import batch_loss
 
 LOGITS = [[[2.0, 0.0, -1.0], [0.5, 0.5, 0.5]], [[0.0, 1.0, 3.0], [1.0, 2.0, 0.0]]]
 LABELS = [[0, -100], [2, 1]]  # the second word piece of the first sentence carries no label

@@ -11,24 +11,23 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from sciner.backends import TorchBackend
-from sciner.encoding import load_tokenizer, pad_batch
-from sciner.labels import IGNORE_INDEX, OUTSIDE, labels_of, split_tag
+from sciner.encoding import load_tokenizer
+from sciner.labels import OUTSIDE, labels_of, split_tag
 from sciner.metrics import Evaluation
 from sciner.model_dir import HF_DIR, TOKENIZER_FILE, ModelMetadata, write_metadata
 from sciner.predictor import Predictor
 from sciner.records import Sentence
 from sciner.settings import Settings
 from training.adversarial import adversarial_backward
+from training.batch_loss import batch_loss, collate
 from training.batching import epoch_examples, split_by_entity
-from training.consistency import rdrop_loss
 from training.context_mix import documents_read_whole, epoch_batches, mixed_examples, steps_per_epoch
-from training.crowd_layer import MIN_CROWD_TEAMS, NO_TEAM, crowd_layer_summary, make_crowd_layer, team_ids
-from training.distill import SoftTargets, distillation_loss
+from training.crowd_layer import MIN_CROWD_TEAMS, crowd_layer_summary, make_crowd_layer, team_ids
+from training.distill import SoftTargets
 from training.evaluate import evaluate_predictor
 from training.features import Example, build_examples
 from training.head_transfer import transfer_head
@@ -99,70 +98,6 @@ def training_device(setting: str, cuda_available: bool) -> str:
     if setting == "cuda" and not cuda_available:
         log.warning("SCINER_DEVICE=cuda but CUDA is not available: training on CPU")
     return "cuda" if setting in ("auto", "cuda") and cuda_available else "cpu"
-
-
-def _collate(batch: list[Example], pad_id: int) -> dict:
-    import torch
-
-    ids, mask = pad_batch([e.input_ids for e in batch], pad_id)
-    labels = np.full(ids.shape, IGNORE_INDEX, dtype=np.int64)
-    for i, e in enumerate(batch):
-        labels[i, : len(e.labels)] = e.labels
-    out = {
-        "input_ids": torch.from_numpy(ids),
-        "attention_mask": torch.from_numpy(mask),
-        "labels": torch.from_numpy(labels),
-    }
-    if any(e.team != NO_TEAM for e in batch):
-        out["teams"] = torch.tensor([e.team for e in batch], dtype=torch.long)
-    with_soft = [e for e in batch if e.soft]
-    if with_soft:
-        n_labels = len(with_soft[0].soft[0][1])  # type: ignore[index]
-        soft = np.zeros((*ids.shape, n_labels), dtype=np.float32)
-        soft_mask = np.zeros(ids.shape, dtype=bool)
-        for i, e in enumerate(batch):
-            for pos, probs in e.soft or []:
-                soft[i, pos], soft_mask[i, pos] = probs, True
-        out["soft"], out["soft_mask"] = torch.from_numpy(soft), torch.from_numpy(soft_mask)
-    return out
-
-
-def batch_loss(model: object, batch: dict, settings: Settings, crowd_layer: object | None = None) -> object:
-    """The model's cross-entropy, or with teacher distributions in the batch the distillation loss. With a
-    ``crowd_layer`` the gold labels are scored through each sentence's team map (the teacher, if any,
-    still scores the shared logits). With ``settings.rdrop_weight`` the batch is read twice and the two
-    readings are held to agree (training/consistency.py)."""
-    task_loss = partial(loss_of_logits, batch=batch, settings=settings, crowd_layer=crowd_layer)
-    if settings.rdrop_weight > 0:
-        return rdrop_loss(model, batch, settings.rdrop_weight, task_loss)
-    return task_loss(model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits)  # type: ignore[operator]
-
-
-def loss_of_logits(logits: Any, batch: dict, settings: Settings, crowd_layer: object | None = None) -> object:
-    """The task loss of one reading of ``batch``: cross-entropy on the gold labels (through the sentence's
-    team map where there is a crowd layer), or the distillation loss where the batch carries a teacher's."""
-    import torch.nn.functional as F
-
-    teams = batch.get("teams")
-    mapped = crowd_layer is not None and teams is not None
-    label_logits = crowd_layer(logits, teams) if mapped else logits  # type: ignore[operator]
-    if "soft" not in batch:
-        return F.cross_entropy(
-            label_logits.reshape(-1, label_logits.shape[-1]),
-            batch["labels"].reshape(-1),
-            ignore_index=IGNORE_INDEX,
-            label_smoothing=settings.label_smoothing,
-        )
-    return distillation_loss(
-        logits,
-        batch["labels"],
-        batch["soft"],
-        batch["soft_mask"],
-        settings.distill_alpha,
-        settings.distill_temperature,
-        label_logits=label_logits,
-        label_smoothing=settings.label_smoothing,
-    )
 
 
 def train_model(
@@ -259,6 +194,7 @@ def train_model(
         if not mixing:
             return build(sentences)
         whole = documents_read_whole(sentences, settings.document_context_share, mix_rng)
+        log.info("document context: %d documents read whole this epoch, the rest sentence by sentence", len(whole))
         return mixed_examples(build, sentences, team_of_sentence, whole)
 
     examples = build_epoch()
@@ -312,7 +248,7 @@ def train_model(
         chosen = epoch_examples(with_entity, entity_free, empty_per_epoch, rng)
         read_whole = [examples[i].whole for i in chosen]
         for batch_idx in epoch_batches([lengths[i] for i in chosen], read_whole, settings.batch_size, rng):
-            batch = {k: v.to(device) for k, v in _collate([examples[chosen[i]] for i in batch_idx], pad_id).items()}
+            batch = {k: v.to(device) for k, v in collate([examples[chosen[i]] for i in batch_idx], pad_id).items()}
             loss = batch_loss(model, batch, settings, crowd)
             loss.backward()
             if settings.adversarial_epsilon > 0:
