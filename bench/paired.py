@@ -12,7 +12,8 @@ Rows measured side by side on the same sentences, with the promotion gate's own 
 delta over resampled documents), so a difference is shown with its uncertainty, not as a bare number.
 ``--readings`` adds, for every model, the other way of reading dev: sentences alone for a model
 trained with document context (what a client sending one sentence gets), documents whole for a
-sentence model. No bias is applied (``decode`` at 0): the models are compared, not their calibrations;
+sentence model, decoded with the same ``--bias`` (before 2026-12-07 always without one). No bias
+is applied by default (``decode`` at 0): the models are compared, not their calibrations;
 ``--bias crossfit`` decodes each model with the O-logit bias fitted on the other half of the dev documents
 (what serving it with a calibrated bias gives, without fitting on what is scored); ``--bias stored`` with the bias
 its folder holds, fitted when it was trained (honest where ``--dev`` is data it was not fitted on: a team left out,
@@ -84,9 +85,10 @@ def counts_of(
     return counts
 
 
-def read_counts(predictor: Predictor, dev: list[Sentence], context: str) -> np.ndarray:
-    """Per-document strict entity counts of ``predictor`` reading ``dev`` with ``context``, unbiased."""
-    return counts_of(predictor, dev, read_logits(predictor, dev, context))
+def read_counts(predictor: Predictor, dev: list[Sentence], context: str, bias: str = "none") -> np.ndarray:
+    """Per-document strict entity counts of ``predictor`` reading ``dev`` with ``context``, decoded with ``bias``
+    as :func:`counts_of` (unbiased by default)."""
+    return counts_of(predictor, dev, read_logits(predictor, dev, context), bias)
 
 
 def mean_distribution(predictors: list[Predictor], logits: list[list[WordLogits]]) -> list[WordLogits]:
@@ -157,7 +159,7 @@ def main() -> None:
         rows.append((label, counts_of(predictor, dev, logits, args.bias)))
         if args.readings:
             other = "sentence" if trained == "document" else "document"
-            rows.append((f"`{folder.name}` {variant}, read as {other}s", read_counts(predictor, dev, other)))
+            rows.append((f"`{folder.name}` {variant}, read as {other}s", read_counts(predictor, dev, other, args.bias)))
     if args.ensemble:
         mean = mean_distribution(predictors, as_trained)
         rows.append(("mean of the models' distributions", counts_of(predictors[0], dev, mean)))

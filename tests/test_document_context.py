@@ -117,3 +117,18 @@ def test_the_paired_benchmark_counts_what_seqeval_scores(sentence_reader, docume
         counts = read_counts(reader, seed_dev, context)
         assert len(counts) == len({s.doc_id for s in seed_dev})
         assert micro_f1(counts) == pytest.approx(expected)
+
+
+def test_the_paired_benchmark_decodes_the_other_reading_with_the_bias_asked_for(
+    sentence_reader, seed_dev, tiny_settings
+):
+    from bench.paired import read_counts
+    from training.promotion import micro_f1
+
+    meta = dataclasses.replace(sentence_reader.meta, decoding={"o_bias": 3.0})
+    biased = Predictor(sentence_reader.backend, sentence_reader.tokenizer, meta, tiny_settings)
+
+    stored = read_counts(biased, seed_dev, "document", "stored")
+    unbiased = read_counts(biased, seed_dev, "document")
+
+    assert micro_f1(stored) != pytest.approx(micro_f1(unbiased)), "an O bias of 3 changes what is found"
