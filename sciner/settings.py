@@ -57,7 +57,7 @@ class Settings(BaseSettings):
         description="With document context: the share of training documents read whole, drawn afresh each epoch; "
         "the others are read sentence by sentence, so the model also reads a sentence sent alone "
         "(training/context_mix.py). 1: every document whole. 0.5 at one epoch: read as documents +1.3 / +0.5 "
-        "without a bias, -0.6 / +2.3 cross-fitted (seeds 42 / 43), read one sentence at a time level; 0.85x the "
+        "without a bias, -0.6 / +2.3 cross-fitted (seeds 42 / 43), read one sentence at a time about +0.5; 0.85x the "
         "batched speed read as documents (docs/quality.md, session 47).",
     )
 
