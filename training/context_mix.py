@@ -80,10 +80,7 @@ def steps_per_epoch(
     n_whole += round(min(n_free, len(entity_free)) * whole_free / len(entity_free)) if entity_free else 0
     if n_whole in (0, total):
         return -(-total // batch_size)
-    lengths = [len(e.input_ids) for e in examples]
     size = whole_batch_size(
-        batch_size,
-        [n for n, e in zip(lengths, examples, strict=True) if not e.whole],
-        [n for n, e in zip(lengths, examples, strict=True) if e.whole],
+        batch_size, [len(e.input_ids) for e in examples if not e.whole], [len(e.input_ids) for e in examples if e.whole]
     )
     return -(-(total - n_whole) // batch_size) + -(-n_whole // size)
