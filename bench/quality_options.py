@@ -102,6 +102,12 @@ def quality_parser(doc: str | None) -> argparse.ArgumentParser:
         "each epoch (the rest sentence by sentence)",
     )
     ap.add_argument(
+        "--label-all-pieces",
+        action="store_true",
+        default=None,
+        help="SCINER_LABEL_ALL_PIECES: train on every piece of a word (its later pieces take I-X), not its first only",
+    )
+    ap.add_argument(
         "--crowd-layer",
         action=argparse.BooleanOptionalAction,
         default=None,
@@ -172,6 +178,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
         "distill_teacher_variant": args.teacher_variant,
         "document_context": args.document_context,
         "document_context_share": args.document_context_share,
+        "label_all_pieces": args.label_all_pieces,
         "case_markers": args.case_markers,
         "crowd_layer": args.crowd_layer,
         "adapt_max_steps": args.adapt_steps,

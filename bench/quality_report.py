@@ -267,6 +267,8 @@ def train_data(result: dict) -> str:
     if settings.get("document_context"):
         share = settings.get("document_context_share", 1.0)
         data += ", documents read whole" if share >= 1 else f", {share:.0%} of documents read whole each epoch"
+    if settings.get("label_all_pieces"):
+        data += ", every word piece labelled"
     if settings.get("crowd_layer"):
         data += ", one label map per annotator team (crowd layer)"
         map_lr = settings.get("crowd_layer_lr", DEFAULT_CROWD_LAYER_LR)

@@ -202,12 +202,21 @@ def pad_batch(sequences: list[list[int]], pad_id: int) -> tuple[np.ndarray, np.n
     return ids, mask
 
 
-def window_labels(window: Window, word_label_ids: list[int]) -> list[int]:
-    """Training labels for one window: the word's label on its first piece, ``-100`` elsewhere."""
+def window_labels(window: Window, word_label_ids: list[int], continuation: Sequence[int] | None = None) -> list[int]:
+    """Training labels for one window: the word's label on its first piece, ``-100`` elsewhere. With
+    ``continuation`` (:func:`sciner.labels.continuation_labels`) a word's later pieces (its capital marker
+    included) are labelled too, with the continuation of its label; a word of unknown label stays ``-100``."""
     labels = [IGNORE_INDEX] * len(window.input_ids)
-    for offset, pos in enumerate(window.first_piece):
-        if pos < len(labels) - 1:
-            labels[pos] = word_label_ids[window.word_start + offset]
+    last = len(labels) - 1  # the closing special token
+    ends = [*window.first_piece[1:], last]
+    for offset, (pos, end) in enumerate(zip(window.first_piece, ends, strict=True)):
+        if pos >= last:
+            continue
+        label = word_label_ids[window.word_start + offset]
+        labels[pos] = label
+        if continuation is not None and label != IGNORE_INDEX:
+            stop = min(end, last)
+            labels[pos + 1 : stop] = [continuation[label]] * (stop - pos - 1)
     return labels
 
 

@@ -25,6 +25,17 @@ def bio_labels(entity_types: Iterable[str]) -> list[str]:
     return labels
 
 
+def continuation_labels(labels: Sequence[str]) -> list[int]:
+    """For each label id, the id a word's later pieces take when every piece is labelled: ``I-X`` for ``B-X``
+    and ``I-X`` (the pieces continue the word's entity), ``O`` for ``O``. Pure."""
+    index = {label: i for i, label in enumerate(labels)}
+    out = []
+    for label in labels:
+        prefix, etype = split_tag(label)
+        out.append(index[label] if prefix == OUTSIDE else index[f"I-{etype}"])
+    return out
+
+
 def entity_types_in(tag_sequences: Iterable[Sequence[str]]) -> list[str]:
     """Entity types used by the data, known SciNER types first, then others alphabetically."""
     seen = {tag[2:] for tags in tag_sequences for tag in tags if tag != OUTSIDE}

@@ -60,6 +60,12 @@ class Settings(BaseSettings):
         "without a bias, -0.6 / +2.3 cross-fitted (seeds 42 / 43), read one sentence at a time about +0.5; 0.85x the "
         "batched speed read as documents (docs/quality.md, session 47).",
     )
+    label_all_pieces: bool = Field(
+        False,
+        description="Train on every word piece of a word, not only its first: the later pieces (and the capital "
+        "marker) take the continuation of the word's label (I-X for B-X and I-X, O for O). The predictor still "
+        "reads each word's first piece, so serving is unchanged.",
+    )
 
     # --- inference ---------------------------------------------------------------------------
     onnx_variant: Literal["int8", "fp32"] = "int8"

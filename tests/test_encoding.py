@@ -16,7 +16,7 @@ from sciner.encoding import (
     window_spans,
     word_pieces,
 )
-from sciner.labels import IGNORE_INDEX
+from sciner.labels import IGNORE_INDEX, bio_labels, continuation_labels
 
 
 def test_short_sentence_is_one_window():
@@ -81,6 +81,28 @@ def test_first_piece_carries_the_label_and_other_pieces_are_ignored():
     assert win.first_piece == [1, 2, 5]
     labels = window_labels(win, [3, 4, IGNORE_INDEX])
     assert labels == [IGNORE_INDEX, 3, 4, IGNORE_INDEX, IGNORE_INDEX, IGNORE_INDEX, IGNORE_INDEX]
+
+
+def test_a_words_later_pieces_take_the_continuation_of_its_label_when_every_piece_is_labelled():
+    labels = bio_labels(["MethodName", "TaskName"])  # O, B-Method, I-Method, B-Task, I-Task
+    assert continuation_labels(labels) == [0, 2, 2, 4, 4]
+    pieces = word_pieces(FakeTokenizer(), [["ab", "abcdefg", "abcd", "x", "abcdefg"]])
+    (win,) = make_windows(pieces, cls_id=1, sep_id=2, window_tokens=16, overlap=2)
+    assert win.first_piece == [1, 2, 5, 7, 8]
+    # B-Method, I-Method (3 pieces), O (2 pieces), unknown, B-Task (3 pieces); [CLS] and [SEP] unlabelled
+    got = window_labels(win, [1, 2, 0, IGNORE_INDEX, 3], continuation_labels(labels))
+    assert got == [IGNORE_INDEX, 1, 2, 2, 2, 0, 0, IGNORE_INDEX, 3, 4, 4, IGNORE_INDEX]
+    assert window_labels(win, [1, 2, 0, IGNORE_INDEX, 3]) == [
+        IGNORE_INDEX, 1, 2, IGNORE_INDEX, IGNORE_INDEX, 0, IGNORE_INDEX, IGNORE_INDEX, 3,
+        IGNORE_INDEX, IGNORE_INDEX, IGNORE_INDEX,
+    ]  # fmt: skip
+
+
+def test_a_word_cut_short_by_its_window_labels_only_the_pieces_the_window_holds():
+    pieces = word_pieces(FakeTokenizer(), [["abcdefghijklmnop"]])  # one word of 6 pieces
+    (win,) = make_windows(pieces, cls_id=1, sep_id=2, window_tokens=5, overlap=0)
+    assert len(win.input_ids) == 5
+    assert window_labels(win, [3], [0, 2, 2, 4, 4]) == [IGNORE_INDEX, 3, 4, 4, IGNORE_INDEX]
 
 
 def test_token_budget_bounds_each_batch_and_sorts_by_length():

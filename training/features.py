@@ -1,8 +1,9 @@
-"""Sentences -> training examples: windows of word pieces with first-piece labels (``-100`` elsewhere
-and for words whose label is unknown)."""
+"""Sentences -> training examples: windows of word pieces with first-piece labels (``-100`` elsewhere, or
+every piece labelled with ``SCINER_LABEL_ALL_PIECES``; ``-100`` for words whose label is unknown)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -42,6 +43,7 @@ def build_examples(
     document_context: bool = False,
     case_markers: list[int] | None = None,
     teams: list[int] | None = None,
+    continuation: Sequence[int] | None = None,
 ) -> list[Example]:
     """Windows with first-piece labels (and teacher distributions where ``soft_by_id`` has the sentence).
 
@@ -50,7 +52,8 @@ def build_examples(
     (every word is labelled once; the predictor's overlap only picks each word's most central window).
     ``case_markers`` are the model's capital markers (:func:`sciner.encoding.word_pieces`), as the predictor
     adds them. ``teams`` (one per sentence, :func:`training.crowd_layer.team_ids`) tags each window
-    with its sentence's team; a document's windows take the team of its first sentence."""
+    with its sentence's team; a document's windows take the team of its first sentence. ``continuation``
+    (:func:`sciner.labels.continuation_labels`) labels every piece of a word, not only its first."""
     words = [s.tokens for s in sentences]
     word_ids: list[list[int]] = []
     for s in sentences:
@@ -69,7 +72,7 @@ def build_examples(
     pieces = word_pieces(tokenizer, words, unk_id, case_markers)
     examples = []
     for win in make_windows(pieces, cls_id, sep_id, max_tokens, overlap):
-        labels = window_labels(win, word_ids[win.sentence])
+        labels = window_labels(win, word_ids[win.sentence], continuation)
         last = len(win.input_ids) - 1
         probs = soft[win.sentence][win.word_start : win.word_end]
         window_soft = [(pos, p) for pos, p in zip(win.first_piece, probs, strict=True) if pos < last and p is not None]

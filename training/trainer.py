@@ -16,7 +16,7 @@ import numpy as np
 
 from sciner.backends import TorchBackend
 from sciner.encoding import load_tokenizer
-from sciner.labels import OUTSIDE, labels_of, split_tag
+from sciner.labels import OUTSIDE, continuation_labels, labels_of, split_tag
 from sciner.metrics import Evaluation
 from sciner.model_dir import HF_DIR, TOKENIZER_FILE, ModelMetadata, write_metadata
 from sciner.predictor import Predictor
@@ -177,6 +177,7 @@ def train_model(
         document_context=settings.document_context,
         case_markers=markers,
         teams=team_of_sentence,
+        continuation=continuation_labels(labels) if settings.label_all_pieces else None,
     )
     pool = MentionPool.of(train, settings.mention_swap_kept_types) if settings.mention_swap > 0 else None
     swap_rng = random.Random(settings.seed + 1)  # its own stream: the batch order's draws stay as without swapping
@@ -337,6 +338,7 @@ TRAINING_KEYS = (
     "train_empty_ratio",
     "document_context",
     "document_context_share",
+    "label_all_pieces",
     "case_markers",
     "crowd_layer",
     "crowd_layer_lr",
