@@ -26,7 +26,7 @@ from sciner.io.jsonl import read_jsonl
 from sciner.metrics import evaluate_tags
 from sciner.predictor import Predictor, WordLogits
 from sciner.records import Sentence
-from sciner.settings import Settings, get_settings
+from sciner.settings import Settings, get_settings, with_overrides
 
 READINGS = {"batched": None, "alone": 1}  # SCINER_BATCH_MAX_WINDOWS of each reading (None: the settings')
 
@@ -46,7 +46,7 @@ def changed_share(a: list[list[str]], b: list[list[str]]) -> float:
 def reading_predictor(folder: Path, variant: str, settings: Settings, reading: str) -> Predictor:
     """The predictor of one of :data:`READINGS`: the settings' batches, or one sentence per run."""
     most = READINGS[reading]
-    reader = settings if most is None else settings.model_copy(update={"batch_max_windows": most})
+    reader = settings if most is None else with_overrides(settings, {"batch_max_windows": most})
     return Predictor.from_model_dir(folder, reader, variant)
 
 

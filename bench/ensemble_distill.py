@@ -40,7 +40,7 @@ from sciner.metrics import evaluate_tags
 from sciner.model_dir import atomic_write_text, read_metadata
 from sciner.predictor import Predictor, WordLogits
 from sciner.records import Sentence
-from sciner.settings import Settings, get_settings
+from sciner.settings import Settings, get_settings, with_overrides
 from training.distill import ensemble_soft_targets, paper_blocks, soft_targets_for_parts, unlabeled_sentences
 from training.eval_split import EvalSplit
 from training.gold import evaluation_split
@@ -208,7 +208,7 @@ def main(argv: list[str] | None = None) -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING)
     settings = get_settings()
     if args.teacher_seed is not None:
-        run_teacher(args, settings.model_copy(update={"epochs": args.teacher_epochs}))
+        run_teacher(args, with_overrides(settings, {"epochs": args.teacher_epochs}))
         return
     args.out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
@@ -222,7 +222,7 @@ def main(argv: list[str] | None = None) -> None:
     scored = time.perf_counter()
     summary = None
     if args.student_epochs:
-        student_settings = settings.model_copy(update={"epochs": args.student_epochs, "seed": args.student_seed})
+        student_settings = with_overrides(settings, {"epochs": args.student_epochs, "seed": args.student_seed})
         summary = run_student(args, student_settings, dirs, data)
     record = {
         "command": " ".join(["bench/ensemble_distill.py", *argv]),

@@ -28,6 +28,7 @@ import random
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -35,15 +36,19 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.common import REPO, RESULTS, SHARED, machine, now
 
+if TYPE_CHECKING:
+    from sciner.settings import Settings
+
 log = logging.getLogger("bench.gate_noise")
 WORK = REPO / "var" / "gate-noise"
 RULES = ("bootstrap_and_spread", "bootstrap", "spread", "delta")
 
 
-def train_one(seed: int, train: list, dev: list, evaluation: list, settings: object, work: Path) -> dict:
+def train_one(seed: int, train: list, dev: list, evaluation: list, settings: Settings, work: Path) -> dict:
     """Train, export and score one seed; cached in ``<work>/seed-<n>/result.json``."""
     from sciner.labels import OUTSIDE
     from sciner.predictor import Predictor
+    from sciner.settings import with_overrides
     from training.evaluate import evaluate_predictor
     from training.pipeline import train_and_export
     from training.promotion import document_counts, sentence_counts
@@ -52,7 +57,7 @@ def train_one(seed: int, train: list, dev: list, evaluation: list, settings: obj
     cached = out / "result.json"
     if cached.is_file():
         return json.loads(cached.read_text())
-    s = settings.model_copy(update={"seed": seed})  # type: ignore[attr-defined]
+    s = with_overrides(settings, {"seed": seed})
     t = time.perf_counter()
     summary = train_and_export(train, dev, out / "model", s, progress=False)
     ev, pred = evaluate_predictor(Predictor.from_model_dir(out / "model", s), evaluation)

@@ -31,7 +31,7 @@ from sciner.labels import ENTITY_TYPES
 from sciner.metrics import evaluate_tags
 from sciner.predictor import Predictor
 from sciner.records import Sentence
-from sciner.settings import get_settings
+from sciner.settings import get_settings, with_overrides
 
 
 def token_offsets(tokens: list[str]) -> tuple[str, list[tuple[int, int]]]:
@@ -121,7 +121,7 @@ def main() -> None:
 
     # ORT threads must not spin between runs: the engines are interleaved in one process and
     # spinning ORT threads would steal the cores from the next PyTorch (HF pipeline) run.
-    settings = get_settings().model_copy(update={"intra_op_threads": args.threads, "ort_spinning": False})
+    settings = with_overrides(get_settings(), {"intra_op_threads": args.threads, "ort_spinning": False})
     engines: dict[str, object] = {}
     hf = pipeline("token-classification", model=str(args.model / "hf"), aggregation_strategy="simple", device=-1)
     for bs in [int(b) for b in args.pipeline_batch_sizes.split(",")]:
@@ -131,7 +131,7 @@ def main() -> None:
         engines[f"sciner ORT {v}, one text per call"] = ("ours1", v)
         engines[f"sciner ORT {v}, token-budget batches"] = ("ours", v)
     if args.without_propagation:
-        plain = settings.model_copy(update={"name_propagation": False})
+        plain = with_overrides(settings, {"name_propagation": False})
         predictors["int8, no name propagation"] = Predictor.from_model_dir(args.model, plain, "int8")
         for kind, calls in (("ours1", "one text per call"), ("ours", "token-budget batches")):
             engines[f"sciner ORT int8, {calls}, no name propagation"] = (kind, "int8, no name propagation")

@@ -32,7 +32,7 @@ from sciner.labels import ENTITY_TYPES
 from sciner.metrics import evaluate_tags
 from sciner.model_dir import HF_DIR, TOKENIZER_FILE, onnx_path
 from sciner.predictor import Predictor
-from sciner.settings import get_settings
+from sciner.settings import get_settings, with_overrides
 from training.export import export_onnx
 
 GRAPHS = {"SkipLayerNorm fused (former)": True, "Add + LayerNorm (current)": False}
@@ -90,13 +90,13 @@ def main() -> None:
 
     gold = list(read_jsonl(args.data))[: args.sentences]
     texts, offsets = (list(x) for x in zip(*(token_offsets(s.tokens) for s in gold), strict=True))
-    settings = get_settings().model_copy(update={"intra_op_threads": 1, "ort_spinning": False})
+    settings = with_overrides(get_settings(), {"intra_op_threads": 1, "ort_spinning": False})
     # the predictor's smallest batch budget (Settings: >= 128); the service's own 64 applies per request
     batch_budget = max(settings.service_token_budget, 128)
     with tempfile.TemporaryDirectory() as tmp:
         folders = {g: build_graph(args.model, Path(tmp), fuse) for g, fuse in GRAPHS.items()}
         engines = {(g, v): Predictor.from_model_dir(f, settings, v) for g, f in folders.items() for v in VARIANTS}
-        batch_settings = settings.model_copy(update={"batch_token_budget": batch_budget})
+        batch_settings = with_overrides(settings, {"batch_token_budget": batch_budget})
         batched = {key: Predictor(p.backend, p.tokenizer, p.meta, batch_settings) for key, p in engines.items()}
         for p in engines.values():
             p.warmup()

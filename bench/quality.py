@@ -43,7 +43,7 @@ from sciner.metrics import Evaluation, evaluate_tags
 from sciner.model_dir import ONNX_DIR, read_metadata
 from sciner.predictor import Predictor
 from sciner.records import Sentence
-from sciner.settings import Settings
+from sciner.settings import Settings, with_overrides
 from training.auxiliary import auxiliary_sentences
 from training.crowd_layer import team_ids
 from training.distill import TEACHER_JOIN, SoftTargets, ensemble_soft_targets, paper_blocks, unlabeled_sentences
@@ -145,7 +145,7 @@ def train_variant(
         )
         settings = settings.model_copy(update={"base_model": adaptation["encoder_dir"]})
     if args.intermediate:
-        inter_settings = settings.model_copy(update={"epochs": args.intermediate_epochs})
+        inter_settings = with_overrides(settings, {"epochs": args.intermediate_epochs})
         intermediate = pretrain_ner(
             read_jsonl(args.intermediate / "train.jsonl"),
             read_jsonl(args.intermediate / "dev.jsonl"),

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from bench.common import SHARED
-from sciner.settings import Settings, get_settings
+from sciner.settings import Settings, get_settings, with_overrides
 
 
 def quality_parser(doc: str | None) -> argparse.ArgumentParser:
@@ -184,5 +184,5 @@ def settings_from(args: argparse.Namespace) -> Settings:
         "adapt_max_steps": args.adapt_steps,
         "adapt_head_warmup_steps": args.adapt_head_steps,
     }
-    settings = get_settings().model_copy(update={k: v for k, v in overrides.items() if v is not None})
-    return settings.model_copy(update={"calibrate_o_bias": not args.no_calibrate})
+    given = {k: v for k, v in overrides.items() if v is not None}
+    return with_overrides(get_settings(), {**given, "calibrate_o_bias": not args.no_calibrate})

@@ -101,7 +101,7 @@ def main() -> None:
 
     from sciner.io.jsonl import read_jsonl, write_jsonl
     from sciner.papers import PaperStore
-    from sciner.settings import Settings
+    from sciner.settings import Settings, with_overrides
     from training.bootstrap import run_bootstrap
     from training.ingest import ingest_file
     from training.rounds import run_round
@@ -144,7 +144,7 @@ def main() -> None:
         ingest_s = time.perf_counter() - t
         store.close()
 
-        settings = base.model_copy(update={"epochs": args.epochs})
+        settings = with_overrides(base, {"epochs": args.epochs})
         t = time.perf_counter()
         result = run_round(settings, progress=False)
         round_s = time.perf_counter() - t

@@ -5,11 +5,12 @@ Environment variables use the prefix ``SCINER_`` (e.g. ``SCINER_BASE_MODEL=bert-
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
@@ -493,3 +494,15 @@ class Settings(BaseSettings):
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
     return Settings()
+
+
+def with_overrides(settings: Settings, updates: Mapping[str, object]) -> Settings:
+    """``settings`` with ``updates`` over them, validated as the environment's values are (``model_copy`` would
+    take ``epochs=0`` or a share of 1.5 as given). Raises ``ValueError`` naming each bad setting."""
+    if not updates:
+        return settings
+    try:
+        return Settings.model_validate({**settings.model_dump(), **updates})
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
+        raise ValueError(f"invalid setting ({problems})") from None

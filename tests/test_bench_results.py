@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from bench.common import env_prefix, settings_env
 from bench.quality_report import command_line, row
 from sciner.labels import ENTITY_TYPES
@@ -453,3 +455,11 @@ def test_the_quality_table_holds_only_runs_scored_on_the_whole_gold_dev_split():
     assert scored_on_gold_dev({"args": {"dev": "/work/shared/data/sciner/dev.jsonl"}})
     assert scored_on_gold_dev({"args": {}}), "runs that predate --dev were all scored on gold dev"
     assert not scored_on_gold_dev({"args": {"dev": "var/data/holdout-divyanshusheth/dev.jsonl"}})
+
+
+def test_the_quality_benchmark_refuses_a_share_above_one():
+    from bench.quality_options import quality_parser, settings_from
+
+    args = quality_parser(None).parse_args(["--document-context", "--document-context-share", "1.5"])
+    with pytest.raises(ValueError, match="document_context_share"):
+        settings_from(args)

@@ -181,3 +181,24 @@ def test_exit_codes_say_bad_input_apart_from_failure(tmp_path):
     seed_train = Path(__file__).parents[1] / "data" / "seed" / "train.jsonl"
     no_papers = runner.invoke(app, ["pretrain-ner", str(seed_train), "--papers", str(tmp_path / "none.jsonl")])
     assert no_papers.exit_code == 2 and "none.jsonl" in no_papers.output  # before any training
+
+
+def test_an_option_outside_its_settings_range_is_refused_naming_the_setting(tmp_path):
+    seed_train = Path(__file__).parents[1] / "data" / "seed" / "train.jsonl"
+    zero = runner.invoke(app, ["train", str(seed_train), "--epochs", "0", "--out", str(tmp_path / "m")])
+    assert zero.exit_code == 2 and "epochs: Input should be greater than or equal to 1" in zero.output
+    assert not (tmp_path / "m").exists(), "refused before any training"
+    negative = runner.invoke(app, ["adapt-encoder", str(seed_train), "--steps", "-1", "--out", str(tmp_path / "e")])
+    assert negative.exit_code == 2 and "adapt_max_steps" in negative.output
+
+
+def test_overrides_are_validated_as_the_environments_values_are():
+    from sciner.settings import get_settings, with_overrides
+
+    settings = get_settings()
+    changed = with_overrides(settings, {"seed": 7, "document_context_share": 0.5})
+    assert (changed.seed, changed.document_context_share) == (7, 0.5)
+    assert changed.model_dump() == {**settings.model_dump(), "seed": 7, "document_context_share": 0.5}
+    assert with_overrides(settings, {}) is settings
+    with pytest.raises(ValueError, match=r"document_context_share: Input should be less than or equal to 1"):
+        with_overrides(settings, {"document_context_share": 1.5})

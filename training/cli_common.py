@@ -17,7 +17,7 @@ import typer
 from sciner.io import DataError
 from sciner.io.formats import read_sentences
 from sciner.records import Sentence
-from sciner.settings import Settings, get_settings
+from sciner.settings import Settings, get_settings, with_overrides
 
 if TYPE_CHECKING:
     from training.eval_split import EvalSplit
@@ -71,10 +71,14 @@ def fail(message: str, code: int = EXIT_INPUT) -> NoReturn:
     raise typer.Exit(code)
 
 
-def settings_with(epochs: int | None) -> Settings:
-    """The settings, with ``--epochs`` over SCINER_EPOCHS when given."""
-    settings = get_settings()
-    return settings if epochs is None else settings.model_copy(update={"epochs": epochs})
+def settings_with(epochs: int | None = None, **options: object) -> Settings:
+    """The settings, with ``--epochs`` over SCINER_EPOCHS (and other options over theirs) when given, validated
+    as the environment's are: a bad value exits with its setting named."""
+    given = {name: value for name, value in {"epochs": epochs, **options}.items() if value is not None}
+    try:
+        return with_overrides(get_settings(), given)
+    except ValueError as exc:
+        fail(str(exc))
 
 
 def train_and_dev(train_file: Path, dev_file: Path | None) -> tuple[list[Sentence], list[Sentence] | None]:

@@ -18,11 +18,12 @@ from training.cli_common import EXIT_BUSY, EXIT_FAILED, EXIT_INPUT, ProgressFlag
 
 def _settings(**overrides: object):
     """Fresh settings from the environment (not the cached service copy)."""
-    from sciner.settings import Settings
+    from sciner.settings import Settings, with_overrides
 
-    settings = Settings()
-    updates = {k: v for k, v in overrides.items() if v is not None}
-    return settings.model_copy(update=updates) if updates else settings
+    try:
+        return with_overrides(Settings(), {k: v for k, v in overrides.items() if v is not None})
+    except ValueError as exc:
+        fail(str(exc))
 
 
 def _stdout_to_stderr() -> contextlib.AbstractContextManager:

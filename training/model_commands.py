@@ -104,9 +104,7 @@ def adapt_encoder_command(
     from training.distill import unlabeled_sentences
     from training.domain_pretrain import adapt_encoder
 
-    settings = get_settings()
-    overrides = {"adapt_max_steps": steps, "adapt_head_warmup_steps": head_steps}
-    settings = settings.model_copy(update={k: v for k, v in overrides.items() if v is not None})
+    settings = settings_with(adapt_max_steps=steps, adapt_head_warmup_steps=head_steps)
     try:
         gold = read_sentences(train_file)
         abstracts = unlabeled_sentences(papers, limit_papers) if papers else []
