@@ -71,14 +71,18 @@ def fail(message: str, code: int = EXIT_INPUT) -> NoReturn:
     raise typer.Exit(code)
 
 
-def settings_with(epochs: int | None = None, **options: object) -> Settings:
-    """The settings, with ``--epochs`` over SCINER_EPOCHS (and other options over theirs) when given, validated
-    as the environment's are: a bad value exits with its setting named."""
-    given = {name: value for name, value in {"epochs": epochs, **options}.items() if value is not None}
+def options_over(settings: Settings, **options: object) -> Settings:
+    """``settings`` with the options that were given (not ``None``) over them, validated as the environment's
+    values are: a bad value exits with its setting named."""
     try:
-        return with_overrides(get_settings(), given)
+        return with_overrides(settings, {name: value for name, value in options.items() if value is not None})
     except ValueError as exc:
         fail(str(exc))
+
+
+def settings_with(epochs: int | None = None, **options: object) -> Settings:
+    """The settings, with ``--epochs`` over SCINER_EPOCHS (and other options over theirs) when given."""
+    return options_over(get_settings(), epochs=epochs, **options)
 
 
 def train_and_dev(train_file: Path, dev_file: Path | None) -> tuple[list[Sentence], list[Sentence] | None]:

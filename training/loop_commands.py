@@ -13,17 +13,14 @@ from typing import Annotated, Any
 
 import typer
 
-from training.cli_common import EXIT_BUSY, EXIT_FAILED, EXIT_INPUT, ProgressFlag, bars, fail
+from training.cli_common import EXIT_BUSY, EXIT_FAILED, EXIT_INPUT, ProgressFlag, bars, fail, options_over
 
 
 def _settings(**overrides: object):
     """Fresh settings from the environment (not the cached service copy)."""
-    from sciner.settings import Settings, with_overrides
+    from sciner.settings import Settings
 
-    try:
-        return with_overrides(Settings(), {k: v for k, v in overrides.items() if v is not None})
-    except ValueError as exc:
-        fail(str(exc))
+    return options_over(Settings(), **overrides)
 
 
 def _stdout_to_stderr() -> contextlib.AbstractContextManager:
